@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(STAMP)
+
+# torch first, pinned to the local CPU wheel's version, so the range in pyproject.toml is already
+# satisfied and pip never pulls the CUDA build.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.3,<3" --index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	rm -rf build/demo-index
+	$(BIN)/rag index data/sample/corpus.jsonl --out build/demo-index
+	$(BIN)/rag search --index build/demo-index --mode bm25 -k 3 "how do vaccines train the immune system"
+	$(BIN)/rag search --index build/demo-index --mode dense -k 3 "why is the sky blue"
+	$(BIN)/rag search --index build/demo-index --mode hybrid -k 3 "rotating storage for search engines"
+	$(BIN)/rag eval retrieval --index build/demo-index --queries data/sample/queries.jsonl --qrels data/sample/qrels.tsv --mode hybrid
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,120 @@
+"""BM25 sufficient statistics on disk: raw term frequencies, document lengths, vocabulary.
+
+Why raw counts and not precomputed BM25 weights (as bm25s stores): every corpus-level quantity
+BM25 uses — ``N``, ``df``, ``avgdl`` — is derived from these arrays when the index is opened.
+Adding or deleting passages therefore only appends or drops columns, and the scores afterwards
+are *exactly* those of a full rebuild (:meth:`BM25Data.append`, :meth:`BM25Data.drop`). Turning
+counts into weights is one vectorised pass at load time (milliseconds for SciFact).
+
+Files (all plain numpy / JSON):
+    ``bm25_postings.npz``: term-major CSR — ``indptr`` (V+1,), ``indices`` (nnz,) passage rows,
+    ``tf`` (nnz,) counts; ``doc_lengths`` (N,) analyzed tokens per passage.
+    ``bm25_vocab.json``: the terms, in term-id order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from indexes.atomic import atomic_write_bytes, atomic_write_text
+from indexes.errors import IndexFormatError
+
+POSTINGS_NAME = "bm25_postings.npz"
+VOCAB_NAME = "bm25_vocab.json"
+
+
+@dataclass(frozen=True)
+class BM25Data:
+    """Term frequencies of a corpus as a term × passage sparse matrix.
+
+    Attributes:
+        vocab: term strings; ``vocab[t]`` is term id ``t``.
+        tf: (V, N) CSR matrix of raw counts (int32).
+        doc_lengths: (N,) number of analyzed tokens per passage.
+    """
+
+    vocab: tuple[str, ...]
+    tf: sp.csr_matrix
+    doc_lengths: np.ndarray
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.doc_lengths.shape[0])
+
+    @classmethod
+    def from_token_lists(cls, docs: Iterable[Sequence[str]]) -> BM25Data:
+        """Count terms of already-analyzed passages (one token list per passage, in row order)."""
+        term_ids: dict[str, int] = {}
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        lengths: list[int] = []
+        for j, tokens in enumerate(docs):
+            ids = np.fromiter((term_ids.setdefault(t, len(term_ids)) for t in tokens), dtype=np.int64, count=len(tokens))
+            lengths.append(len(tokens))
+            if ids.size:
+                rows.append(ids)
+                cols.append(np.full(ids.size, j, dtype=np.int64))
+        n = len(lengths)
+        v = len(term_ids)
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        # COO -> CSR sums duplicate (term, passage) pairs: that sum is the term frequency.
+        tf = sp.coo_matrix((np.ones(r.size, np.int32), (r, c)), shape=(v, n)).tocsr()
+        tf.sum_duplicates()
+        vocab = tuple(sorted(term_ids, key=term_ids.__getitem__))
+        return cls(vocab, tf.astype(np.int32), np.asarray(lengths, dtype=np.int64))
+
+    def term_index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.vocab)}
+
+    def append(self, other: BM25Data) -> BM25Data:
+        """This corpus followed by ``other``'s passages (rows ``N..N+M-1``); vocabularies merge."""
+        index = self.term_index()
+        extra = [t for t in other.vocab if t not in index]
+        vocab = self.vocab + tuple(extra)
+        index.update({t: len(self.vocab) + i for i, t in enumerate(extra)})
+        remap = np.fromiter((index[t] for t in other.vocab), dtype=np.int64, count=len(other.vocab))
+        o = other.tf.tocoo()
+        moved = sp.coo_matrix((o.data, (remap[o.row], o.col)), shape=(len(vocab), other.n_docs))
+        grown = sp.csr_matrix((self.tf.data, self.tf.indices, self.tf.indptr), shape=(len(vocab), self.n_docs))
+        tf = sp.hstack([grown, moved], format="csr", dtype=np.int32)
+        return BM25Data(vocab, tf, np.concatenate([self.doc_lengths, other.doc_lengths]))
+
+    def drop(self, rows: Sequence[int]) -> BM25Data:
+        """This corpus without the passages at ``rows`` (later rows shift down); unused terms go."""
+        keep = np.ones(self.n_docs, dtype=bool)
+        keep[np.asarray(rows, dtype=np.int64)] = False
+        tf = self.tf[:, keep].tocsr()
+        live = np.diff(tf.indptr) > 0
+        tf = tf[live].tocsr()
+        vocab = tuple(t for t, alive in zip(self.vocab, live) if alive)
+        return BM25Data(vocab, tf.astype(np.int32), self.doc_lengths[keep])
+
+    def write(self, directory: str | Path) -> None:
+        """Write the two files into ``directory`` (each atomically)."""
+        buf = io.BytesIO()
+        np.savez(buf, indptr=self.tf.indptr.astype(np.int64), indices=self.tf.indices.astype(np.int32),
+                 tf=self.tf.data.astype(np.int32), doc_lengths=self.doc_lengths.astype(np.int64))
+        atomic_write_bytes(Path(directory) / POSTINGS_NAME, buf.getvalue())
+        atomic_write_text(Path(directory) / VOCAB_NAME, json.dumps(list(self.vocab), ensure_ascii=False))
+
+    @classmethod
+    def read(cls, directory: str | Path) -> BM25Data:
+        directory = Path(directory)
+        try:
+            with np.load(directory / POSTINGS_NAME, allow_pickle=False) as z:
+                indptr, indices, tf, lengths = z["indptr"], z["indices"], z["tf"], z["doc_lengths"]
+            vocab = tuple(json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8")))
+        except (OSError, KeyError, ValueError) as exc:
+            raise IndexFormatError(f"{directory}: BM25 data unreadable ({exc}); rebuild the index") from None
+        if indptr.shape[0] != len(vocab) + 1:
+            raise IndexFormatError(f"{directory}: BM25 vocabulary and postings disagree; rebuild the index")
+        matrix = sp.csr_matrix((tf, indices, indptr), shape=(len(vocab), lengths.shape[0]))
+        return cls(vocab, matrix, lengths)

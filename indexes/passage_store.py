@@ -1,0 +1,111 @@
+"""The passage store: one SQLite table of passages, addressed by their row number.
+
+Row numbers (``0 .. n-1``) are the shared coordinate of every index part: column ``j`` of the
+BM25 matrix, row ``j`` of the dense vectors and row ``j`` here are the same passage. SQLite is
+plain, inspectable with any client, and reads single rows without loading the corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STORE_NAME = "passages.sqlite"
+
+_SCHEMA = """
+CREATE TABLE passages (
+    row INTEGER PRIMARY KEY,      -- 0-based, shared with the BM25 and dense parts
+    id TEXT NOT NULL UNIQUE,      -- passage id: the doc id, or "docid#n" for the n-th window
+    doc_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL        -- JSON object
+);
+CREATE INDEX passages_doc ON passages(doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrievable unit of text and the document it came from."""
+
+    id: str
+    doc_id: str
+    title: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def write_passages(directory: str | Path, passages: Iterable[Passage]) -> int:
+    """Create ``directory/passages.sqlite`` from ``passages`` (in row order); return the count."""
+    path = Path(directory) / STORE_NAME
+    con = sqlite3.connect(path)
+    try:
+        con.executescript(_SCHEMA)
+        rows = (
+            (i, p.id, p.doc_id, p.title, p.text, json.dumps(p.metadata, ensure_ascii=False))
+            for i, p in enumerate(passages)
+        )
+        con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)", rows)
+        con.commit()
+        (count,) = con.execute("SELECT COUNT(*) FROM passages").fetchone()
+    finally:
+        con.close()
+    return int(count)
+
+
+class PassageStore:
+    """Read-only access to ``passages.sqlite``; safe to share between threads."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.path = Path(directory) / STORE_NAME
+        # check_same_thread=False + read-only URI: the service reads from worker threads.
+        self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        (self._count,) = self._con.execute("SELECT COUNT(*) FROM passages").fetchone()
+
+    def __len__(self) -> int:
+        return int(self._count)
+
+    def get(self, rows: Sequence[int]) -> list[Passage]:
+        """Passages at the given row numbers, in the same order."""
+        if not rows:
+            return []
+        wanted = [int(r) for r in rows]
+        found: dict[int, Passage] = {}
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            cur = self._con.execute(f"SELECT row, id, doc_id, title, text, metadata FROM passages WHERE row IN ({marks})", chunk)
+            for row, pid, doc_id, title, text, meta in cur:
+                found[row] = Passage(pid, doc_id, title, text, json.loads(meta))
+        return [found[r] for r in wanted]
+
+    def ids(self) -> list[str]:
+        """All passage ids in row order."""
+        return [pid for (pid,) in self._con.execute("SELECT id FROM passages ORDER BY row")]
+
+    def doc_ids(self) -> list[str]:
+        """The document id of every passage, in row order."""
+        return [d for (d,) in self._con.execute("SELECT doc_id FROM passages ORDER BY row")]
+
+    def rows_of(self, ids: Sequence[str]) -> list[int | None]:
+        """Row numbers of the given passage ids (``None`` where unknown)."""
+        out: list[int | None] = []
+        for pid in ids:
+            r = self._con.execute("SELECT row FROM passages WHERE id = ?", (pid,)).fetchone()
+            out.append(None if r is None else int(r[0]))
+        return out
+
+    def iter_all(self, batch: int = 1024) -> Iterable[Passage]:
+        """Every passage in row order, streamed."""
+        cur = self._con.execute("SELECT id, doc_id, title, text, metadata FROM passages ORDER BY row")
+        while chunk := cur.fetchmany(batch):
+            for pid, doc_id, title, text, meta in chunk:
+                yield Passage(pid, doc_id, title, text, json.loads(meta))
+
+    def close(self) -> None:
+        self._con.close()

@@ -1,0 +1,1 @@
+"""Models and pipeline: analyzer, encoders, retrievers, fusion, HyDE, generators, trainers, CLI."""

@@ -1,0 +1,58 @@
+"""The ``rag`` command line: the composition root.
+
+Each command lives in its own module of this package and registers itself on :data:`app` or on
+one of the sub-apps in :mod:`rag.cli.apps`; command bodies are one or two library calls with
+heavy imports inside them, so ``rag --help`` stays fast. :func:`main` turns every
+:class:`~indexes.errors.RagError` into a one-line message and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from indexes.errors import RagError
+from rag.cli.apps import app
+
+#: Command modules, imported for their registration side effect on the Typer apps.
+COMMAND_MODULES = (
+    "rag.cli.index",
+    "rag.cli.search",
+    "rag.cli.eval_retrieval",
+)
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rag`` console script; returns the process exit code."""
+    # Never reach a model hub: everything loads from local paths or the local HF cache.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _register()
+    try:
+        rc = app(args=argv, prog_name="rag", standalone_mode=False)
+    except RagError as exc:
+        click.echo(f"rag: error: {exc}", err=True)
+        return 1
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("rag: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("rag: interrupted; nothing was written", err=True)
+        return 130
+    return rc if isinstance(rc, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
