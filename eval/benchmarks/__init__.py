@@ -1,0 +1,1 @@
+"""Reproducible benchmark scripts; each is runnable with ``python -m eval.benchmarks.<name>``."""
