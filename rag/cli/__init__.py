@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "rag.cli.index",
     "rag.cli.search",
     "rag.cli.eval_retrieval",
+    "rag.cli.eval_qa",
 )
 
 

@@ -15,23 +15,24 @@ Yhat_unlabeled = np.array([1.0, 1.0, 1.0, 0.0])
 
 
 def test_chain_rule_posterior_mean_by_hand():
-    # Given: prior 0.5. A-counts over all 8 items: a=0: 3, a=1: 5 -> E[p] = (3.5, 5.5) / 9.
-    # Level 0 has Y = (1, 0) -> E[r0] = 1.5 / 3 = 1/2; level 1 has Y = (1, 1) -> E[r1] = 2.5 / 3.
-    # theta = 3.5/9 * 1/2 + 5.5/9 * 5/6 = 19/27
+    # Given: prior mass 1. A-counts over all 8 items: a=0: 3, a=1: 5 -> E[p] = (3.5, 5.5) / 9.
+    # Beta prior centre mu = (3 + 1/2) / (4 + 1) = 0.7, mass 1 -> Beta(0.7, 0.3).
+    # Level 0 has Y = (1, 0) -> E[r0] = 1.7 / 3; level 1 has Y = (1, 1) -> E[r1] = 2.7 / 3.
+    # theta = 3.5/9 * 1.7/3 + 5.5/9 * 0.9 = 104/135
     # When
-    theta = bayes_ppi.bayes_chain_mean_pointestimate(Y, Yhat, Yhat_unlabeled, BayesConfig(prior=0.5))
+    theta = bayes_ppi.bayes_chain_mean_pointestimate(Y, Yhat, Yhat_unlabeled, BayesConfig(prior_mass=1.0))
     # Then
-    assert theta == pytest.approx(19 / 27, abs=1e-12)
+    assert theta == pytest.approx(104 / 135, abs=1e-12)
 
 
 def test_difference_posterior_mean_by_hand():
-    # Given: prior 0.5. Unlabelled A-counts (1, 3) -> E[A] = 3.5 / 5 = 0.7.
-    # D = Y - A = (0, 1, 0, 0) on support (-1, 0, 1) -> Dir(0.5, 3.5, 1.5) -> E[D] = 1 / 5.5.
-    # theta = 0.7 + 2/11 = 97/110
+    # Given: prior mass 1. Unlabelled A-counts (1, 3) + 1/2 each -> E[A] = 3.5 / 5 = 0.7.
+    # D = Y - A = (0, 1, 0, 0) on support (-1, 0, 1) -> Dir(1/3, 10/3, 4/3) -> E[D] = 1 / 5.
+    # theta = 0.7 + 0.2 = 0.9
     # When
-    theta = bayes_ppi.bayes_diff_mean_pointestimate(Y, Yhat, Yhat_unlabeled, BayesConfig(prior=0.5))
+    theta = bayes_ppi.bayes_diff_mean_pointestimate(Y, Yhat, Yhat_unlabeled, BayesConfig(prior_mass=1.0))
     # Then
-    assert theta == pytest.approx(97 / 110, abs=1e-12)
+    assert theta == pytest.approx(0.9, abs=1e-12)
 
 
 @pytest.mark.parametrize("method", ["diff", "chain"])
@@ -50,14 +51,16 @@ def test_monte_carlo_draws_agree_with_exact_posterior_mean(method):
 
 
 def test_chain_rule_with_constant_judge_is_the_beta_posterior():
-    # Given: a judge that always says 1 is a single stratum, so theta ~ Beta(c + ones, c + zeros)
+    # Given: a judge that always says 1 is a single stratum, so
+    # theta ~ Beta(mu + ones, (1 - mu) + zeros) with mu = (ones + 1/2) / (n + 1)
     rng = np.random.default_rng(2)
     Y = (rng.random(80) < 0.6).astype(float)
-    config = BayesConfig(prior=0.5, n_draws=40000)
+    config = BayesConfig(prior_mass=1.0, n_draws=40000)
     # When
     lo, hi = bayes_ppi.bayes_chain_mean_ci(Y, np.ones(80), np.ones(500), alpha=0.1, config=config)
     # Then
-    ref = beta(0.5 + Y.sum(), 0.5 + 80 - Y.sum()).ppf([0.05, 0.95])
+    mu = (Y.sum() + 0.5) / 81
+    ref = beta(mu + Y.sum(), 1 - mu + 80 - Y.sum()).ppf([0.05, 0.95])
     np.testing.assert_allclose([lo, hi], ref, atol=0.004)
 
 
@@ -67,10 +70,13 @@ def test_graded_judge_is_binned_into_at_most_max_levels():
     scores, scores_u = rng.random(50), rng.random(400)
     # When
     levels, k, k_u = bayes_ppi.discretize(scores, scores_u, max_levels=5)
-    # Then
+    # Then: 5 equal-mass bins (90 of the 450 scores each), each level inside its bin
     assert levels.shape == (5,)
-    assert k.min() >= 0 and max(k.max(), k_u.max()) == 4
-    assert np.all(np.abs(levels[k_u] - scores_u) <= 0.1 + 1e-12)  # within half a bin width
+    np.testing.assert_array_equal(np.bincount(np.concatenate([k, k_u])), [90] * 5)
+    for j in range(5):
+        inside = np.concatenate([scores[k == j], scores_u[k_u == j]])
+        assert inside.min() <= levels[j] <= inside.max()
+    assert np.all(np.diff(levels) > 0)
 
 
 def test_bayes_rejects_non_binary_labels():

@@ -1,0 +1,107 @@
+"""QA datasets and prediction files: SQuAD-format JSON or JSONL of ``{id, question, answers}``.
+
+Example:
+    >>> item = QAItem(id="q1", question="Who?", answers=("Ada Lovelace",))
+    >>> item.answers[0]
+    'Ada Lovelace'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eval.labels import read_rows
+from indexes.errors import InputError
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """One question with its gold answers.
+
+    Attributes:
+        id: question id.
+        question: question text.
+        answers: gold answer strings (any match counts).
+        stratum: optional group for stratified estimates (e.g. the article title or a question type).
+    """
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    stratum: str = ""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A system's answer to one question.
+
+    Attributes:
+        id: question id.
+        answer: predicted answer text.
+        passages: texts of the retrieved passages, best first (for answer recall).
+        latency_ms: time to answer, when measured.
+    """
+
+    id: str
+    answer: str
+    passages: tuple[str, ...] = field(default_factory=tuple)
+    latency_ms: float | None = None
+
+
+def load_qa(path: str | Path) -> list[QAItem]:
+    """Read a SQuAD v1.1/v2.0 JSON file (``data → paragraphs → qas``) or a JSONL of QA rows.
+
+    JSONL rows need ``id``, ``question`` and ``answers`` (a list of strings or of
+    ``{"text": ...}``); an optional ``stratum`` (or ``type``) field groups items.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(doc, dict) or "data" not in doc:
+            raise InputError(f"{path}: expected SQuAD format, an object with a 'data' list of articles")
+        return [
+            QAItem(str(qa["id"]), qa["question"], tuple(a["text"] for a in qa.get("answers", [])), article.get("title", ""))
+            for article in doc["data"] for para in article["paragraphs"] for qa in para["qas"]
+        ]
+    items = []
+    for row in read_rows(path):
+        for key in ("id", "question", "answers"):
+            if key not in row:
+                raise InputError(f"{path}:{row['_line']}: missing field '{key}'")
+        answers = tuple(a["text"] if isinstance(a, dict) else str(a) for a in row["answers"])
+        items.append(QAItem(str(row["id"]), str(row["question"]), answers, str(row.get("stratum", row.get("type", "")))))
+    return items
+
+
+def load_squad_paragraphs(path: str | Path) -> list[dict]:
+    """The distinct paragraphs of a SQuAD file as corpus rows ``{_id, title, text}`` for ``rag index``."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [
+        {"_id": f"{a['title']}#{i}", "title": a["title"].replace("_", " "), "text": p["context"]}
+        for a in doc["data"] for i, p in enumerate(a["paragraphs"])
+    ]
+
+
+def load_predictions(path: str | Path) -> dict[str, Prediction]:
+    """Read a predictions JSONL: ``{id, answer | prediction, [passages], [latency_ms]}`` per line."""
+    out: dict[str, Prediction] = {}
+    for row in read_rows(path):
+        where = f"{path}:{row['_line']}"
+        if "id" not in row:
+            raise InputError(f"{where}: missing field 'id'")
+        answer = row.get("answer", row.get("prediction"))
+        if answer is None:
+            raise InputError(f"{where}: missing field 'answer' (or 'prediction') for id {row['id']!r}")
+        passages = row.get("passages") or ()
+        passages = tuple(p["text"] if isinstance(p, dict) else str(p) for p in passages)
+        latency = row.get("latency_ms")
+        out[str(row["id"])] = Prediction(str(row["id"]), str(answer), passages,
+                                         None if latency in (None, "") else float(latency))
+    return out

@@ -1,0 +1,71 @@
+"""``rag eval ppi``, ``rag eval label`` and ``rag eval qa``: QA accuracy with prediction-powered inference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eval.estimators import Method
+from rag.cli.apps import eval_app
+
+
+def _check_alpha(alpha: float) -> None:
+    from indexes.errors import InputError
+
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"--alpha must be in (0, 1), e.g. 0.1 for 90% intervals; got {alpha}")
+
+
+@eval_app.command("ppi")
+def eval_ppi_command(
+    labels: Annotated[Path, typer.Option(help="Human labels: JSONL or CSV rows {id, label} for a subset of items.")],
+    judge: Annotated[Path, typer.Option(help="Judge scores: JSONL or CSV rows {id, score} for every item.")],
+    method: Annotated[Method | None, typer.Option(help="One estimator; default: all of them.")] = None,
+    alpha: Annotated[float, typer.Option(help="Error level: intervals target coverage 1 - alpha.")] = 0.1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object keyed by method.")] = False,
+) -> None:
+    """Estimate mean accuracy from a few human labels and many judge scores (PPI, PPI++, Bayesian PPI)."""
+    from eval.estimators import BINARY_METHODS, effective_labels, estimate_all
+    from eval.labels import load_aligned
+
+    _check_alpha(alpha)
+    methods = (method,) if method else tuple(Method)
+    data = load_aligned(labels, judge, binary=any(m in BINARY_METHODS for m in methods) and method is not None)
+    if method is None and not set(data.Y.tolist()) <= {0.0, 1.0}:
+        typer.echo(f"rag: note: {labels} has labels other than 0/1; skipping the Bayesian estimators", err=True)
+        methods = tuple(m for m in methods if m not in BINARY_METHODS)
+    results = estimate_all(data.Y, data.Yhat, data.Yhat_unlabeled, alpha, methods)
+    if as_json:
+        typer.echo(json.dumps({m.value: est.to_dict() for m, est in results.items()}))
+        return
+    classical = results.get(Method.CLASSICAL)
+    typer.echo(f"n = {data.Y.shape[0]} human labels, N = {data.Yhat_unlabeled.shape[0]} judge-only items, "
+               f"{1 - alpha:.0%} intervals")
+    typer.echo(f"  {'method':<12} {'estimate':>9} {'lower':>9} {'upper':>9} {'width':>8} {'eff. labels':>12}")
+    for m, est in results.items():
+        n_eff = f"{effective_labels(est, classical):12.0f}" if classical else f"{'':>12}"
+        typer.echo(f"  {m.value:<12} {est.estimate:9.4f} {est.lower:9.4f} {est.upper:9.4f} {est.width:8.4f} {n_eff}")
+
+
+@eval_app.command("label")
+def eval_label_command(
+    dataset: Annotated[Path, typer.Option(help="QA set: SQuAD JSON or JSONL {id, question, answers}.")],
+    out: Annotated[Path, typer.Option(help="CSV template to write (id, question, answer, label).")],
+    size: Annotated[int, typer.Option(help="How many items to sample for labelling.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
+    predictions: Annotated[Path | None, typer.Option(help="Predictions JSONL, to show each answer to the labeller.")] = None,
+) -> None:
+    """Draw a seeded random sample of items and write a CSV template whose 'label' column a person fills with 0/1."""
+    from eval.labels import sample_for_labelling, write_label_template
+    from eval.qa_data import load_predictions, load_qa
+
+    items = {item.id: item for item in load_qa(dataset)}
+    preds = load_predictions(predictions) if predictions else {}
+    chosen = sample_for_labelling(list(items), size, seed)
+    rows = [{"id": i, "question": items[i].question, "answer": preds[i].answer if i in preds else ""} for i in chosen]
+    write_label_template(out, rows, ["id", "question", "answer"])
+    typer.echo(f"wrote {len(rows)} items to {out}; fill the 'label' column with 1 (correct) or 0, then run "
+               f"`rag eval ppi --labels {out} --judge JUDGE.jsonl`")
