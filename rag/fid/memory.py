@@ -1,0 +1,106 @@
+"""Precompute LUMEN passage memory into an index, and read it back for question-time encoding.
+
+The offline half of LUMEN (de Jong et al., ICML 2023, arXiv:2301.10448, §3): every passage of the
+index goes through the first ``N_layers − K`` encoder layers once (:meth:`LumenEncoder.memory`) and
+is stored fp16 in the index (:mod:`indexes.lumen_store`), recorded in ``manifest.json``. At
+question time :func:`attach_memory` reads the retrieved rows' memory and puts it in the FiD batch,
+so only the question and the last ``K`` layers run.
+
+The store's key hashes everything the states depend on, so a reader can never pair memory with
+the wrong model, ``K`` or tokenization: model id and revision, ``K``, ``max_passage_tokens``, the
+passage text template and the dtype.
+
+Example:
+    >>> reader = FiDReader.from_pretrained("t5dir", FiDConfig(n_passages=5))        # doctest: +SKIP
+    >>> enc = LumenEncoder(reader.model, live_layers=2)                             # doctest: +SKIP
+    >>> info = build_lumen_memory("idx", reader, enc, model_id="t5dir")             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from indexes.errors import IndexFormatError
+from indexes.lumen_store import LumenStore, write_lumen_memory
+from indexes.manifest import CacheInfo, Manifest
+from indexes.passage_store import Passage, PassageStore
+from rag.fid.inputs import FiDInputs, tokenize
+from rag.fid.lumen import LumenEncoder
+from rag.fid.reader import FiDReader
+
+
+def passage_text(p: Passage) -> str:
+    """The text a reader sees for a passage: ``"title: T context: X"`` when titled (FiD's format)."""
+    return f"title: {p.title} context: {p.text}" if p.title else p.text
+
+
+def lumen_key(model_id: str, revision: str | None, live_layers: int, max_passage_tokens: int) -> str:
+    """16-hex-digit hash of everything stored memory depends on."""
+    spec = {"model": model_id, "revision": revision, "K": live_layers, "Lp": max_passage_tokens,
+            "template": "title: {title} context: {text}", "dtype": "float16", "v": 1}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def build_lumen_memory(
+    index_dir: str | Path, reader: FiDReader, encoder: LumenEncoder, *, model_id: str,
+    revision: str | None = None, batch_size: int = 32,
+) -> CacheInfo:
+    """Compute every passage's memory, store it in the index and record it in ``manifest.json``.
+
+    Returns:
+        The manifest record; a previous store with the same key is replaced.
+    """
+    store = PassageStore(index_dir)
+    try:
+        passages = [passage_text(p) for p in store.iter_all()]
+    finally:
+        store.close()
+    states: list[torch.Tensor] = []
+    for i in range(0, len(passages), batch_size):
+        chunk = passages[i : i + batch_size]
+        x = tokenize(reader.tokenizer, [""] * len(chunk), [[p] for p in chunk], n_passages=1,
+                     max_question_tokens=1, max_passage_tokens=reader.config.max_passage_tokens)
+        ids, mask = x.passage_ids[:, 0], x.passage_mask[:, 0]  # (b, Lp)
+        mem = encoder.memory(ids, mask)  # (b, Lp, d)
+        states += [mem[j, : int(mask[j].sum())] for j in range(len(chunk))]
+    key = lumen_key(model_id, revision, encoder.live_layers, reader.config.max_passage_tokens)
+    info = write_lumen_memory(index_dir, states, model=model_id, key=key, live_layers=encoder.live_layers, revision=revision)
+    manifest = Manifest.read(index_dir)
+    caches = tuple(c for c in manifest.caches if c.key != key) + (info,)
+    manifest.model_copy(update={"caches": caches}).write(index_dir)
+    return info
+
+
+def open_lumen_memory(index_dir: str | Path, key: str) -> LumenStore:
+    """Open the index's LUMEN store with ``key``.
+
+    Raises:
+        IndexFormatError: the index has no such store (names the command that builds it).
+    """
+    for info in Manifest.read(index_dir).caches:
+        if info.kind == "lumen" and info.key == key:
+            return LumenStore(index_dir, info)
+    raise IndexFormatError(f"{index_dir}: no LUMEN memory for this model and --live-layers; build it with `rag cache lumen`")
+
+
+def attach_memory(inputs: FiDInputs, store: LumenStore, rows: Sequence[Sequence[int]]) -> FiDInputs:
+    """Return ``inputs`` with the stored memory of passage ``rows[b][n]`` as ``memory`` ``(B, N, Lp, d)``.
+
+    Raises:
+        IndexFormatError: a stored length differs from this tokenization (the store was built differently).
+    """
+    B, N, Lp = inputs.passage_ids.shape
+    memory = torch.zeros(B, N, Lp, store.dim, dtype=torch.float16)  # (B, N, Lp, d)
+    for b, row in enumerate(rows):
+        for n, m in enumerate(store.get(list(row)[:N])):
+            if m.shape[0] != int(inputs.passage_mask[b, n].sum()):
+                raise IndexFormatError("LUMEN memory: stored passage length differs from this tokenization; rebuild it")
+            memory[b, n, : m.shape[0]] = m
+    return dataclasses.replace(inputs, memory=memory)
