@@ -1,0 +1,13 @@
+"""Decoder-only generation over retrieved passages, with precomputed passage KV states.
+
+Modules:
+    sampling: decoding configuration and one sampling step (greedy, temperature, top-k, top-p).
+    generator: load a causal LM with rotary positions, render prompts, stream tokens.
+    prompt: the RAG prompt as token segments (prefix, passage blocks, question).
+    rope: rotary position helpers (detect RoPE, re-rotate cached keys).
+    kv_blocks: per-passage KV blocks and their assembly behind a shared prefix.
+    prefill: the cached and the full-prefill paths to the first token.
+    cache_build: fill an index's KV store with passage blocks.
+
+Nothing here loads a model at import time.
+"""

@@ -1,0 +1,180 @@
+"""A decoder-only generator: any Hugging Face causal LM, loaded from a local path, streamed.
+
+The generator owns the model and its tokenizer and one decoding loop. Prompts reach it either as
+a chat (rendered with the tokenizer's chat template when it has one) or as a ready
+:class:`~rag.generation.prefill.Prefill` — the logits of the last prompt token plus the KV cache —
+which the cached-passage path assembles without running the prompt through the model. The loop
+then feeds one token at a time with explicit position ids, so it works after both prefills
+(Block-Attention positions are contiguous; TurboRAG's composite positions are not).
+
+Example:
+    >>> gen = Generator.load("path/to/Qwen2.5-0.5B-Instruct")  # doctest: +SKIP
+    >>> print(gen.complete("Name a prime number.", SamplingConfig(max_new_tokens=8)))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from rag.generation.sampling import SamplingConfig, TokenSampler
+
+DType = Literal["float32", "float16", "bfloat16"]
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Which causal LM to load and how.
+
+    Attributes:
+        model: a local directory or an id already in the local Hugging Face cache.
+        dtype: weights and activations dtype; float32 on CPU (half precision is slow there).
+        device: torch device string.
+    """
+
+    model: str
+    dtype: DType = "float32"
+    device: str = "cpu"
+
+
+def _revision(path: str) -> str | None:
+    from rag.encoder import model_revision
+
+    rev = model_revision(path)
+    index = Path(path) / "model.safetensors.index.json"
+    if rev is None and index.is_file():  # sharded weights: the shard index names every tensor's file
+        rev = "sha256:" + hashlib.sha256(index.read_bytes()).hexdigest()
+    return rev
+
+
+class Generator:
+    """A loaded causal LM and tokenizer with a streaming decoding loop.
+
+    Args:
+        model: a ``transformers`` causal LM in eval mode.
+        tokenizer: its tokenizer.
+        name: the model id or path the user gave (recorded in caches and answers).
+        revision: a content id of the weights (snapshot commit or sha256), when known.
+    """
+
+    def __init__(self, model, tokenizer, name: str, revision: str | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.revision = revision
+        eos = getattr(model.generation_config, "eos_token_id", None) if model.generation_config else None
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if tokenizer.eos_token_id is not None:
+            eos.append(tokenizer.eos_token_id)
+        self.eos_ids = frozenset(eos)
+
+    @classmethod
+    def load(cls, config: GeneratorConfig) -> Generator:
+        """Load model and tokenizer from a local path (never from the network).
+
+        Raises:
+            ModelLoadError: the path does not hold a causal LM and tokenizer.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from rag.encoder import ModelLoadError, resolve_model_path
+
+        path = resolve_model_path(config.model)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, config.dtype))
+        except Exception as exc:  # the user's model folder, not our bug
+            raise ModelLoadError(f"cannot load generator {config.model!r} from {path}: {exc}") from None
+        return cls(model.to(config.device), tokenizer, name=config.model, revision=_revision(path))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without added special tokens (templates place those)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def chat_text(self, user: str, system: str | None = None) -> str:
+        """``user`` (and ``system``) rendered as one prompt: the chat template when present."""
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+            return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        bos = tok.bos_token or ""
+        return bos + (f"{system}\n\n" if system else "") + user
+
+    @torch.inference_mode()
+    def forward(self, ids: list[int], positions: torch.Tensor | None = None, cache=None):
+        """One forward pass over ``ids``; returns ``(logits (L, V), cache)``."""
+        x = torch.tensor([ids], device=self.device)  # (1, L)
+        pos = None if positions is None else positions.reshape(1, -1).to(self.device)  # (1, L)
+        out = self.model(input_ids=x, position_ids=pos, past_key_values=cache, use_cache=True)
+        return out.logits[0], out.past_key_values  # (L, V)
+
+    @torch.inference_mode()
+    def iter_tokens(self, prefill, config: SamplingConfig) -> Iterator[int]:
+        """Token ids decoded after ``prefill``; the first is yielded before any further forward pass.
+
+        Stops at an end-of-sequence token (not yielded) or after ``config.max_new_tokens``.
+        """
+        sampler = TokenSampler(config, device="cpu")
+        logits, cache, pos = prefill.logits, prefill.cache, prefill.next_position
+        for step in range(config.max_new_tokens):
+            token = sampler.pick(logits.float().cpu())
+            if token in self.eos_ids:
+                return
+            yield token
+            if step + 1 == config.max_new_tokens:
+                return
+            out, cache = self.forward([token], torch.tensor([pos]), cache)
+            logits, pos = out[-1], pos + 1
+
+    def stream_text(self, tokens: Iterator[int], stop: tuple[str, ...] = ()) -> Iterator[str]:
+        """Text pieces of a token stream, cut before the first stop string.
+
+        Up to ``max(len(s) for s in stop) - 1`` characters are held back until they cannot start
+        a stop string, so no piece of a stop string is ever emitted.
+        """
+        ids: list[int] = []
+        emitted = ""
+        hold = max((len(s) for s in stop), default=1) - 1
+        for token in tokens:
+            ids.append(token)
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+            if cut >= 0:
+                if cut > len(emitted):
+                    yield text[len(emitted) : cut]
+                return
+            safe = text[: len(text) - hold] if hold else text
+            if len(safe) > len(emitted) and not safe.endswith("\ufffd"):  # wait for whole characters
+                yield safe[len(emitted) :]
+                emitted = safe
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if len(text) > len(emitted):
+            yield text[len(emitted) :]
+
+    def complete(self, user: str, config: SamplingConfig = SamplingConfig(), system: str | None = None) -> str:
+        """Full text of one answer to a chat prompt (full prefill, no passage cache)."""
+        from rag.generation.prefill import Prefill
+
+        ids = self.encode(self.chat_text(user, system))
+        logits, cache = self.forward(ids)
+        prefill = Prefill(logits=logits[-1], cache=cache, next_position=len(ids), prompt_tokens=len(ids))
+        return "".join(self.stream_text(self.iter_tokens(prefill, config), config.stop))
+
+    def sample_texts(self, user: str, n: int, config: SamplingConfig) -> list[str]:
+        """``n`` independent samples for one prompt (HyDE's hypothetical documents).
+
+        With ``config.seed`` set, sample ``i`` uses seed ``seed + i``, so the set is reproducible.
+        """
+        from dataclasses import replace
+
+        seeds = [None if config.seed is None else config.seed + i for i in range(n)]
+        return [self.complete(user, replace(config, seed=s)) for s in seeds]

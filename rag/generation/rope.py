@@ -1,0 +1,79 @@
+"""Rotary position embeddings (RoPE): detect them and move cached keys to new positions.
+
+RoPE (Su et al., 2021, arXiv:2104.09864, §3.4) encodes position ``m`` by rotating each pair of
+query/key channels by the angle ``m·θ_i`` with ``θ_i = base^(-2i/d)``. In the "rotate-half"
+layout used by Llama, Qwen2 and Mistral,
+
+    RoPE(x, m) = x ⊙ cos(m·θ) + rotate_half(x) ⊙ sin(m·θ),   rotate_half([x1, x2]) = [-x2, x1].
+
+Rotations compose, ``R(δ)·R(m) = R(m + δ)``, so a key cached at position ``m`` is moved to
+``m + δ`` by rotating it once more by ``δ``, without recomputing it. Block-Attention (Sun et al.,
+2024, arXiv:2409.15355, §3.2 "position re-encoding") uses this to place independently encoded
+passage blocks at their actual offsets in a prompt.
+
+The angles come from the model's own rotary module (``model.model.rotary_emb``), so every RoPE
+variant whose frequencies do not depend on the sequence length (default, linear, llama3, YaRN
+without its attention scaling) is handled without copying its code.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from indexes.errors import InputError
+
+
+def rotary_module(model) -> torch.nn.Module:
+    """The rotary-embedding module of a Hugging Face causal LM.
+
+    Raises:
+        InputError: the model has no rotary position embeddings (e.g. GPT-2's learned absolute
+            positions), so cached keys cannot be re-positioned.
+    """
+    base = getattr(model, "base_model", model)
+    rotary = getattr(base, "rotary_emb", None)
+    if rotary is None or not hasattr(rotary, "inv_freq"):
+        name = getattr(model.config, "model_type", type(model).__name__)
+        raise InputError(
+            f"model type {name!r} has no rotary position embeddings; passage KV caching needs a RoPE "
+            "model (Llama, Qwen2, Mistral families): run without --kv-cache"
+        )
+    return rotary
+
+
+def rope_cos_sin(model, positions: torch.Tensor, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pure rotation angles ``cos(m·θ), sin(m·θ)`` for integer ``positions`` (n,) → (n, d) each.
+
+    The module's ``attention_scaling`` (YaRN/LongRoPE magnitude factor) is divided out: it is
+    already inside the cached keys and must not be applied twice.
+    """
+    rotary = rotary_module(model)
+    x = torch.zeros((), dtype=torch.float32, device=rotary.inv_freq.device)
+    cos, sin = rotary(x, position_ids=positions.reshape(1, -1).to(rotary.inv_freq.device))  # (1, n, d)
+    scale = float(getattr(rotary, "attention_scaling", 1.0) or 1.0)
+    return (cos[0] / scale).to(dtype), (sin[0] / scale).to(dtype)  # (n, d)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rerotate(keys: torch.Tensor, delta: int, model) -> torch.Tensor:
+    """Move rotary-encoded ``keys`` (..., L, d) by ``delta`` positions: ``R(δ)·k``.
+
+    Computed in float32 and returned in ``keys.dtype``; ``delta == 0`` returns ``keys`` as is.
+
+    Raises:
+        InputError: the model rotates only part of each head (partial rotary), which this
+            rotate-half implementation does not cover.
+    """
+    if delta == 0:
+        return keys
+    cos, sin = rope_cos_sin(model, torch.tensor([delta]))  # (1, d)
+    if cos.shape[-1] != keys.shape[-1]:
+        raise InputError(
+            f"partial rotary embeddings ({cos.shape[-1]} of {keys.shape[-1]} channels) are not supported for KV caching"
+        )
+    k = keys.to(torch.float32)  # (..., L, d)
+    return (k * cos + _rotate_half(k) * sin).to(keys.dtype)  # (..., L, d)
