@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "rag.cli.search",
     "rag.cli.eval_retrieval",
     "rag.cli.eval_qa",
+    "rag.cli.ask",
+    "rag.cli.cache",
 )
 
 

@@ -65,3 +65,17 @@ def build_tiny_index(directory: Path) -> Path:
     corpus = write_corpus(directory.parent / f"{directory.name}-corpus.jsonl")
     build_index(corpus, directory, IndexOptions(progress=False))
     return directory
+
+
+_TMP: list = []
+
+
+@lru_cache(maxsize=None)
+def tiny_index():
+    """One open BM25 + dense index over :data:`CORPUS` for the whole test session (read-only use)."""
+    import tempfile
+
+    from rag.index import open_index
+
+    _TMP.append(tempfile.TemporaryDirectory(prefix="kv-tiny-"))  # removed at interpreter exit
+    return open_index(build_tiny_index(Path(_TMP[-1].name) / "index"))
