@@ -69,3 +69,36 @@ def eval_label_command(
     write_label_template(out, rows, ["id", "question", "answer"])
     typer.echo(f"wrote {len(rows)} items to {out}; fill the 'label' column with 1 (correct) or 0, then run "
                f"`rag eval ppi --labels {out} --judge JUDGE.jsonl`")
+
+
+@eval_app.command("qa")
+def eval_qa_command(
+    dataset: Annotated[Path, typer.Option(help="QA set: SQuAD JSON or JSONL {id, question, answers}.")],
+    report: Annotated[Path, typer.Option(help="Output directory for report.md, report.html, report.json.")],
+    predictions: Annotated[Path | None, typer.Option(help="Predictions JSONL {id, answer, [passages], [latency_ms]}; "
+                                                          "instead of running the pipeline.")] = None,
+    index: Annotated[Path | None, typer.Option("--index", "-i", help="Index to answer from with the pipeline.")] = None,
+    generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM for generated answers and "
+                                                  "the llm judge; omit for extractive answers.")] = None,
+    mode: Annotated[str, typer.Option("--mode", "-m", help="Retrieval mode: bm25, dense or hybrid.")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="Passages retrieved; answer recall is measured at k.", min=1)] = 5,
+    sentences: Annotated[int, typer.Option(help="Extractive mode: sentences quoted per answer.", min=1)] = 1,
+    labels: Annotated[Path | None, typer.Option(help="Human labels {id, label}; default: gold-derived "
+                                                "correctness of a random subset (--gold-labels).")] = None,
+    gold_labels: Annotated[int, typer.Option(help="Size of the gold-derived 'human' subset.", min=2)] = 300,
+    judge: Annotated[str, typer.Option(help="embedding (reference-free: answer vs question), embedding-gold, "
+                                       "f1 (reads gold), or llm (needs --generator).")] = "embedding",
+    correct: Annotated[str, typer.Option(help="Gold-derived correctness: f1 (F1 >= 0.5) or contains "
+                                         "(a gold answer occurs in the answer).")] = "f1",
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N questions.", min=1)] = None,
+    alpha: Annotated[float, typer.Option(help="Error level: intervals target coverage 1 - alpha.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the label subset and subsampling.")] = 0,
+) -> None:
+    """Evaluate QA answers (from --predictions, or the pipeline over --index) and write a PPI report."""
+    from eval.qa_run import run_qa_eval
+
+    _check_alpha(alpha)
+    paths = run_qa_eval(dataset=dataset, report=report, predictions=predictions, index=index, generator=generator,
+                        mode=mode, k=k, sentences=sentences, labels=labels, gold_labels=gold_labels, judge=judge,
+                        correct=correct, limit=limit, alpha=alpha, seed=seed)
+    typer.echo(f"wrote {paths['md']}, {paths['html']} and {paths['json']}")
