@@ -14,16 +14,55 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from eval.qa_data import Prediction, QAItem
 from eval.qa_eval import clean_answer
 from indexes.errors import InputError
 
 
-def answer_items(items: Iterable[QAItem], index, generator=None, config=None) -> Iterator[Prediction]:
+class CachingEncoder:
+    """An encoder that remembers every text it encoded: the same vectors, each computed once.
+
+    Over a QA set, the same passages' sentences are encoded for many questions (SQuAD asks ~5
+    questions per paragraph); wrapping the encoder makes extractive answering encode each
+    sentence once, and :meth:`warm_queries` encodes all questions in full batches up front.
+    Everything else (``dim``, ``spec``, …) is the wrapped encoder's.
+
+    Args:
+        encoder: anything with ``encode_queries`` and ``encode_passages`` (an :class:`rag.encoder.Encoder`).
+    """
+
+    def __init__(self, encoder) -> None:
+        self.encoder = encoder
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self.encoder, name)
+
+    def _get(self, kind: str, texts: Sequence[str], encode) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if (kind, t) not in self._cache]
+        if missing:
+            for text, vector in zip(missing, encode(missing)):
+                self._cache[kind, text] = vector
+        return np.stack([self._cache[kind, t] for t in texts]) if texts else self.encoder.encode_queries([])
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return self._get("query", queries, self.encoder.encode_queries)
+
+    def encode_passages(self, passages: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._get("passage", passages, self.encoder.encode_passages)
+
+    def warm_queries(self, queries: Sequence[str]) -> None:
+        """Encode ``queries`` now, in the wrapped encoder's batches."""
+        self.encode_queries(list(queries))
+
+
+def answer_items(items: Iterable[QAItem], index, generator=None, config=None, encoder=None) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per item, in order.
 
     Args:
@@ -31,12 +70,13 @@ def answer_items(items: Iterable[QAItem], index, generator=None, config=None) ->
         index: an open :class:`rag.index.Index`.
         generator: a loaded generator, or ``None`` for extractive answers.
         config: a :class:`rag.pipeline.AskConfig` (default: its defaults).
+        encoder: encoder for the extractive sentence ranking (default: the index's), e.g. the
+            :class:`CachingEncoder` the index was opened with.
     """
     from rag.pipeline import EXTRACTIVE_LABEL, AskConfig, ask, extractive_answer, retrieve
 
     config = config or AskConfig()
-    encoder = None
-    if generator is None:
+    if generator is None and encoder is None:
         encoder = index.dense.encoder if index.manifest.dense else _encoder()
     for item in items:
         t0 = time.perf_counter()
@@ -51,24 +91,27 @@ def answer_items(items: Iterable[QAItem], index, generator=None, config=None) ->
         yield Prediction(item.id, clean_answer(text, EXTRACTIVE_LABEL), passages, latency)
 
 
-def _encoder():
-    from rag.encoder import Encoder
+def _encoder(index_dir: Path | None = None):
+    """The index's query encoder (or the default one)."""
+    from indexes.manifest import Manifest
+    from rag.encoder import Encoder, EncoderConfig
 
-    return Encoder()
+    dense = Manifest.read(Path(index_dir)).dense if index_dir is not None else None
+    return Encoder(EncoderConfig.from_spec(dense.encoder) if dense else EncoderConfig())
 
 
 JUDGES = ("embedding", "embedding-gold", "f1", "llm")
 CORRECTNESS = ("f1", "contains")
 
 
-def _make_judge(name: str, generator):
+def _make_judge(name: str, generator, encoder=None):
     from eval.judges import EmbeddingJudge, F1ThresholdJudge, LLMJudge
 
     if name == "f1":
         return F1ThresholdJudge()
     if name == "llm":
         return LLMJudge(generator.complete, name="llm")
-    encoder = _encoder()
+    encoder = encoder or _encoder()
     reference = "gold" if name == "embedding-gold" else "question"
     return EmbeddingJudge(encoder.encode_passages, reference=reference, name=f"embedding ({reference})")
 
@@ -93,7 +136,7 @@ def run_qa_eval(*, dataset: Path, report: Path, predictions: Path | None = None,
     if judge == "llm" and generator is None:
         raise InputError("--judge llm needs --generator MODEL")
     items = load_qa(dataset)[:limit]
-    gen = None
+    gen, encoder = None, None
     if generator is not None:
         from rag.generation.generator import Generator, GeneratorConfig
 
@@ -109,12 +152,15 @@ def run_qa_eval(*, dataset: Path, report: Path, predictions: Path | None = None,
         from rag.pipeline import AskConfig
 
         config = AskConfig(k=k, mode=mode, extractive_sentences=sentences)
-        preds = {p.id: p for p in _progress(answer_items(items, open_index(index), gen, config), len(items))}
+        encoder = CachingEncoder(_encoder(index))
+        encoder.warm_queries([i.question for i in items])
+        answers = answer_items(items, open_index(index, encoder=encoder), gen, config, encoder)
+        preds = {p.id: p for p in _progress(answers, len(items))}
         _write_jsonl(report / "predictions.jsonl", ({"id": p.id, "answer": p.answer, "passages": list(p.passages),
                                                      "latency_ms": p.latency_ms} for p in preds.values()))
     config = QAEvalConfig(alpha=alpha, k=k, correctness=correct, gold_labels=gold_labels, seed=seed)
     rows = score_items(items, preds, config)
-    the_judge = _make_judge(judge, gen)
+    the_judge = _make_judge(judge, gen, encoder)
     inputs = [JudgeInput(r.id, r.question, r.answer, preds[r.id].passages, () if not the_judge.uses_gold else r.golds)
               for r in rows]
     scores = dict(zip([r.id for r in rows], the_judge.score(inputs).tolist()))
