@@ -83,7 +83,8 @@ class BM25Data:
         remap = np.fromiter((index[t] for t in other.vocab), dtype=np.int64, count=len(other.vocab))
         o = other.tf.tocoo()
         moved = sp.coo_matrix((o.data, (remap[o.row], o.col)), shape=(len(vocab), other.n_docs))
-        grown = sp.csr_matrix((self.tf.data, self.tf.indices, self.tf.indptr), shape=(len(vocab), self.n_docs))
+        indptr = np.concatenate([self.tf.indptr, np.full(len(extra), self.tf.indptr[-1])])  # new terms: empty rows
+        grown = sp.csr_matrix((self.tf.data, self.tf.indices, indptr), shape=(len(vocab), self.n_docs))
         tf = sp.hstack([grown, moved], format="csr", dtype=np.int32)
         return BM25Data(vocab, tf, np.concatenate([self.doc_lengths, other.doc_lengths]))
 

@@ -7,3 +7,27 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The embedded MiniLM encoder, loaded once per test session."""
+    from rag.encoder import Encoder, EncoderConfig
+
+    return Encoder(EncoderConfig(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory, encoder) -> Path:
+    """A BM25 + dense index of the 20-document fixture corpus."""
+    from rag.indexer import IndexOptions, build_index
+
+    out = tmp_path_factory.mktemp("idx") / "sample"
+    build_index(FIXTURES / "corpus.jsonl", out, IndexOptions(progress=False), encoder=encoder)
+    return out

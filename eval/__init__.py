@@ -1,0 +1,1 @@
+"""Measurement: retrieval metrics, QA metrics, judges, PPI estimators and reports."""

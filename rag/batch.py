@@ -1,0 +1,46 @@
+"""Batch search: a set of queries → a TREC-style run of document ids and scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tqdm.auto import tqdm
+
+from rag.index import Index
+from rag.retrievers import check_query
+from rag.types import SearchMode
+
+Run = dict[str, dict[str, float]]
+
+
+def search_run(index: Index, queries: Mapping[str, str], mode: SearchMode, k: int = 100, per_doc: bool = True,
+               batch_size: int = 64, progress: bool = False, **hybrid_overrides) -> Run:
+    """Search every query and keep the top ``k`` documents (best passage per document) or passages.
+
+    Args:
+        index: the index to search.
+        queries: ``{query id: text}``.
+        mode: ``bm25``, ``dense`` or ``hybrid``.
+        k: results per query.
+        per_doc: rank documents by their best passage (for document-level qrels such as BEIR's).
+        batch_size: queries encoded together (dense and hybrid).
+    """
+    retriever = index.retriever(mode, **hybrid_overrides)
+    ids = index.store.doc_ids() if per_doc else index.store.ids()
+    # Each extra passage of a split document can push one more duplicate into the top k.
+    extra = min(index.manifest.corpus.passages - index.manifest.corpus.documents, 9 * k) if per_doc else 0
+    items = [(qid, check_query(text)) for qid, text in queries.items()]
+    run: Run = {}
+    bar = tqdm(total=len(items), desc=f"search ({mode})", unit="q", disable=not progress)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        for (qid, _), (rows, scores) in zip(chunk, retriever.rank_batch([t for _, t in chunk], k + extra)):
+            docs: dict[str, float] = {}
+            for r, s in zip(rows.tolist(), scores.tolist()):
+                docs.setdefault(ids[r], s)
+                if len(docs) == k:
+                    break
+            run[qid] = docs
+        bar.update(len(chunk))
+    bar.close()
+    return run

@@ -1,0 +1,44 @@
+"""``rag eval retrieval``: nDCG@10, Recall@100, MRR@10, MAP@100 of an index on judged queries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.apps import eval_app
+
+
+@eval_app.command("retrieval")
+def eval_retrieval_command(
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")],
+    queries: Annotated[Path, typer.Option(help="Queries JSONL (_id, text); metadata is never read.")],
+    qrels: Annotated[Path, typer.Option(help="Qrels: BEIR TSV (query-id corpus-id score) or TREC.")],
+    mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
+    run: Annotated[Path | None, typer.Option(help="Also write the run (TREC format) here.")] = None,
+) -> None:
+    """Evaluate retrieval over the judged queries (documents ranked by their best passage)."""
+    from eval.retrieval import evaluate, load_qrels, load_queries, write_trec_run
+    from indexes.errors import InputError
+    from rag.batch import search_run
+    from rag.index import open_index
+
+    judged = load_qrels(qrels)
+    all_queries = load_queries(queries)
+    missing = [q for q in judged if q not in all_queries]
+    if missing:
+        raise InputError(f"{qrels}: {len(missing)} judged query ids are not in {queries} (e.g. {missing[0]!r})")
+    idx = open_index(index)
+    result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json)
+    if run is not None:
+        write_trec_run(run, result, tag=f"rag-{mode}")
+    means, _ = evaluate(result, judged)
+    if as_json:
+        typer.echo(json.dumps({"mode": mode, "queries": len(judged), **{m: round(v, 6) for m, v in means.items()}}))
+        return
+    typer.echo(f"{mode} on {len(judged)} judged queries")
+    for name, value in means.items():
+        typer.echo(f"  {name:<11} {value:.4f}")

@@ -1,0 +1,65 @@
+"""``rag index``: build an index directory from a corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from rag.cli.apps import app
+
+
+@app.command("index")
+def index_command(
+    corpus: Annotated[Path, typer.Argument(help="Corpus: BEIR/JSONL, CSV/TSV file, or a folder of .txt/.md files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to create (an existing index there is replaced).")],
+    encoder: Annotated[str, typer.Option(help="Dense encoder: 'embedded:all-MiniLM-L6-v2', a local path, or a cached HF id.")] = "embedded:all-MiniLM-L6-v2",
+    no_dense: Annotated[bool, typer.Option("--no-dense", help="Skip the dense index.")] = False,
+    no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Skip the BM25 index.")] = False,
+    faiss: Annotated[str, typer.Option(help="FAISS structure: flat (exact), hnsw or ivfpq.")] = "flat",
+    format: Annotated[str, typer.Option(help="auto, beir, jsonl, csv, tsv or dir.")] = "auto",
+    id_field: Annotated[str | None, typer.Option(help="Id field of JSONL/CSV records (default: _id, id, docid).")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Text field (default: text, contents, body).")] = None,
+    title_field: Annotated[str, typer.Option(help="Title field ('' for none).")] = "title",
+    skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed records instead of stopping.")] = False,
+    passage_words: Annotated[int, typer.Option(help="Split documents longer than this many words into windows.")] = 512,
+    overlap: Annotated[int, typer.Option(help="Words shared by consecutive windows.")] = 64,
+    query_prefix: Annotated[str, typer.Option(help="Prefix for queries (e5: 'query: ').")] = "",
+    passage_prefix: Annotated[str, typer.Option(help="Prefix for passages (e5: 'passage: ').")] = "",
+    batch_size: Annotated[int, typer.Option(help="Encoding batch size.")] = 64,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    stemmer: Annotated[str, typer.Option(help="BM25 stemmer: english (Snowball), porter or none.")] = "english",
+    stopwords: Annotated[str, typer.Option(help="BM25 stopwords: english or none.")] = "english",
+    bm25_variant: Annotated[str, typer.Option(help="lucene, robertson, atire, bm25l, bm25+ or okapi.")] = "lucene",
+    k1: Annotated[float, typer.Option(help="BM25 k1.")] = 0.9,
+    b: Annotated[float, typer.Option(help="BM25 b.")] = 0.4,
+) -> None:
+    """Index CORPUS into --out: passage store, BM25 statistics, dense vectors + FAISS, manifest."""
+    from pydantic import ValidationError
+
+    from indexes.errors import InputError
+    from indexes.manifest import AnalyzerSpec, BM25Spec, ChunkingSpec, FaissSpec
+    from rag.corpus import CorpusSpec
+    from rag.encoder import EncoderConfig
+    from rag.indexer import IndexOptions, build_index
+
+    try:
+        options = IndexOptions(
+            corpus=CorpusSpec(format=format, id_field=id_field, text_field=text_field, title_field=title_field or None,
+                              skip_bad_lines=skip_bad_lines),
+            chunking=ChunkingSpec(max_words=passage_words, overlap_words=overlap),
+            analyzer=AnalyzerSpec(stemmer=stemmer, stopwords=stopwords),
+            bm25=None if no_bm25 else BM25Spec(variant=bm25_variant, k1=k1, b=b),
+            encoder=None if no_dense else EncoderConfig(model=encoder, query_prefix=query_prefix,
+                                                        passage_prefix=passage_prefix, batch_size=batch_size, device=device),
+            faiss=FaissSpec(kind=faiss),
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"invalid option {err['loc'][-1]}: {err['msg']}") from None
+    manifest, stats = build_index(corpus, out, options)
+    parts = [p for p, on in (("bm25", manifest.bm25), ("dense", manifest.dense)) if on]
+    skipped = f", {stats.skipped} bad records skipped" if stats.skipped else ""
+    typer.echo(f"indexed {stats.documents} documents as {stats.passages} passages ({' + '.join(parts)}) into {out} "
+               f"in {stats.seconds['total']:.1f}s{skipped}", err=True)

@@ -1,0 +1,56 @@
+"""``rag search``: one query, or a batch of queries written as a TREC run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.apps import app
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str | None, typer.Argument(help="The query text (omit with --queries).")] = None,
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
+    mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="Number of results.", min=1, max=10000)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {hits: [...]}.")] = False,
+    queries: Annotated[Path | None, typer.Option(help="Batch mode: queries JSONL (_id, text) or TSV.")] = None,
+    run: Annotated[Path | None, typer.Option(help="Batch mode: write a TREC run file here.")] = None,
+    per_doc: Annotated[bool, typer.Option("--per-doc/--per-passage", help="Rank documents by their best passage.")] = False,
+    snippet: Annotated[int, typer.Option(help="Characters of text shown per hit (text output).")] = 200,
+) -> None:
+    """Search an index with BM25, dense or hybrid retrieval."""
+    from indexes.errors import InputError
+    from rag.index import open_index
+    from rag.retrievers import best_per_document, check_query
+
+    idx = open_index(index)
+    if queries is not None or run is not None:
+        if queries is None or run is None or query is not None:
+            raise InputError("batch search needs both --queries and --run, and no QUERY argument")
+        from eval.retrieval import load_queries, write_trec_run
+        from rag.batch import search_run
+
+        result = search_run(idx, load_queries(queries), mode, k=k, per_doc=True, progress=True)
+        write_trec_run(run, result, tag=f"rag-{mode}")
+        typer.echo(f"wrote {sum(map(len, result.values()))} results for {len(result)} queries to {run}", err=True)
+        return
+    if query is None:
+        raise InputError("give a QUERY, or --queries FILE --run OUT.trec for batch search")
+    check_query(query)
+    extra = idx.manifest.corpus.passages - idx.manifest.corpus.documents if per_doc else 0
+    hits = idx.retriever(mode).search(query, k + min(extra, 9 * k))
+    hits = best_per_document(hits, k) if per_doc else hits[:k]
+    if as_json:
+        typer.echo(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        return
+    if not hits:
+        typer.echo("no results")
+    for rank, h in enumerate(hits, start=1):
+        text = " ".join(h.text.split())
+        text = text[:snippet] + ("…" if len(text) > snippet else "")
+        typer.echo(f"{rank:>3}. {h.score:8.4f}  {h.id}  {h.title}\n     {text}")

