@@ -19,11 +19,21 @@ def _check_alpha(alpha: float) -> None:
         raise InputError(f"--alpha must be in (0, 1), e.g. 0.1 for 90% intervals; got {alpha}")
 
 
+def _method(name: str) -> Method:
+    from indexes.errors import InputError
+
+    try:
+        return Method(name)
+    except ValueError:
+        raise InputError(f"--method must be one of {', '.join(m.value for m in Method)}; got {name!r}") from None
+
+
 @eval_app.command("ppi")
 def eval_ppi_command(
     labels: Annotated[Path, typer.Option(help="Human labels: JSONL or CSV rows {id, label} for a subset of items.")],
     judge: Annotated[Path, typer.Option(help="Judge scores: JSONL or CSV rows {id, score} for every item.")],
-    method: Annotated[Method | None, typer.Option(help="One estimator; default: all of them.")] = None,
+    method: Annotated[str | None, typer.Option(help="One estimator: classical, ppi, ppi++, bayes-diff or "
+                                               "bayes-chain; default: all of them.")] = None,
     alpha: Annotated[float, typer.Option(help="Error level: intervals target coverage 1 - alpha.")] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object keyed by method.")] = False,
 ) -> None:
@@ -32,7 +42,7 @@ def eval_ppi_command(
     from eval.labels import load_aligned
 
     _check_alpha(alpha)
-    methods = (method,) if method else tuple(Method)
+    methods = (_method(method),) if method else tuple(Method)
     data = load_aligned(labels, judge, binary=any(m in BINARY_METHODS for m in methods) and method is not None)
     if method is None and not set(data.Y.tolist()) <= {0.0, 1.0}:
         typer.echo(f"rag: note: {labels} has labels other than 0/1; skipping the Bayesian estimators", err=True)

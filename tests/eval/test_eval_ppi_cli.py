@@ -140,3 +140,12 @@ def test_label_command_writes_seeded_template(tmp_path, capsys):
     # Then
     assert outs[0] == outs[1] and len(outs[0]) == 10
     assert set(outs[0][0]) == {"id", "question", "answer", "label"} and outs[0][0]["label"] == ""
+
+
+def test_unknown_method_lists_the_choices(files, capsys):
+    # Given
+    _, labels, judge, _, _ = files
+    # When
+    err = _error(["eval", "ppi", "--labels", str(labels), "--judge", str(judge), "--method", "bootstrap"], capsys)
+    # Then
+    assert "--method must be one of classical, ppi, ppi++, bayes-diff, bayes-chain" in err

@@ -1,8 +1,10 @@
 """Statistical properties with fixed seeds: coverage ≥ 1 − α − ε and PPI++ never wider than classical.
 
 The fast versions run a few hundred trials (Monte Carlo error of a coverage ≈ 0.017, hence the
-looser ε = 0.04); the ``slow`` ones run the issue's acceptance setting: ≥ 1,000 trials, α = 0.1,
-ε = 0.02, binary labels, judges of varying quality and bias (``JUDGES``).
+looser ε = 0.04); the ``slow`` ones run the issue's acceptance setting, α = 0.1, ε = 0.02, binary
+labels, judges of varying quality and bias (``JUDGES``), with 5,000 trials: true coverages sit
+around 0.89–0.90 (10,000 trials, 95% judge, θ = 0.5: 0.894–0.899), and at 2,000 trials the Monte
+Carlo error (0.007) alone pushed one seed's Bayesian cells to 0.878.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ def test_fast_ppipp_width_not_above_classical(fast_result):
 @pytest.mark.slow
 @pytest.mark.parametrize("theta", [0.5, 0.7])
 @pytest.mark.parametrize("judge", JUDGES, ids=lambda j: j.name)
-def test_coverage_and_ppipp_width_1000_trials(judge, theta):
+def test_coverage_and_ppipp_width_5000_trials(judge, theta):
     # Given
-    config = SimulationConfig(theta=theta, n=200, N=5000, trials=1000, alpha=0.1, seed=11)
+    config = SimulationConfig(theta=theta, n=200, N=5000, trials=5000, alpha=0.1, seed=11,
+                              bayes=BayesConfig(n_draws=1000))
     # When
     result = simulate(config, judge)
     # Then
