@@ -20,9 +20,9 @@ def test_failed_build_leaves_previous_version_intact(tmp_path):
     with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
         (tmp / "data").write_text("half")
         raise RuntimeError("crash")
-    # Then the first version is untouched and no temporary directory is left
+    # Then the first version is untouched and no temporary directory is left (only the lock file)
     assert (target / "data").read_text() == "v1"
-    assert [p.name for p in tmp_path.iterdir()] == ["idx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
 
 
 def manifest() -> Manifest:
@@ -47,3 +47,34 @@ def test_missing_index(tmp_path):
         Manifest.read(tmp_path / "nope")
     with pytest.raises(IndexNotFoundError, match="not an index"):
         Manifest.read(tmp_path)
+
+
+def test_concurrent_build_of_the_same_target_is_refused(tmp_path):
+    # Given a build in progress
+    from indexes.atomic import BuildInProgressError
+
+    target = tmp_path / "idx"
+    with atomic_directory(target) as first:
+        (first / "a").write_text("1")
+        # When a second build of the same target starts, Then it fails at once
+        with pytest.raises(BuildInProgressError, match="another process is building"):
+            with atomic_directory(target):
+                pass
+        # and the first build's files are untouched
+        assert (first / "a").read_text() == "1"
+    assert (target / "a").read_text() == "1"
+
+
+def test_stale_temporary_directory_of_a_dead_process_is_removed(tmp_path):
+    stale = tmp_path / ".idx.tmp-999999999-abc"
+    stale.mkdir()
+    with atomic_directory(tmp_path / "idx"):
+        pass
+    assert not stale.exists()
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    from indexes.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "f", "x")
+    assert (tmp_path / "f").stat().st_mode & 0o044  # group/other readable under the usual umask 022

@@ -56,7 +56,7 @@ def test_index_twice_replaces_atomically(capsys, tmp_path, encoder):
     for _ in range(2):
         rc, _, err = run_cli(capsys, "index", FIXTURES / "corpus.jsonl", "--out", out, "--no-dense")
         assert rc == 0 and "indexed 20 documents" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
 
 
 @pytest.mark.parametrize(
