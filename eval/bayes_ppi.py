@@ -4,7 +4,7 @@ Hofer et al. (2024) recast PPI as Bayesian inference: put a prior on the distrib
 data, condition on the labelled pairs (Y, A) and the unlabelled judge outputs A, and read a
 credible interval for θ = P(Y = 1) off the posterior of a functional of that distribution. With
 a judge whose output A takes K discrete values a_1..a_K, conjugate priors make the posterior
-exact and cheap to sample. Two functionals are implemented (Section 3 of the paper):
+exact and cheap to sample. The paper's two functionals are implemented:
 
 * **Difference estimate** (the Bayesian twin of PPI with λ = 1). θ = E[A] + E[Y − A]. The
   distribution of A over the N unlabelled items gets a Dirichlet prior, p ~ Dir(m/K + counts);
@@ -23,9 +23,10 @@ exact and cheap to sample. Two functionals are implemented (Section 3 of the pap
 Every prior carries m pseudo-observations in total (``prior_mass``; m = 1 is Jeffreys'
 Beta(½, ½) for a yes/no judge). The Beta priors are centred on μ = (#{Y=1} + ½)/(n + 1), the
 labelled mean, rather than on ½: a prior pulls each r_k towards its centre by ≈ m/n_k, and with
-many sparsely labelled levels a centre of ½ adds up to a bias of (m/n)·Σ_k (1 − 2·r_k), enough
-to break coverage (measured: 0.84 at α = 0.1 for a 10-level judge, n = 200); centred on μ over
-equal-mass levels the pulls cancel to first order.
+many sparsely labelled levels a centre of ½ adds up to a bias of (m/n)·Σ_k (1 − 2·r_k). With
+½-centred priors (½ per cell) on 10 equal-*width* levels we measured 0.84 coverage at α = 0.1 for
+a graded judge (n = 200); centred on μ over equal-*mass* levels the pulls cancel to first order
+and the same simulation gives 0.94.
 
 The point estimate is the exact posterior mean; the interval is the equal-tailed (α/2, 1 − α/2)
 posterior quantile interval from ``n_draws`` seeded draws. Judges with many distinct scores are
@@ -34,8 +35,7 @@ both functionals target P(Y = 1) exactly for any binning that depends on judge o
 
 References:
     Hofer, Maynez, Dhingra, Fisch, Globerson, Cohen. Bayesian prediction-powered inference.
-    arXiv:2405.06034, 2024, Section 3 (difference and chain-rule estimates for discrete
-    autoraters).
+    arXiv:2405.06034, 2024 (difference and chain-rule estimates for discrete autoraters).
 
 Example:
     >>> import numpy as np

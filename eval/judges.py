@@ -16,7 +16,7 @@ reference-free judge can score unlabelled production traffic.
 
 References:
     Zheng et al. Judging LLM-as-a-judge with MT-Bench and Chatbot Arena. NeurIPS 2023
-    (arXiv:2306.05685), Section 3.1.
+    (arXiv:2306.05685) (single-answer grading).
 
 Example:
     >>> item = JudgeInput(id="q1", question="Who?", answer="Ada Lovelace", golds=("Lovelace",))

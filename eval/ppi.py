@@ -17,7 +17,7 @@ only), λ = 1 is PPI (Angelopoulos et al. 2023), and PPI++ picks the λ minimisi
     λ* = Cov(Y, Yhat) / ((1 + n/N) · Var(Yhat ∪ Yhat_unlabeled)),  clipped to [0, 1],
 
 so that a useless judge (λ* ≈ 0) costs nothing and a good one can only help (Angelopoulos,
-Duchi, Zrnic 2023, eq. (6) and Example 6.1 for the mean).
+Duchi, Zrnic 2023, power tuning specialised to the mean).
 
 The point estimates and intervals are ``ppi_py``'s; this module adds only :func:`ppi_mean_lam`
 (the closed-form λ* for the mean, which ``ppi_py`` keeps private) and input checks. ``ppi_py`` is
@@ -26,9 +26,9 @@ imported lazily because importing it loads numba/statsmodels/sklearn and calls
 
 References:
     Angelopoulos, Bates, Fannjiang, Jordan, Zrnic. Prediction-powered inference. Science 382,
-    2023 (arXiv:2301.09633), Section 2 (mean estimation).
+    2023 (arXiv:2301.09633) (mean estimation).
     Angelopoulos, Duchi, Zrnic. PPI++: Efficient prediction-powered inference. arXiv:2311.01453,
-    2023, Section 2 and Example 6.1 (power tuning for the mean).
+    2023 (power tuning).
 
 Example:
     >>> import numpy as np
@@ -105,7 +105,7 @@ def classical_mean_ci(Y: np.ndarray, alpha: float = 0.1) -> tuple[float, float]:
 
 
 def ppi_mean_lam(Y: np.ndarray, Yhat: np.ndarray, Yhat_unlabeled: np.ndarray, clip: bool = True) -> float:
-    """Power-tuned λ* for the mean (PPI++, Angelopoulos, Duchi, Zrnic 2023, Example 6.1).
+    """Power-tuned λ* for the mean (PPI++, Angelopoulos, Duchi, Zrnic 2023).
 
     λ* = Cov(Y, Yhat) / ((1 + n/N) · Var(Yhat ∪ Yhat_unlabeled)), the minimiser of the
     estimated variance σ̂²_λ. Covariance uses the 1/n normalisation and the variance the pooled

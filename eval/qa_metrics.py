@@ -12,8 +12,8 @@ retrieval accuracy") is 1 when a normalised gold answer occurs in one of the top
 
 References:
     Rajpurkar, Zhang, Lopyrev, Liang. SQuAD: 100,000+ questions for machine comprehension of
-    text. EMNLP 2016 (arXiv:1606.05250), Section 6 (evaluation), and its official v1.1 script.
-    Karpukhin et al. Dense passage retrieval for open-domain QA. EMNLP 2020, Section 5.1.
+    text. EMNLP 2016 (arXiv:1606.05250), and its official v1.1 evaluation script.
+    Karpukhin et al. Dense passage retrieval for open-domain QA. EMNLP 2020 (arXiv:2004.04906).
 
 Example:
     >>> exact_match("The Denver Broncos!", ["Denver Broncos"])

@@ -12,7 +12,7 @@ Bayesian intervals are combined the same way as a normal approximation). This is
 
 References:
     Fisch, Maynez, Hofer, Dhingra, Globerson, Cohen. Stratified prediction-powered inference for
-    hybrid language model evaluation. arXiv:2406.04291, 2024, Section 3.
+    hybrid language model evaluation. arXiv:2406.04291, 2024.
 
 Example:
     >>> question_type("Who wrote Hamlet?"), question_type("In which year did it open?")
