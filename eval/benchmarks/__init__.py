@@ -1,1 +1,1 @@
-"""Reproducible benchmark scripts; each is runnable with ``python -m eval.benchmarks.<name>``."""
+"""Benchmark scripts: each prints its figures and writes its own section of docs/benchmarks.md."""
