@@ -160,7 +160,8 @@ class AnswerStream:
         segments = PromptBuilder(gen, cfg.cache.template).segments(self.question, [(h.title, h.text) for h in hits])
         if cfg.kv_cache:
             states = self.states
-            prefill = cached_prefill(gen, segments, cfg.layout, states.prefix(), states.blocks([h.id for h in hits]))
+            prefill = cached_prefill(gen, segments, cfg.layout, states.prefix(), states.blocks([h.id for h in hits]),
+                                     reserve=cfg.sampling.max_new_tokens)
         else:
             prefill = full_prefill(gen, segments)
         tokens = gen.iter_tokens(prefill, cfg.sampling)

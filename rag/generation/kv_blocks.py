@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from transformers import DynamicLayer
 
-from rag.generation.rope import rerotate, rotary_module
+from rag.generation.rope import rerotate_, rotary_module
 
 Positions = Literal["rerotate", "composite"]
 
@@ -79,7 +80,7 @@ def _block_of(cache, start: int) -> KVBlock:
 def encode_prefix(generator, prefix_ids: Sequence[int]) -> KVBlock:
     """States of the shared prefix at positions ``0 .. p-1`` (plain causal attention)."""
     rotary_module(generator.model)  # refuse non-RoPE models before any work
-    _, cache = generator.forward(list(prefix_ids))
+    _, cache = generator.forward(list(prefix_ids), last_only=True)
     return _block_of(cache, 0)
 
 
@@ -89,7 +90,7 @@ def encode_block(generator, prefix: KVBlock, ids: Sequence[int], see_prefix: boo
     p = prefix.length
     dtype = next(generator.model.parameters()).dtype
     cache = _as_cache(prefix if see_prefix else None, dtype, generator.device)
-    _, cache = generator.forward(list(ids), torch.arange(p, p + len(ids)), cache)
+    _, cache = generator.forward(list(ids), torch.arange(p, p + len(ids)), cache, last_only=True)
     return _block_of(cache, p if see_prefix else 0)
 
 
@@ -118,29 +119,75 @@ def block_attention_mask(p: int, lengths: Sequence[int], n_question: int, see_pr
     return causal & (same | to_prefix | question)
 
 
-def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: Positions):
-    """One ``DynamicCache`` for ``prefix ‖ b_1 ‖ … ‖ b_k`` and the question's first position.
+class AssembledLayer(DynamicLayer):
+    """A ``DynamicLayer`` over a preallocated (1, H, capacity, d) buffer.
+
+    ``DynamicLayer`` copies its states on construction and concatenates on every update (a full
+    copy of the cache per generated token). This subclass, through the documented
+    ``CacheLayerMixin`` interface, takes the assembled prompt states without a copy and writes
+    new tokens into spare capacity (doubling it when full); ``keys``/``values`` stay exact-length
+    views, so masks and attention see precisely what a ``DynamicLayer`` would.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        super().__init__()
+        self.dtype, self.device = keys.dtype, keys.device
+        self._k, self._v, self._n = keys, values, length  # (1, H, capacity, d) each
+        self.keys, self.values = keys[:, :, :length], values[:, :, :length]  # (1, H, n, d) views
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        n, m = self._n, key_states.shape[-2]
+        if n + m > self._k.shape[-2]:
+            grow = max(n + m, 2 * self._k.shape[-2]) - self._k.shape[-2]
+            self._k = torch.cat([self._k, self._k.new_empty(*self._k.shape[:2], grow, self._k.shape[-1])], dim=-2)
+            self._v = torch.cat([self._v, self._v.new_empty(*self._v.shape[:2], grow, self._v.shape[-1])], dim=-2)
+        self._k[:, :, n : n + m].copy_(key_states)
+        self._v[:, :, n : n + m].copy_(value_states)
+        self._n = n + m
+        self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+        return self.keys, self.values
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove < 0:
+            self._n = max(0, self._n + tokens_to_remove)
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+
+
+def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: Positions, reserve: int = 256):
+    """One ``Cache`` for ``prefix ‖ b_1 ‖ … ‖ b_k`` and the question's first position.
+
+    Args:
+        generator: the generator whose model the states belong to.
+        prefix: the shared prefix states.
+        blocks: passage states, in prompt order.
+        positions: ``rerotate`` or ``composite`` (see the module doc).
+        reserve: spare capacity for the question and generated tokens (grown if exceeded).
 
     Returns:
-        ``(cache, q0)``: the cache in the model's dtype and device; ``q0`` the position id of the
-        first question token (see :func:`layout_positions`).
+        ``(cache, q0)``: a ``transformers.Cache`` of :class:`AssembledLayer` s in the model's dtype
+        and device; ``q0`` the position id of the first question token.
     """
-    from transformers import DynamicCache
+    from transformers import Cache
 
     model = generator.model
     dtype, device = next(model.parameters()).dtype, generator.device
-    p = prefix.length
-    keys, values = [prefix.keys.to(device, dtype)], [prefix.values.to(device, dtype)]
+    p, lengths = prefix.length, [b.length for b in blocks]
+    n_layers, H, _, d = prefix.keys.shape
+    T = p + sum(lengths)
+    K = torch.empty(n_layers, 1, H, T + reserve, d, dtype=dtype, device=device)  # (n_layers, 1, H, capacity, d)
+    V = torch.empty_like(K)  # (n_layers, 1, H, capacity, d)
+    K[:, 0, :, :p].copy_(prefix.keys)
+    V[:, 0, :, :p].copy_(prefix.values)
     offset = p
-    for b in blocks:
-        k = b.keys.to(device, dtype)  # (n_layers, H, L, d)
-        keys.append(rerotate(k, offset - p, model) if positions == "rerotate" else k)
-        values.append(b.values.to(device, dtype))
+    for b in blocks:  # write each block in place: one pass to convert, one to rotate
+        k = K[:, 0, :, offset : offset + b.length].copy_(b.keys)  # (n_layers, H, L_i, d) view
+        if positions == "rerotate":
+            rerotate_(k, offset - p, model)
+        V[:, 0, :, offset : offset + b.length].copy_(b.values)
         offset += b.length
-    K = torch.cat(keys, dim=-2)  # (n_layers, H, T, d)
-    V = torch.cat(values, dim=-2)  # (n_layers, H, T, d)
-    cache = DynamicCache(ddp_cache_data=[(K[i : i + 1], V[i : i + 1]) for i in range(K.shape[0])])
-    q0 = offset if positions == "rerotate" else p + max((b.length for b in blocks), default=0)
+    cache = Cache(layers=[AssembledLayer(K[i], V[i], T) for i in range(n_layers)])
+    q0 = offset if positions == "rerotate" else p + max(lengths, default=0)
     return cache, q0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from indexes.errors import InputError
@@ -89,14 +89,18 @@ class PassageStates:
 def open_passage_states(index_dir: str | Path, generator, config: CacheConfig = CacheConfig()) -> PassageStates:
     """The index's KV store that fits ``generator`` and ``config``.
 
+    A store of the same model, template and layout in another storage dtype also fits (the
+    states are upcast on load); ``config.dtype`` is preferred when several exist.
+
     Raises:
         InputError: the index has no KV store, or only stores built for another model, template
             or layout (the message names them and the command that builds the right one).
     """
-    want = store_spec(generator, config)
+    dtypes = [config.dtype] + [d for d in ("float16", "bfloat16", "float32") if d != config.dtype]
+    wanted = [store_spec(generator, replace(config, dtype=d)).key for d in dtypes]
     manifest = Manifest.read(index_dir)
     kv = [c for c in manifest.caches if c.kind == "kv"]
-    match = next((c for c in kv if c.key == want.key), None)
+    match = next((c for key in wanted for c in kv if c.key == key), None)
     fix = f"build one with `rag cache build --index {index_dir} --generator {generator.name}`"
     if match is None:
         if not kv:
@@ -104,7 +108,7 @@ def open_passage_states(index_dir: str | Path, generator, config: CacheConfig = 
         built = ", ".join(f"{c.model} ({c.dtype}, key {c.key[:12]})" for c in kv)
         raise InputError(
             f"the KV cache in {index_dir} was built for another model or prompt template [{built}], "
-            f"not {generator.name} (key {want.key[:12]}); {fix}"
+            f"not {generator.name} (key {wanted[0][:12]}); {fix}"
         )
     return PassageStates(KVStore(Path(index_dir) / match.path))
 

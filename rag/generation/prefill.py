@@ -42,7 +42,7 @@ class Prefill:
 def full_prefill(generator, segments: PromptSegments) -> Prefill:
     """Causal forward pass over the whole prompt at positions ``0 .. T-1``."""
     ids = segments.flat()
-    logits, cache = generator.forward(ids)  # (T, V)
+    logits, cache = generator.forward(ids, last_only=True)  # (1, V)
     return Prefill(logits=logits[-1], cache=cache, next_position=len(ids), prompt_tokens=len(ids))
 
 
@@ -55,6 +55,7 @@ def cached_prefill(
     layout: BlockLayout = BlockLayout(),
     prefix: KVBlock | None = None,
     blocks: Sequence[KVBlock | None] | None = None,
+    reserve: int = 256,
 ) -> Prefill:
     """Question-only prefill over stored prefix and passage states.
 
@@ -66,6 +67,7 @@ def cached_prefill(
         prefix: stored prefix states; computed here when ``None``.
         blocks: stored states per passage (``None`` entries, or ``blocks=None``, are computed
             here: a passage missing from the cache costs one block encoding, not an error).
+        reserve: cache capacity kept for generated tokens (``max_new_tokens``; grown if exceeded).
 
     Returns:
         The :class:`Prefill` after the question, with ``cached_tokens`` counting the states that
@@ -84,8 +86,8 @@ def cached_prefill(
         else:
             cached += block.length
         filled.append(block)
-    cache, q0 = assemble(generator, prefix, filled, layout.positions)
+    cache, q0 = assemble(generator, prefix, filled, layout.positions, reserve=len(segments.question) + reserve)
     q = list(segments.question)
-    logits, cache = generator.forward(q, torch.arange(q0, q0 + len(q)), cache)  # (|q|, V)
+    logits, cache = generator.forward(q, torch.arange(q0, q0 + len(q)), cache, last_only=True)  # (1, V)
     total = prefix.length + sum(b.length for b in filled) + len(q)
     return Prefill(logits=logits[-1], cache=cache, next_position=q0 + len(q), prompt_tokens=total, cached_tokens=cached)

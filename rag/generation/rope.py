@@ -77,3 +77,16 @@ def rerotate(keys: torch.Tensor, delta: int, model) -> torch.Tensor:
         )
     k = keys.to(torch.float32)  # (..., L, d)
     return (k * cos + _rotate_half(k) * sin).to(keys.dtype)  # (..., L, d)
+
+
+def rerotate_(keys: torch.Tensor, delta: int, model) -> torch.Tensor:
+    """In-place :func:`rerotate` of a float32 tensor or view (one temporary instead of four)."""
+    if delta == 0:
+        return keys
+    if keys.dtype != torch.float32:
+        return keys.copy_(rerotate(keys, delta, model))
+    cos, sin = rope_cos_sin(model, torch.tensor([delta]))  # (1, d)
+    if cos.shape[-1] != keys.shape[-1]:
+        return keys.copy_(rerotate(keys, delta, model))  # raises the partial-rotary error
+    rotated = _rotate_half(keys)  # (..., L, d)
+    return keys.mul_(cos.to(keys.device)).addcmul_(rotated, sin.to(keys.device))  # (..., L, d)

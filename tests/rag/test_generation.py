@@ -87,3 +87,15 @@ def test_decoding_after_a_cached_single_passage_equals_full_prefill():
     full = list(gen.iter_tokens(full_prefill(gen, seg), config))
     # Then the answers are the same tokens
     assert cached == full
+
+
+def test_decoding_past_the_reserved_cache_capacity_grows_it():
+    # Given a cached prefill with no spare capacity for generated tokens
+    gen = tiny_generator("llama")
+    seg = PromptBuilder(gen).segments("what do bees do?", [("Bees", "They dance."), ("Sky", "It is blue.")])
+    config = SamplingConfig(max_new_tokens=12)
+    # When decoding 12 tokens over it and over a cache with room to spare
+    tight = list(gen.iter_tokens(cached_prefill(gen, seg, reserve=0), config))
+    roomy = list(gen.iter_tokens(cached_prefill(gen, seg, reserve=64), config))
+    # Then the tokens are the same
+    assert tight == roomy

@@ -119,3 +119,13 @@ def test_model_without_rotary_positions_is_refused(bm25_index):
     # When / Then
     with pytest.raises(InputError, match="no rotary position embeddings"):
         build_passage_cache(bm25_index, gpt2, progress=False)
+
+
+def test_a_store_in_another_dtype_of_the_same_model_fits(bm25_index):
+    # Given a bfloat16 cache for the qwen2 model
+    gen = tiny_generator("qwen2")
+    build_passage_cache(bm25_index, gen, CacheConfig(dtype="bfloat16"), progress=False, limit=1)
+    # When the default (float16) configuration asks for states
+    states = open_passage_states(bm25_index, gen, CacheConfig(template=PromptTemplate()))
+    # Then the bfloat16 store is used
+    assert states.store.spec.dtype == "bfloat16" and len(states.store) == 1
