@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "rag.cli.ask",
     "rag.cli.cache",
     "rag.cli.train_reader",
+    "rag.cli.train_retriever",
 )
 
 

@@ -1,0 +1,97 @@
+"""``rag train retriever``: contrastive fine-tuning of the dense encoder (supervised or unsupervised)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.apps import train_app
+
+
+@train_app.command("retriever")
+def train_retriever_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write (usable as rag index --encoder).")],
+    corpus: Annotated[Path | None, typer.Option(help="Corpus (BEIR corpus.jsonl or any rag index format).")] = None,
+    queries: Annotated[Path | None, typer.Option(help="Queries JSONL (_id, text); metadata is never read.")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="Training qrels (BEIR TSV or TREC).")] = None,
+    pairs: Annotated[Path | None, typer.Option(help="JSONL of {query, positive[, negative(s)]} instead of queries+qrels.")] = None,
+    unsupervised: Annotated[bool, typer.Option("--unsupervised", help="Contriever-style: crops of --corpus documents.")] = False,
+    base: Annotated[str, typer.Option(help="Encoder to start from: embedded name, local path or cached HF id.")] = "embedded:all-MiniLM-L6-v2",
+    index: Annotated[Path | None, typer.Option(help="Index of --corpus to mine negatives from (default: a temporary BM25 one).")] = None,
+    negatives: Annotated[int, typer.Option(help="Hard negatives per pair (0: in-batch only).")] = 1,
+    negative_source: Annotated[str, typer.Option(help="Mine with bm25 or dense (the --index's encoder).")] = "bm25",
+    negative_depth: Annotated[int, typer.Option(help="Candidates looked at per query.")] = 30,
+    negative_margin: Annotated[float, typer.Option(help="Skip candidates scoring above (1 - margin) x the positive's score.")] = 0.05,
+    dev_fraction: Annotated[float, typer.Option(help="Share of queries held out for dev nDCG@10 and best-checkpoint selection.")] = 0.1,
+    epochs: Annotated[float, typer.Option(help="Passes over the training pairs.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step (in-batch negatives).")] = 32,
+    cache_batch: Annotated[int | None, typer.Option(help="GradCache mini-batch: any --batch-size in this much memory.")] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
+    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps with a rising learning rate.")] = 0.1,
+    temperature: Annotated[float, typer.Option(help="InfoNCE temperature tau (scale = 1/tau).")] = 0.05,
+    symmetric: Annotated[bool, typer.Option("--symmetric", help="Also train passage-to-query.")] = False,
+    max_seq_length: Annotated[int, typer.Option(help="Tokens per text.")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of data order, mining, crops and dropout.")] = 13,
+    eval_steps: Annotated[int | None, typer.Option(help="Evaluate/checkpoint every N steps (default: every epoch).")] = None,
+    checkpoints: Annotated[Path | None, typer.Option(help="Checkpoint directory (default: OUT.checkpoints).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    crop_min: Annotated[float, typer.Option(help="Unsupervised: shortest crop, as a fraction of the document.")] = 0.1,
+    crop_max: Annotated[float, typer.Option(help="Unsupervised: longest crop.")] = 0.5,
+    deletion: Annotated[float, typer.Option(help="Unsupervised: probability of deleting each word of a crop.")] = 0.1,
+    max_documents: Annotated[int | None, typer.Option(help="Unsupervised: train on a random subset of documents.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Fine-tune a bi-encoder with InfoNCE; writes OUT with training.json beside the weights."""
+    from indexes.errors import InputError
+    from rag.training.cropping import CropConfig
+    from rag.training.data import load_documents
+    from rag.training.negatives import NegativeConfig
+    from rag.training.recipes import train_supervised, train_unsupervised
+    from rag.training.trainer import TrainConfig
+
+    config = TrainConfig(base_model=base, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                         warmup_ratio=warmup_ratio, temperature=temperature, symmetric=symmetric,
+                         mini_batch_size=cache_batch, max_seq_length=max_seq_length, seed=seed,
+                         eval_steps=eval_steps, progress=not quiet)
+    common = dict(config=config, checkpoints=checkpoints, resume=resume, device=device)
+    documents = load_documents(corpus) if corpus is not None else {}
+    if unsupervised:
+        if corpus is None:
+            raise InputError("--unsupervised needs --corpus")
+        if queries or qrels or pairs:
+            raise InputError("--unsupervised trains on --corpus alone; drop --queries/--qrels/--pairs")
+        result = train_unsupervised(documents, out, crop=CropConfig(crop_min, crop_max, deletion),
+                                    max_documents=max_documents, **common)
+    else:
+        if negative_source not in ("bm25", "dense"):
+            raise InputError(f"--negative-source must be bm25 or dense, got {negative_source!r}")
+        train_pairs, metric = _supervised_pairs(queries, qrels, pairs, documents)
+        if pairs is not None:
+            negatives = 0  # a pairs/triples file brings its own negatives
+        elif corpus is None:
+            raise InputError("--queries/--qrels training needs --corpus")
+        result = train_supervised(train_pairs, documents, out, corpus=corpus, metric=metric, index=index,
+                                  dev_fraction=dev_fraction if metric else 0.0,
+                                  negatives=NegativeConfig(negatives, negative_depth, negative_margin, negative_source, seed),
+                                  **common)
+    dev = f", best dev nDCG@10 {result.best_dev_ndcg10:.4f}" if result.best_dev_ndcg10 is not None else ""
+    typer.echo(f"trained {out} in {result.seconds / 60:.1f} min{dev}", err=True)
+
+
+def _supervised_pairs(queries, qrels, pairs, documents):
+    """(pairs, dev metric): BEIR pairs with the project's nDCG@10, or JSONL pairs without a dev split."""
+    from eval.retrieval import evaluate, load_qrels, load_queries
+    from indexes.errors import InputError
+    from rag.training.data import beir_pairs, read_jsonl_pairs
+
+    if pairs is not None:
+        if queries or qrels:
+            raise InputError("give either --pairs or --queries with --qrels, not both")
+        return read_jsonl_pairs(pairs), None
+    if queries is None or qrels is None:
+        raise InputError("supervised training needs --queries and --qrels (or --pairs); or pass --unsupervised")
+    judged, texts = load_qrels(qrels), load_queries(queries)
+    return beir_pairs(texts, judged, documents, qrels_name=str(qrels)), lambda run, q: evaluate(run, q, ("ndcg@10",))[0]["ndcg@10"]
