@@ -22,6 +22,10 @@ def search_command(
     run: Annotated[Path | None, typer.Option(help="Batch mode: write a TREC run file here.")] = None,
     per_doc: Annotated[bool, typer.Option("--per-doc/--per-passage", help="Rank documents by their best passage.")] = False,
     snippet: Annotated[int, typer.Option(help="Characters of text shown per hit (text output).")] = 200,
+    hyde: Annotated[bool, typer.Option("--hyde", help="HyDE: search the dense index with hypothetical documents (needs --generator).")] = False,
+    generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM for --hyde (local path or cached HF id).")] = None,
+    hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
+    seed: Annotated[int | None, typer.Option(help="HyDE sampling seed.")] = None,
 ) -> None:
     """Search an index with BM25, dense or hybrid retrieval."""
     from indexes.errors import InputError
@@ -43,7 +47,16 @@ def search_command(
         raise InputError("give a QUERY, or --queries FILE --run OUT.trec for batch search")
     check_query(query)
     extra = idx.manifest.corpus.passages - idx.manifest.corpus.documents if per_doc else 0
-    hits = idx.retriever(mode).search(query, k + min(extra, 9 * k))
+    if hyde:
+        if generator is None:
+            raise InputError("--hyde needs --generator MODEL")
+        from rag.generation.generator import Generator, GeneratorConfig
+        from rag.hyde import HydeConfig, hyde_search
+
+        gen = Generator.load(GeneratorConfig(generator))
+        hits = hyde_search(query, gen, idx.dense, k + min(extra, 9 * k), HydeConfig(n=hyde_n, seed=seed))
+    else:
+        hits = idx.retriever(mode).search(query, k + min(extra, 9 * k))
     hits = best_per_document(hits, k) if per_doc else hits[:k]
     if as_json:
         typer.echo(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
