@@ -15,7 +15,6 @@ setup: $(STAMP)
 # satisfied and pip never pulls the CUDA build.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.3,<3" --index-url https://download.pytorch.org/whl/cpu
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
@@ -33,6 +32,11 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Figures in docs/benchmarks.md (needs ../shared/data; minutes to an hour on 2 CPU cores).
+bench: setup
+	$(BIN)/python -m eval.benchmarks.tune_hybrid --data ../shared/data/scifact --index build/scifact
+	$(BIN)/python -m eval.benchmarks.retrieval --data ../shared/data/scifact --index build/scifact --build
 
 clean:
 	rm -rf build $(VENV)
