@@ -35,8 +35,8 @@ test-slow: setup
 
 # Figures in docs/benchmarks.md (needs ../shared/data; minutes to an hour on 2 CPU cores).
 bench: setup
-	$(BIN)/python -m eval.benchmarks.tune_hybrid --data ../shared/data/scifact --index build/scifact
 	$(BIN)/python -m eval.benchmarks.retrieval --data ../shared/data/scifact --index build/scifact --build
+	$(BIN)/python -m eval.benchmarks.tune_hybrid --data ../shared/data/scifact --index build/scifact
 
 clean:
 	rm -rf build $(VENV)
