@@ -25,16 +25,17 @@ def train_retriever_command(
     negative_depth: Annotated[int, typer.Option(help="Candidates looked at per query.")] = 30,
     negative_margin: Annotated[float, typer.Option(help="Skip candidates scoring above (1 - margin) x the positive's score.")] = 0.05,
     dev_fraction: Annotated[float, typer.Option(help="Share of queries held out for dev nDCG@10 and best-checkpoint selection.")] = 0.1,
-    epochs: Annotated[float, typer.Option(help="Passes over the training pairs.")] = 2,
+    epochs: Annotated[float, typer.Option(help="Passes over the training pairs.")] = 1,
     batch_size: Annotated[int, typer.Option(help="Pairs per step (in-batch negatives).")] = 32,
     cache_batch: Annotated[int | None, typer.Option(help="GradCache mini-batch: any --batch-size in this much memory.")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
     warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps with a rising learning rate.")] = 0.1,
     temperature: Annotated[float, typer.Option(help="InfoNCE temperature tau (scale = 1/tau).")] = 0.05,
     symmetric: Annotated[bool, typer.Option("--symmetric", help="Also train passage-to-query.")] = False,
-    max_seq_length: Annotated[int, typer.Option(help="Tokens per text.")] = 256,
+    max_seq_length: Annotated[int, typer.Option(help="Tokens per text while training (the model keeps its own for indexing).")] = 128,
     seed: Annotated[int, typer.Option(help="Seed of data order, mining, crops and dropout.")] = 13,
     eval_steps: Annotated[int | None, typer.Option(help="Evaluate/checkpoint every N steps (default: every epoch).")] = None,
+    logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines (training.json keeps the curve).")] = 5,
     checkpoints: Annotated[Path | None, typer.Option(help="Checkpoint directory (default: OUT.checkpoints).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     crop_min: Annotated[float, typer.Option(help="Unsupervised: shortest crop, as a fraction of the document.")] = 0.1,
@@ -55,7 +56,7 @@ def train_retriever_command(
     config = TrainConfig(base_model=base, epochs=epochs, batch_size=batch_size, learning_rate=lr,
                          warmup_ratio=warmup_ratio, temperature=temperature, symmetric=symmetric,
                          mini_batch_size=cache_batch, max_seq_length=max_seq_length, seed=seed,
-                         eval_steps=eval_steps, progress=not quiet)
+                         eval_steps=eval_steps, logging_steps=logging_steps, progress=not quiet)
     common = dict(config=config, checkpoints=checkpoints, resume=resume, device=device)
     documents = load_documents(corpus) if corpus is not None else {}
     if unsupervised:
