@@ -58,10 +58,10 @@ def run(data: Path, work: Path, baseline: Path, unsup_docs: int) -> dict:
     out["training"] = json.loads((model / "training.json").read_text())
     if not (index / "manifest.json").is_file():
         out["index_s"] = rag("index", str(data / "corpus.jsonl"), "--out", str(index), "--encoder", str(model))
+    out["trained"] = quality(index, data)
     if not (baseline / "manifest.json").is_file():
         rag("index", str(data / "corpus.jsonl"), "--out", str(baseline))
     out["baseline"] = quality(baseline, data)
-    out["trained"] = quality(index, data)
     unsup = work / "scifact-contriever"
     if unsup_docs and not (unsup / "training.json").is_file():
         rag("train", "retriever", "--unsupervised", "--out", str(unsup), "--corpus", str(data / "corpus.jsonl"),
