@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from eval.estimators import Method
 from rag.cli.apps import eval_app
 
 
@@ -19,7 +18,8 @@ def _check_alpha(alpha: float) -> None:
         raise InputError(f"--alpha must be in (0, 1), e.g. 0.1 for 90% intervals; got {alpha}")
 
 
-def _method(name: str) -> Method:
+def _method(name: str):
+    from eval.estimators import Method
     from indexes.errors import InputError
 
     try:
@@ -38,7 +38,7 @@ def eval_ppi_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object keyed by method.")] = False,
 ) -> None:
     """Estimate mean accuracy from a few human labels and many judge scores (PPI, PPI++, Bayesian PPI)."""
-    from eval.estimators import BINARY_METHODS, effective_labels, estimate_all
+    from eval.estimators import BINARY_METHODS, Method, effective_labels, estimate_all
     from eval.labels import load_aligned
 
     _check_alpha(alpha)
