@@ -161,7 +161,7 @@ class AnswerStream:
         if cfg.kv_cache:
             states = self.states
             prefill = cached_prefill(gen, segments, cfg.layout, states.prefix(), states.blocks([h.id for h in hits]),
-                                     reserve=cfg.sampling.max_new_tokens)
+                                     reserve=cfg.sampling.max_new_tokens, workspace=states.workspace)
         else:
             prefill = full_prefill(gen, segments)
         tokens = gen.iter_tokens(prefill, cfg.sampling)

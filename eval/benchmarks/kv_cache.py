@@ -108,7 +108,8 @@ def run(out: Path, n_passages: int = 10, passage_tokens: int = 200, question_tok
     ids = [p.id for p in passages]
 
     def cached():
-        prefill = cached_prefill(gen, seg, BlockLayout("rerotate"), states.prefix(), states.blocks(ids))
+        prefill = cached_prefill(gen, seg, BlockLayout("rerotate"), states.prefix(), states.blocks(ids), reserve=1,
+                                 workspace=states.workspace)
         return gen.iter_tokens(prefill, _greedy()).__next__()
 
     def full():

@@ -22,6 +22,9 @@ Block-Attention approximation, and no single forward pass reproduces it (``k = 1
 
 from __future__ import annotations
 
+import math
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -154,7 +157,35 @@ class AssembledLayer(DynamicLayer):
             self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
 
 
-def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: Positions, reserve: int = 256):
+class Workspace:
+    """Reusable memory for assembled caches, one buffer pair at a time.
+
+    An assembled cache is ~100 MB per question for a 100M model (2k tokens, fp32); fresh memory
+    of that size costs page faults on first touch, about as much as filling it. A workspace
+    hands its buffers to one cache at a time and takes them back when that cache is garbage
+    collected; if they are still in use (concurrent questions) fresh memory is allocated.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def take(self, numel: int, dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two flat buffers of at least ``numel`` elements."""
+        with self._lock:
+            buf, self._free = self._free, None
+        if buf is None or buf[0].numel() < numel or buf[0].dtype != dtype or buf[0].device != torch.device(device):
+            buf = tuple(torch.empty(numel, dtype=dtype, device=device) for _ in range(2))
+        return buf
+
+    def give_back(self, buf: tuple[torch.Tensor, torch.Tensor]) -> None:
+        with self._lock:
+            if self._free is None or self._free[0].numel() < buf[0].numel():
+                self._free = buf
+
+
+def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: Positions, reserve: int = 256,
+             workspace: Workspace | None = None):
     """One ``Cache`` for ``prefix ‖ b_1 ‖ … ‖ b_k`` and the question's first position.
 
     Args:
@@ -163,6 +194,7 @@ def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: P
         blocks: passage states, in prompt order.
         positions: ``rerotate`` or ``composite`` (see the module doc).
         reserve: spare capacity for the question and generated tokens (grown if exceeded).
+        workspace: reuse its memory (see :class:`Workspace`); default: fresh memory.
 
     Returns:
         ``(cache, q0)``: a ``transformers.Cache`` of :class:`AssembledLayer` s in the model's dtype
@@ -175,8 +207,10 @@ def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: P
     p, lengths = prefix.length, [b.length for b in blocks]
     n_layers, H, _, d = prefix.keys.shape
     T = p + sum(lengths)
-    K = torch.empty(n_layers, 1, H, T + reserve, d, dtype=dtype, device=device)  # (n_layers, 1, H, capacity, d)
-    V = torch.empty_like(K)  # (n_layers, 1, H, capacity, d)
+    shape = (n_layers, 1, H, T + reserve, d)
+    flat = (workspace or Workspace()).take(math.prod(shape), dtype, device)
+    K = flat[0][: math.prod(shape)].view(shape)  # (n_layers, 1, H, capacity, d)
+    V = flat[1][: math.prod(shape)].view(shape)  # (n_layers, 1, H, capacity, d)
     K[:, 0, :, :p].copy_(prefix.keys)
     V[:, 0, :, :p].copy_(prefix.values)
     offset = p
@@ -187,6 +221,8 @@ def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: P
         V[:, 0, :, offset : offset + b.length].copy_(b.values)
         offset += b.length
     cache = Cache(layers=[AssembledLayer(K[i], V[i], T) for i in range(n_layers)])
+    if workspace is not None:
+        weakref.finalize(cache, workspace.give_back, flat)
     q0 = offset if positions == "rerotate" else p + max(lengths, default=0)
     return cache, q0
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from indexes.errors import InputError
 from indexes.kv_store import KVStore, KVStoreSpec, StoreDType
 from indexes.manifest import CacheInfo, Manifest
-from rag.generation.kv_blocks import KVBlock
+from rag.generation.kv_blocks import KVBlock, Workspace
 from rag.generation.prompt import PromptTemplate
 from rag.generation.rope import rotary_module
 
@@ -72,6 +72,7 @@ class PassageStates:
 
     def __init__(self, store: KVStore) -> None:
         self.store = store
+        self.workspace = Workspace()  # memory reused by successive questions' caches
 
     def prefix(self) -> KVBlock | None:
         kv = self.store.prefix()

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from rag.generation.kv_blocks import BlockLayout, KVBlock, assemble, encode_block, encode_prefix
+from rag.generation.kv_blocks import BlockLayout, KVBlock, Workspace, assemble, encode_block, encode_prefix
 from rag.generation.prompt import PromptSegments
 
 
@@ -56,6 +56,7 @@ def cached_prefill(
     prefix: KVBlock | None = None,
     blocks: Sequence[KVBlock | None] | None = None,
     reserve: int = 256,
+    workspace: Workspace | None = None,
 ) -> Prefill:
     """Question-only prefill over stored prefix and passage states.
 
@@ -68,6 +69,7 @@ def cached_prefill(
         blocks: stored states per passage (``None`` entries, or ``blocks=None``, are computed
             here: a passage missing from the cache costs one block encoding, not an error).
         reserve: cache capacity kept for generated tokens (``max_new_tokens``; grown if exceeded).
+        workspace: memory to reuse for the assembled cache (``PassageStates.workspace``).
 
     Returns:
         The :class:`Prefill` after the question, with ``cached_tokens`` counting the states that
@@ -86,7 +88,8 @@ def cached_prefill(
         else:
             cached += block.length
         filled.append(block)
-    cache, q0 = assemble(generator, prefix, filled, layout.positions, reserve=len(segments.question) + reserve)
+    cache, q0 = assemble(generator, prefix, filled, layout.positions, reserve=len(segments.question) + reserve,
+                         workspace=workspace)
     q = list(segments.question)
     logits, cache = generator.forward(q, torch.arange(q0, q0 + len(q)), cache, last_only=True)  # (1, V)
     total = prefix.length + sum(b.length for b in filled) + len(q)

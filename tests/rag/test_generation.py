@@ -99,3 +99,21 @@ def test_decoding_past_the_reserved_cache_capacity_grows_it():
     roomy = list(gen.iter_tokens(cached_prefill(gen, seg, reserve=64), config))
     # Then the tokens are the same
     assert tight == roomy
+
+
+def test_workspace_memory_is_reused_only_after_the_previous_cache_is_gone():
+    # Given a workspace and a live cached prefill that uses its memory
+    from rag.generation.kv_blocks import Workspace
+
+    gen, ws = tiny_generator("llama"), Workspace()
+    seg = PromptBuilder(gen).segments("what do bees do?", [("Bees", "They dance."), ("Sky", "It is blue.")])
+    first = cached_prefill(gen, seg, reserve=4, workspace=ws)
+    ptr = first.cache.layers[0].keys.data_ptr()
+    # When a second prefill runs while the first is alive, and a third after it is gone
+    second = cached_prefill(gen, seg, reserve=4, workspace=ws)
+    del first
+    third = cached_prefill(gen, seg, reserve=4, workspace=ws)
+    # Then only the third reuses the memory, with the same result
+    assert second.cache.layers[0].keys.data_ptr() != ptr
+    assert third.cache.layers[0].keys.data_ptr() == ptr
+    assert torch.equal(second.logits, third.logits)
