@@ -129,16 +129,26 @@ class BM25Scorer:
     def top_k(self, term_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the ``k`` best passages that contain at least one query term.
 
-        Ties are broken by row number, so results are deterministic.
+        Scores accumulate in a dense (N,) array (``bincount``: O(postings + N), no sort), the
+        top ``k`` are selected in linear time, and ties at the k-th score go to the lowest
+        rows, so results are deterministic and equal to a full sort by (-score, row).
         """
         if term_ids.size == 0:
             return np.zeros(0, np.int64), np.zeros(0)
         rows, weights = self._gather(term_ids)
-        cand, inverse = np.unique(rows, return_inverse=True)  # (C,)
-        s = np.bincount(inverse, weights=weights, minlength=cand.size)  # (C,)
-        if cand.size > k:
-            part = np.argpartition(-s, k - 1)[:k]
-            cand, s = cand[part], s[part]
-        order = np.lexsort((cand, -s))
-        return cand[order], s[order] + self.absent[term_ids].sum()
-
+        acc = np.bincount(rows, weights=weights, minlength=self.n_docs)  # (N,)
+        absent = np.ones(self.n_docs, dtype=bool)
+        absent[rows] = False
+        acc[absent] = -np.inf  # passages without any query term are never results
+        n_match = self.n_docs - int(np.count_nonzero(absent))
+        k = min(k, n_match)
+        if k < self.n_docs:
+            kth = acc[np.argpartition(-acc, k - 1)[k - 1]]  # the k-th largest score
+            above = np.flatnonzero(acc > kth)
+            ties = np.flatnonzero(acc == kth)[: k - above.size]  # lowest rows first
+            top = np.concatenate([above, ties])
+        else:
+            top = np.arange(self.n_docs)
+        order = np.lexsort((top, -acc[top]))
+        top = top[order]
+        return top, acc[top] + self.absent[term_ids].sum()

@@ -134,3 +134,14 @@ def test_round_trip_through_disk(tmp_path):
     assert back.vocab == data.vocab
     assert (back.tf != data.tf).nnz == 0
     np.testing.assert_array_equal(back.doc_lengths, data.doc_lengths)
+
+
+def test_ties_at_the_cut_go_to_the_lowest_rows():
+    # Given 30 identical documents: every one ties
+    scorer = BM25Scorer(BM25Data.from_token_lists([["x", "y"]] * 30 + [["z"]]), BM25Spec())
+    # When
+    rows, scores = scorer.top_k(scorer.lookup(["x"]), 7)
+    # Then the first seven rows, never the non-matching one
+    assert rows.tolist() == list(range(7)) and len(set(scores.tolist())) == 1
+    rows, _ = scorer.top_k(scorer.lookup(["x"]), 100)
+    assert rows.tolist() == list(range(30))
