@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "rag.cli.eval_qa",
     "rag.cli.ask",
     "rag.cli.cache",
+    "rag.cli.serve",
     "rag.cli.train_reader",
     "rag.cli.train_retriever",
 )

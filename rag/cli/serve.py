@@ -1,0 +1,63 @@
+"""``rag serve``: the REST service (:mod:`service`) under uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.apps import app
+
+
+@app.command("serve")
+def serve_command(
+    index: Annotated[list[str], typer.Option("--index", "-i", help="Index directory, or NAME=DIR (repeatable); clients select indexes by NAME (default: the folder name).")],
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (each loads the models); see docs/benchmarks-service.md.", min=1)] = 1,
+    api_key: Annotated[str | None, typer.Option(envvar="RAG_API_KEY", show_envvar=True, help="Require 'Authorization: Bearer KEY' (prefer the environment variable).")] = None,
+    generator: Annotated[str | None, typer.Option(help="Causal LM for /answer (local path or cached HF id); default: extractive answers.")] = None,
+    microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
+    torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default: cores / workers).", min=1)] = None,
+    graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve search and answers over HTTP (OpenAPI at /docs). Other limits: RAG_* variables (service/settings.py)."""
+    import json
+    import os
+    import tempfile
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from indexes.errors import InputError
+    from service.settings import Settings, indexes_from_args
+
+    try:
+        named = indexes_from_args(index)
+    except ValueError as exc:
+        raise InputError(f"--index: {exc}") from None
+    # Workers are separate processes that build their settings from the environment, so the
+    # command line is passed on as RAG_* variables (also when there is a single worker).
+    env = {"RAG_INDEXES": json.dumps({k: str(Path(v).resolve()) for k, v in named.items()})}
+    if api_key:
+        env["RAG_API_KEY"] = api_key
+    if generator:
+        env["RAG_GENERATOR"] = generator
+    if microbatch_wait_ms is not None:
+        env["RAG_MICROBATCH_WAIT_MS"] = str(microbatch_wait_ms)
+    threads = torch_threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)
+    if threads:
+        env["RAG_TORCH_THREADS"] = str(threads)
+    os.environ.update(env)
+    try:
+        Settings()  # fail here, with the field named, rather than in every worker
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    with tempfile.TemporaryDirectory(prefix="rag-metrics-") as metrics_dir:
+        if workers > 1:  # prometheus-client aggregates the workers' metrics through files here
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False, timeout_graceful_shutdown=graceful_timeout)

@@ -1,0 +1,52 @@
+"""``POST /answer``: retrieve, then answer with numbered citations through :func:`rag.pipeline.ask`.
+
+With a configured generator (``RAG_GENERATOR``) the answer is generated, one at a time per index
+(a causal LM is not shared between threads); without one it is *extractive* — sentences quoted
+from the top passages, ranked by the index's bi-encoder and labelled as such (``kind``). An index
+without a dense part has no encoder to rank sentences with, so without a generator the request
+gets a 503 body that says so: never a crash, never a made-up answer.
+"""
+
+# No `from __future__ import annotations`: see routers/search.py.
+
+from fastapi import APIRouter, Request
+
+from service.dependencies import State, run_blocking, tag
+from service.errors import error_responses
+from service.schemas import AnswerResponse, RequestModels
+from service.state import AnswerUnavailableError, LoadedIndex
+
+
+def _answer(entry: LoadedIndex, question: str, k: int, mode: str, generator, max_new_tokens: int) -> dict:
+    from rag.generation.sampling import SamplingConfig
+    from rag.pipeline import AskConfig, ask
+
+    config = AskConfig(k=k, mode=mode, sampling=SamplingConfig(max_new_tokens=max_new_tokens))
+    if generator is None:
+        return ask(question, entry.index, None, config).to_dict()
+    with entry.lock:
+        return ask(question, entry.index, generator, config).to_dict()
+
+
+def build_router(models: RequestModels) -> APIRouter:
+    """The answer route, with request body ``models.answer``."""
+    router = APIRouter(tags=["answer"])
+    AnswerRequest = models.answer
+
+    @router.post("/answer", response_model=AnswerResponse, responses=error_responses(400, 401, 404, 413, 422, 503),
+                 summary="Answer a question with cited passages")
+    async def answer(body: AnswerRequest, request: Request, state: State) -> dict:
+        """Retrieve ``k`` passages and answer from them, citing them as [1] … [k]."""
+        entry = state.get(body.index)
+        tag(request, mode=body.mode, index=entry.name)
+        entry.retriever(body.mode)  # 422 for a mode the index lacks, before any work
+        if state.generator is None and entry.manifest.dense is None:
+            raise AnswerUnavailableError(
+                f"index {entry.name!r} has no dense encoder to rank quoted sentences with and no generator is "
+                "configured: start the service with RAG_GENERATOR=<model> (rag serve --generator) or use a "
+                "dense index")
+        out = await run_blocking(request, _answer, entry, body.question, body.k, body.mode, state.generator,
+                                 state.settings.answer_max_new_tokens)
+        return {**out, "index": entry.name}
+
+    return router

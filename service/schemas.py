@@ -1,0 +1,157 @@
+"""Request and response bodies of the REST API (pydantic), with OpenAPI examples.
+
+Request models are *built from the settings* by :func:`request_models`, so the schema carries
+the limits the server enforces (``maxLength`` of a query, ``maximum`` of ``k``, ``maxItems`` of a
+batch): clients, generated SDKs and the schemathesis fuzz test all see the real contract, and a
+violation is a 422 that names the field. Response models are fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.settings import INDEX_NAME, Settings
+
+Mode = Literal["bm25", "dense", "hybrid"]
+_QUERY = "does vitamin D reduce the risk of fractures"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HitOut(BaseModel):
+    """One ranked passage: the fields of :class:`rag.types.Hit` and of ``rag search --json``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="Passage id: the document id, or 'DOCID#n' for the n-th window.")
+    doc_id: str
+    score: float = Field(description="Retriever score; comparable within one ranking only.")
+    title: str
+    text: str
+    metadata: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+    index: str
+    mode: Mode
+    timing_ms: float = Field(description="Server-side search time, excluding HTTP and JSON.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "hits": [{"id": "4983", "doc_id": "4983", "score": 12.7, "title": "Vitamin D and fracture risk",
+                  "text": "…", "metadata": {}}], "index": "scifact", "mode": "hybrid", "timing_ms": 3.1}]})
+
+
+class BatchResult(BaseModel):
+    hits: list[HitOut]
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchResult] = Field(description="One entry per query, in request order.")
+    index: str
+    mode: Mode
+    timing_ms: float
+
+
+class CitationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    n: int = Field(description="The number [n] the answer cites this passage by.")
+    id: str
+    doc_id: str
+    title: str
+    score: float
+    text: str
+
+
+class AnswerResponse(BaseModel):
+    question: str
+    answer: str
+    kind: Literal["generated", "extractive"]
+    citations: list[CitationOut]
+    timings: dict[str, float] = Field(description="retrieval_ms, ttft_ms, decode_ms.")
+    prompt_tokens: int
+    cached_tokens: int
+    index: str
+
+
+class IndexInfo(BaseModel):
+    """Manifest facts of one served index."""
+
+    name: str
+    modes: list[Mode]
+    documents: int
+    passages: int
+    created_at: str
+    encoder: str | None = Field(description="Dense encoder id, or null without a dense part.")
+    dim: int | None
+    faiss: str | None
+    bm25: dict[str, Any] | None = Field(description="BM25 variant and parameters, analyzer, vocabulary.")
+
+
+class IndexList(BaseModel):
+    indexes: list[IndexInfo]
+    default: str | None
+
+
+class Health(BaseModel):
+    status: str
+    indexes: list[str] = []
+    detail: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. validation_error, index_not_found.")
+    message: str = Field(description="What went wrong and what to do; names the field when one is at fault.")
+    fields: list[str] | None = Field(None, description="Offending fields (validation errors only).")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"error": {"code": "validation_error", "message": "body.k: Input should be less than or equal to 100",
+                   "fields": ["k"]}}]})
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The request bodies, built for one :class:`~service.settings.Settings`."""
+
+    search: type[BaseModel]
+    batch: type[BaseModel]
+    answer: type[BaseModel]
+
+
+def request_models(s: Settings) -> RequestModels:
+    """Request models whose constraints are ``s``'s limits."""
+    text = dict(min_length=1, max_length=s.max_query_chars, pattern=r"\S")  # \S: not blank
+    Query = Annotated[str, Field(description=f"Query text, 1–{s.max_query_chars} characters.", examples=[_QUERY], **text)]
+    K = Annotated[int, Field(ge=1, le=s.max_k, description=f"Results wanted, 1–{s.max_k}.")]
+    Index = Annotated[str | None, Field(pattern=INDEX_NAME.pattern, examples=[s.default_index],
+                                         description="Configured index name (GET /indexes); default index if omitted.")]
+
+    class SearchRequest(_Model):
+        query: Query
+        k: K = 10
+        mode: Mode = "hybrid"
+        index: Index = None
+
+    class BatchSearchRequest(_Model):
+        queries: Annotated[list[Query], Field(min_length=1, max_length=s.max_batch, examples=[[_QUERY, "what causes tuberculosis"]])]
+        k: K = 10
+        mode: Mode = "hybrid"
+        index: Index = None
+
+    class AnswerRequest(_Model):
+        question: Annotated[str, Field(examples=["Does vitamin D reduce fractures?"], **text)]
+        k: Annotated[int, Field(ge=1, le=min(s.max_k, 20))] = 5  # passages in the prompt
+        mode: Mode = "hybrid"
+        index: Index = None
+
+    return RequestModels(SearchRequest, BatchSearchRequest, AnswerRequest)

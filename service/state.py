@@ -1,0 +1,171 @@
+"""What the service loads once and shares between requests: indexes, encoders, the generator.
+
+Loading has two steps. :meth:`ServiceState.open` reads every configured manifest (fast; a wrong
+path or a damaged index stops the server before it binds its port). :meth:`ServiceState.load`
+then loads the models, one :class:`~rag.encoder.Encoder` per distinct encoder spec however many
+indexes use it, each behind a :class:`~service.batching.MicroBatchEncoder`, builds the retrievers
+and runs a warm-up query; it runs in a background thread, so ``/healthz`` answers at once while
+``/readyz`` says 503 until everything is ready (what a load balancer's probes expect).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from indexes.errors import IndexNotFoundError, InputError, RagError
+from indexes.manifest import Manifest
+from rag.types import SearchMode
+from service.batching import MicroBatchEncoder
+from service.settings import Settings
+
+log = logging.getLogger("rag.service")
+
+
+class NotReadyError(RagError):
+    """The service is still loading (or failed to load) its indexes and models."""
+
+    http_status = 503
+
+
+class AnswerUnavailableError(RagError):
+    """``/answer`` cannot run for this index in this configuration."""
+
+    http_status = 503
+
+
+@dataclass
+class LoadedIndex:
+    """An open index and its retrievers, one per supported mode."""
+
+    name: str
+    manifest: Manifest
+    index: object = None  # rag.index.Index once loaded
+    retrievers: dict[str, object] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # generation: one answer at a time
+
+    @property
+    def modes(self) -> list[SearchMode]:
+        m = self.manifest
+        return [mode for mode, ok in (("bm25", m.bm25), ("dense", m.dense), ("hybrid", m.bm25 and m.dense)) if ok]
+
+    def retriever(self, mode: SearchMode):
+        """The retriever for ``mode``.
+
+        Raises:
+            InputError: this index has no part for ``mode``.
+        """
+        if mode not in self.retrievers:
+            raise InputError(f"mode: index {self.name!r} supports {', '.join(self.modes)}, not {mode}")
+        return self.retrievers[mode]
+
+
+class ServiceState:
+    """The indexes and models of one service process.
+
+    Args:
+        settings: the service settings.
+        on_batch: metrics hook, called with the size of every encoder batch.
+    """
+
+    def __init__(self, settings: Settings, on_batch: Callable[[int], None] | None = None) -> None:
+        self.settings = settings
+        self.status: Literal["loading", "ready", "failed", "stopped"] = "loading"
+        self.error: str | None = None
+        self.indexes: dict[str, LoadedIndex] = {}
+        self.generator = None
+        self._batchers: dict[object, MicroBatchEncoder] = {}
+        self._on_batch = on_batch
+
+    def open(self) -> None:
+        """Read every configured manifest.
+
+        Raises:
+            RagError: an index directory is missing or unreadable (names the index and path).
+        """
+        for name, path in self.settings.indexes.items():
+            try:
+                self.indexes[name] = LoadedIndex(name, Manifest.read(path))
+            except RagError as exc:
+                raise type(exc)(f"index {name!r}: {exc}") from None
+
+    def load(self) -> None:
+        """Load encoders, retrievers and the generator; set :attr:`status` (never raises)."""
+        try:
+            self._load()
+        except Exception as exc:  # a load failure is reported by /readyz, not a crashed server
+            # Clients see the error class only; the message may hold server paths and goes to the log.
+            self.status, self.error = "failed", type(exc).__name__
+            log.error("loading failed: %s: %s", self.error, exc, exc_info=not isinstance(exc, RagError))
+            return
+        if self.status == "loading":
+            self.status = "ready"
+            log.info("ready: %s", ", ".join(self.indexes))
+
+    def _load(self) -> None:
+        from rag.index import Index
+
+        s = self.settings
+        if s.torch_threads:
+            import torch
+
+            torch.set_num_threads(s.torch_threads)
+        for name, entry in self.indexes.items():
+            batcher = self._batcher(entry.manifest) if entry.manifest.dense else None
+            entry.index = idx = Index(Path(s.indexes[name]), encoder=batcher, device=s.device)
+            for mode in entry.modes:
+                entry.retrievers[mode] = idx.retriever(mode)  # builds BM25 weights / FAISS now
+            # First calls of torch and FAISS allocate; pay that before ready, with a query made
+            # of indexed words (the first passage's own text).
+            probe = " ".join(idx.store.get([0])[0].text.split()[:16]) if len(idx.store) else ""
+            for retriever in entry.retrievers.values() if probe.strip() else ():
+                retriever.search(probe, 1)
+        if s.generator:
+            from rag.generation.generator import Generator, GeneratorConfig
+
+            self.generator = Generator.load(GeneratorConfig(s.generator, device=s.generator_device))
+
+    def _batcher(self, manifest: Manifest) -> MicroBatchEncoder:
+        from rag.encoder import Encoder, EncoderConfig
+
+        config = EncoderConfig.from_spec(manifest.dense.encoder, device=self.settings.device)
+        if config not in self._batchers:
+            self._batchers[config] = MicroBatchEncoder(Encoder(config), self.settings.microbatch_wait_ms,
+                                                       self.settings.microbatch_max, self._on_batch)
+        return self._batchers[config]
+
+    def get(self, name: str | None) -> LoadedIndex:
+        """The ready index called ``name`` (default index when ``None``).
+
+        Raises:
+            IndexNotFoundError: no index of that name is configured (404).
+            NotReadyError: the service is not ready (503).
+        """
+        key = self.settings.default_index if name is None else name
+        if key is None or key not in self.indexes:
+            raise IndexNotFoundError(f"index {name!r} is not served here; GET /indexes lists the names")
+        self.check_ready()
+        return self.indexes[key]
+
+    def check_ready(self) -> None:
+        """Raises :class:`NotReadyError` unless everything is loaded."""
+        if self.status != "ready":
+            detail = f" ({self.error}; the server log has the details)" if self.error else "; retry shortly"
+            raise NotReadyError(f"the service is {self.status}{detail}")
+
+    @property
+    def encoder_count(self) -> int:
+        return len(self._batchers)
+
+    def close(self) -> None:
+        """Stop the encoder threads and close the passage stores."""
+        self.status = "stopped"
+        for batcher in self._batchers.values():
+            batcher.close()
+        for entry in self.indexes.values():
+            if entry.index is not None:
+                entry.index.close()

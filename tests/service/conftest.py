@@ -1,0 +1,138 @@
+"""Real servers for the service tests: ``rag serve`` in a subprocess on a free 127.0.0.1 port.
+
+Two servers per session: ``server`` over the fixture index (BM25 + dense, API key required;
+the embedded encoder loads once), and ``plain_server`` (no key) over a BM25-only index and an
+index whose encoder cannot load, for the 503 paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+API_KEY = "test-key-not-a-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running ``rag serve`` process and a client for it."""
+
+    proc: subprocess.Popen
+    url: str
+    log: Path
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=30, **kwargs)
+
+    def log_records(self) -> list[dict]:
+        lines = self.log.read_text(encoding="utf-8").split("\n")
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+
+def launch(tmp: Path, indexes: list[str], *, api_key: str | None = None, wait_ready: bool = True,
+                 extra: tuple[str, ...] = ()) -> Server:
+    """Start ``rag serve`` and wait (≤ 120 s) until it is live, and ready when ``wait_ready``."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if api_key:
+        env["RAG_API_KEY"] = api_key
+    args = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), *extra]
+    for ix in indexes:
+        args += ["--index", ix]
+    log = tmp / f"server-{port}.log"
+    proc = subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    server = Server(proc, f"http://127.0.0.1:{port}", log, {"Authorization": f"Bearer {api_key}"} if api_key else {})
+    deadline = time.monotonic() + 120
+    path = "/readyz" if wait_ready else "/healthz"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            r = httpx.get(server.url + path, timeout=2)
+            if r.status_code == 200 or (wait_ready and r.json().get("status") == "failed"):
+                if r.status_code != 200:
+                    server.stop()
+                    raise RuntimeError(f"server failed to load:\n{log.read_text()}")
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    server.stop()
+    raise RuntimeError(f"server not {'ready' if wait_ready else 'live'} within 120 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session", name="start_server")
+def start_server_fixture():
+    """``launch``, for tests that start (and stop) a server of their own."""
+    return launch
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    return API_KEY
+
+
+@pytest.fixture(scope="session")
+def server(sample_index, tmp_path_factory):
+    """The fixture index (BM25 + dense) as ``sample``, API key required."""
+    srv = launch(tmp_path_factory.mktemp("srv"), [f"sample={sample_index}"], api_key=API_KEY)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def bm25_index(tmp_path_factory) -> Path:
+    """The fixture corpus indexed for BM25 only (no encoder needed)."""
+    from rag.indexer import IndexOptions, build_index
+
+    out = tmp_path_factory.mktemp("bm25") / "lexical"
+    build_index(FIXTURES / "corpus.jsonl", out, IndexOptions(progress=False, encoder=None))
+    return out
+
+
+@pytest.fixture(scope="session")
+def broken_index(sample_index, tmp_path_factory) -> Path:
+    """A copy of the sample index whose manifest names an encoder that does not exist."""
+    out = tmp_path_factory.mktemp("broken") / "broken"
+    shutil.copytree(sample_index, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["dense"]["encoder"]["model"] = str(out / "no-such-model")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.fixture(scope="session")
+def plain_server(bm25_index, tmp_path_factory):
+    """No API key; serves ``lexical`` (BM25 only). Ready in about a second."""
+    srv = launch(tmp_path_factory.mktemp("plain"), [f"lexical={bm25_index}"])
+    yield srv
+    srv.stop()
