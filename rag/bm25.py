@@ -120,6 +120,8 @@ class BM25Scorer:
 
     def _gather(self, term_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts, ends = self.indptr[term_ids], self.indptr[term_ids + 1]
+        if term_ids.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
         if term_ids.size == 1:
             return self.indices[starts[0] : ends[0]], self.weights[starts[0] : ends[0]]
         rows = np.concatenate([self.indices[s:e] for s, e in zip(starts, ends)])

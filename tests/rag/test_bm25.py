@@ -145,3 +145,12 @@ def test_ties_at_the_cut_go_to_the_lowest_rows():
     assert rows.tolist() == list(range(7)) and len(set(scores.tolist())) == 1
     rows, _ = scorer.top_k(scorer.lookup(["x"]), 100)
     assert rows.tolist() == list(range(30))
+
+
+def test_no_query_terms_in_the_vocabulary_scores_every_passage_at_its_floor():
+    # Given a query none of whose terms were indexed (the hybrid retriever still asks for scores)
+    scorer = BM25Scorer(BM25Data.from_token_lists(DOCS), BM25Spec())
+    ids = scorer.lookup(["zebra", "quux"])
+    # When / Then
+    assert ids.size == 0
+    assert scorer.scores(ids).tolist() == [0.0, 0.0, 0.0]

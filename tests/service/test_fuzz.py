@@ -42,10 +42,6 @@ def test_no_server_errors_and_responses_match_the_schema(api_schema, server, pat
     @settings(max_examples=25, deadline=None, phases=[Phase.explicit, Phase.generate], database=None,
               suppress_health_check=list(HealthCheck))
     def check(case):
-        # Until the core bug documented in test_search.py (hybrid queries without an indexed term
-        # crash in rag/bm25.py) is fixed, hybrid bodies are sent as dense ones.
-        if isinstance(case.body, dict) and case.body.get("mode", "hybrid") == "hybrid":
-            case.body = {**case.body, "mode": "dense"}
         # When it is called / Then the response conforms and is not a server error
         case.call_and_validate(headers=server.headers, checks=CHECKS)
 
