@@ -47,6 +47,19 @@ def train_retriever_command(
 ) -> None:
     """Fine-tune a bi-encoder with InfoNCE; writes OUT with training.json beside the weights."""
     from indexes.errors import InputError
+
+    # Argument combinations first: a wrong call fails before torch is imported.
+    if unsupervised and (queries or qrels or pairs):
+        raise InputError("--unsupervised trains on --corpus alone; drop --queries/--qrels/--pairs")
+    if pairs is not None and (queries or qrels):
+        raise InputError("give either --pairs or --queries with --qrels, not both")
+    if (unsupervised or pairs is None) and corpus is None:
+        raise InputError("--corpus is required (except with --pairs)")
+    if not unsupervised and pairs is None and (queries is None or qrels is None):
+        raise InputError("supervised training needs --queries and --qrels (or --pairs); or pass --unsupervised")
+    if negative_source not in ("bm25", "dense"):
+        raise InputError(f"--negative-source must be bm25 or dense, got {negative_source!r}")
+
     from rag.training.cropping import CropConfig
     from rag.training.data import load_documents
     from rag.training.negatives import NegativeConfig
@@ -60,23 +73,14 @@ def train_retriever_command(
     common = dict(config=config, checkpoints=checkpoints, resume=resume, device=device)
     documents = load_documents(corpus) if corpus is not None else {}
     if unsupervised:
-        if corpus is None:
-            raise InputError("--unsupervised needs --corpus")
-        if queries or qrels or pairs:
-            raise InputError("--unsupervised trains on --corpus alone; drop --queries/--qrels/--pairs")
         result = train_unsupervised(documents, out, crop=CropConfig(crop_min, crop_max, deletion),
                                     max_documents=max_documents, **common)
     else:
-        if negative_source not in ("bm25", "dense"):
-            raise InputError(f"--negative-source must be bm25 or dense, got {negative_source!r}")
         train_pairs, metric = _supervised_pairs(queries, qrels, pairs, documents)
-        if pairs is not None:
-            negatives = 0  # a pairs/triples file brings its own negatives
-        elif corpus is None:
-            raise InputError("--queries/--qrels training needs --corpus")
         result = train_supervised(train_pairs, documents, out, corpus=corpus, metric=metric, index=index,
                                   dev_fraction=dev_fraction if metric else 0.0,
-                                  negatives=NegativeConfig(negatives, negative_depth, negative_margin, negative_source, seed),
+                                  negatives=NegativeConfig(0 if pairs else negatives, negative_depth,
+                                                           negative_margin, negative_source, seed),
                                   **common)
     dev = f", best dev nDCG@10 {result.best_dev_ndcg10:.4f}" if result.best_dev_ndcg10 is not None else ""
     typer.echo(f"trained {out} in {result.seconds / 60:.1f} min{dev}", err=True)
@@ -85,14 +89,9 @@ def train_retriever_command(
 def _supervised_pairs(queries, qrels, pairs, documents):
     """(pairs, dev metric): BEIR pairs with the project's nDCG@10, or JSONL pairs without a dev split."""
     from eval.retrieval import evaluate, load_qrels, load_queries
-    from indexes.errors import InputError
     from rag.training.data import beir_pairs, read_jsonl_pairs
 
-    if pairs is not None:
-        if queries or qrels:
-            raise InputError("give either --pairs or --queries with --qrels, not both")
+    if pairs is not None:  # a pairs/triples file brings its own negatives; no dev split
         return read_jsonl_pairs(pairs), None
-    if queries is None or qrels is None:
-        raise InputError("supervised training needs --queries and --qrels (or --pairs); or pass --unsupervised")
     judged, texts = load_qrels(qrels), load_queries(queries)
     return beir_pairs(texts, judged, documents, qrels_name=str(qrels)), lambda run, q: evaluate(run, q, ("ndcg@10",))[0]["ndcg@10"]

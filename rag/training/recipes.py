@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from indexes.errors import InputError
+from rag.encoder import resolve_model_path
 from rag.training.cropping import CropConfig, cropped_pairs
 from rag.training.data import Pair, split_dev, with_negatives
 from rag.training.dev_eval import DevEvaluator, Metric, dev_pool
@@ -66,6 +67,7 @@ def train_supervised(pairs: list[Pair], documents: Mapping[str, str], out: str |
         dev_depth: BM25 candidates per dev query in the dev pool.
         **train_kwargs: passed to :func:`train_retriever` (checkpoints, resume, device).
     """
+    resolve_model_path(config.base_model)  # a missing base model fails before any work
     train, dev = split_dev(pairs, dev_fraction, config.seed)
     if dev and metric is None:
         raise InputError("a dev split needs a metric; pass metric= or dev_fraction=0")
@@ -103,6 +105,7 @@ def train_unsupervised(documents: Mapping[str, str], out: str | Path, *, config:
     import math
     import random
 
+    resolve_model_path(config.base_model)
     ids = sorted(documents)
     if max_documents is not None and max_documents < len(ids):
         ids = sorted(random.Random(config.seed).sample(ids, max_documents))
