@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         microbatch_wait_ms: how long the encoder waits for more queries after the first.
         microbatch_max: most queries in one encoder call.
         threads: worker threads for blocking work (search, encoding waits, answers).
-        torch_threads: intra-op threads of the encoder (default: torch's own choice).
+        torch_threads: intra-op threads of the encoder (``None``: torch's own choice).
+        passage_cache: passages kept in memory after their first read (0: always read SQLite).
         generator: causal LM for ``/answer`` (local path or cached HF id); none = extractive.
         generator_device: device of the generator.
         answer_max_new_tokens: generated tokens at most per answer.
@@ -60,7 +61,10 @@ class Settings(BaseSettings):
     microbatch_wait_ms: float = Field(2.0, ge=0, le=50)  # measured: docs/benchmarks-service.md
     microbatch_max: int = Field(64, ge=1)
     threads: int = Field(64, ge=1)  # ≥ expected concurrent requests, so all can join a batch
-    torch_threads: int | None = Field(None, ge=1)
+    # One intra-op thread: with two, torch's OpenMP workers spin against the event loop and the
+    # search threads on a 2-core machine and a single query took 20x longer (benchmarks doc).
+    torch_threads: int | None = Field(1, ge=1)
+    passage_cache: int = Field(200_000, ge=0)  # passages kept in memory; ~1.5 KB each on SciFact
     generator: str | None = None
     generator_device: str = "cpu"
     answer_max_new_tokens: int = Field(256, ge=1)

@@ -21,6 +21,7 @@ from indexes.errors import IndexNotFoundError, InputError, RagError
 from indexes.manifest import Manifest
 from rag.types import SearchMode
 from service.batching import MicroBatchEncoder
+from service.passages import CachedPassageStore
 from service.settings import Settings
 
 log = logging.getLogger("rag.service")
@@ -117,6 +118,8 @@ class ServiceState:
         for name, entry in self.indexes.items():
             batcher = self._batcher(entry.manifest) if entry.manifest.dense else None
             entry.index = idx = Index(Path(s.indexes[name]), encoder=batcher, device=s.device)
+            if s.passage_cache:  # before the retrievers are built: they keep the store they get
+                idx.store = CachedPassageStore(idx.store, s.passage_cache)
             for mode in entry.modes:
                 entry.retrievers[mode] = idx.retriever(mode)  # builds BM25 weights / FAISS now
             # First calls of torch and FAISS allocate; pay that before ready, with a query made

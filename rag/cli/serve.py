@@ -19,7 +19,7 @@ def serve_command(
     api_key: Annotated[str | None, typer.Option(envvar="RAG_API_KEY", show_envvar=True, help="Require 'Authorization: Bearer KEY' (prefer the environment variable).")] = None,
     generator: Annotated[str | None, typer.Option(help="Causal LM for /answer (local path or cached HF id); default: extractive answers.")] = None,
     microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
-    torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default: cores / workers).", min=1)] = None,
+    torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default 1: see docs/benchmarks-service.md).", min=1)] = None,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -47,9 +47,8 @@ def serve_command(
         env["RAG_GENERATOR"] = generator
     if microbatch_wait_ms is not None:
         env["RAG_MICROBATCH_WAIT_MS"] = str(microbatch_wait_ms)
-    threads = torch_threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)
-    if threads:
-        env["RAG_TORCH_THREADS"] = str(threads)
+    if torch_threads:
+        env["RAG_TORCH_THREADS"] = str(torch_threads)
     os.environ.update(env)
     try:
         Settings()  # fail here, with the field named, rather than in every worker

@@ -103,8 +103,15 @@ def api_key() -> str:
 
 @pytest.fixture(scope="session")
 def server(sample_index, tmp_path_factory):
-    """The fixture index (BM25 + dense) as ``sample``, API key required."""
-    srv = launch(tmp_path_factory.mktemp("srv"), [f"sample={sample_index}"], api_key=API_KEY)
+    """The fixture index (BM25 + dense) as ``sample``, API key required.
+
+    Its encoder uses as many threads as torch uses in this process (where ``rag search`` runs in
+    the parity test): a matrix product summed by 1 or 2 threads differs in the last bits.
+    """
+    import torch
+
+    threads = ("--torch-threads", str(torch.get_num_threads()))
+    srv = launch(tmp_path_factory.mktemp("srv"), [f"sample={sample_index}"], api_key=API_KEY, extra=threads)
     yield srv
     srv.stop()
 
