@@ -22,11 +22,13 @@ def cache_lumen_command(
     """Run every passage of INDEX through the first N−K encoder layers and store it (fp16, safetensors)."""
     from indexes.lumen_store import LumenStore
     from rag.fid.lumen import LumenEncoder
-    from rag.fid.memory import build_lumen_memory
+    from rag.fid.memory import build_lumen_memory, model_revision
     from rag.fid.reader import FiDConfig, FiDReader
 
     reader = FiDReader.from_pretrained(generator, FiDConfig(max_passage_tokens=max_passage_tokens), device=device)
     encoder = LumenEncoder(reader.model, live_layers)
-    info = build_lumen_memory(index, reader, encoder, model_id=generator, batch_size=batch_size)
+    info = build_lumen_memory(
+        index, reader, encoder, model_id=generator, revision=model_revision(generator), batch_size=batch_size
+    )
     per = LumenStore(index, info).bytes_per_passage()
     typer.echo(f"LUMEN memory {info.path}: {info.passages} passages, {encoder.memory_layers} memory layers, {per / 1024:.1f} KiB/passage")

@@ -21,7 +21,7 @@ from indexes.errors import IndexFormatError
 from indexes.lumen_store import LumenStore
 from indexes.passage_store import Passage, PassageStore
 from rag.fid.lumen import LumenEncoder
-from rag.fid.memory import attach_memory, lumen_key, open_lumen_memory, passage_text
+from rag.fid.memory import attach_memory, lumen_key, model_revision, open_lumen_memory, passage_text
 from rag.fid.reader import FiDConfig, FiDReader
 from rag.types import Hit
 
@@ -57,7 +57,8 @@ class FiDAnswerer:
         if index_dir is None:
             raise IndexFormatError("--live-layers needs an index with LUMEN memory (`rag cache lumen`)")
         reader.encoder = LumenEncoder(reader.model, live_layers)
-        store = open_lumen_memory(index_dir, lumen_key(str(model), None, live_layers, config.max_passage_tokens))
+        key = lumen_key(str(model), model_revision(model), live_layers, config.max_passage_tokens)
+        store = open_lumen_memory(index_dir, key)
         return cls(reader, store, PassageStore(index_dir))
 
     def answer(self, question: str, hits: Sequence[Hit], **decoding) -> str:

@@ -40,8 +40,24 @@ def passage_text(p: Passage) -> str:
     return f"title: {p.title} context: {p.text}" if p.title else p.text
 
 
+def model_revision(model: str | Path) -> str | None:
+    """Fingerprint of a local model directory's weight files (names, sizes, mtimes), or None.
+
+    Cheap (no hashing of gigabytes) and enough to notice that a reader was retrained in place,
+    which would make its stored memory stale.
+    """
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    files = sorted([*path.glob("*.safetensors"), *path.glob("*.bin")])
+    stamp = "|".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return hashlib.sha256(stamp.encode()).hexdigest()[:16]
+
+
 def lumen_key(model_id: str, revision: str | None, live_layers: int, max_passage_tokens: int) -> str:
-    """16-hex-digit hash of everything stored memory depends on."""
+    """16-hex-digit hash of everything stored memory depends on (a local model path counts resolved)."""
+    if Path(model_id).exists():
+        model_id = str(Path(model_id).resolve())
     spec = {"model": model_id, "revision": revision, "K": live_layers, "Lp": max_passage_tokens,
             "template": "title: {title} context: {text}", "dtype": "float16", "v": 1}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]

@@ -61,3 +61,24 @@ def test_plain_fid_answerer_needs_no_memory(tiny, tmp_path):
     # Then: it is the plain FiD reader's greedy answer
     assert fid.answer(tiny.questions[0], hits) == FiDReader(tiny.model, tiny.tokenizer, CONFIG).answer(
         [tiny.questions[0]], [[f"title: T context: {h.text}" for h in hits]])[0]
+
+
+def test_memory_of_a_retrained_model_is_refused(tiny, tmp_path):
+    import time
+
+    import pytest
+
+    from indexes.errors import IndexFormatError
+    from rag.fid.lumen import LumenEncoder as Enc
+    from rag.fid.memory import build_lumen_memory, model_revision
+
+    # Given: memory built for the saved model, which is then saved again (retrained in place)
+    _index_and_model(tiny, tmp_path)
+    reader = FiDReader(tiny.model, tiny.tokenizer, CONFIG)
+    build_lumen_memory(tmp_path / "idx", reader, Enc(tiny.model, 1), model_id=str(tmp_path / "m"),
+                       revision=model_revision(tmp_path / "m"))
+    time.sleep(0.01)
+    tiny.model.save_pretrained(tmp_path / "m")
+    # When / Then: loading LUMEN for it names the command that rebuilds the memory
+    with pytest.raises(IndexFormatError, match="rag cache lumen"):
+        FiDAnswerer.load(tmp_path / "m", tmp_path / "idx", CONFIG, live_layers=1)
