@@ -46,10 +46,12 @@ class MicroBatchEncoder:
         wait_ms: longest wait for more queries after the first one of an idle encoder.
         max_batch: most queries per encoder call; a larger single request runs alone.
         on_batch: called with the number of queries of every encoder call (metrics).
+        threads: encoder threads taking batches from the one queue; with one torch thread each,
+            ``n`` threads use ``n`` cores for encoding (torch releases the GIL in its kernels).
     """
 
     def __init__(self, encoder, wait_ms: float = 2.0, max_batch: int = 64,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, threads: int = 1) -> None:
         self.encoder = encoder
         self.config = encoder.config
         self.wait_s = wait_ms / 1e3
@@ -57,9 +59,9 @@ class MicroBatchEncoder:
         self._on_batch = on_batch
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
-        self._carry = None  # a job that did not fit the last batch; it opens the next one
-        self._thread = threading.Thread(target=self._run, name="rag-encoder", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"rag-encoder-{i}", daemon=True) for i in range(threads)]
+        for t in self._threads:
+            t.start()
 
     @property
     def dim(self) -> int:
@@ -75,7 +77,7 @@ class MicroBatchEncoder:
         if self._closed:
             raise EncoderClosedError("the service is shutting down; retry on another instance")
         job: Future = Future()
-        self._jobs.put((list(queries), job))
+        self._jobs.put((list(queries), job, time.perf_counter()))
         return job.result()
 
     def encode_passages(self, passages: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -83,16 +85,24 @@ class MicroBatchEncoder:
         return self.encoder.encode_passages(passages, progress=progress)
 
     def close(self) -> None:
-        """Finish the queued work and stop the encoder thread."""
+        """Finish the queued work and stop the encoder threads."""
         if not self._closed:
             self._closed = True
-            self._jobs.put(_STOP)
-            self._thread.join()
+            for _ in self._threads:
+                self._jobs.put(_STOP)
+            for t in self._threads:
+                t.join()
+            self._drain()
 
-    def _collect(self, first) -> tuple[list, bool]:
-        """``first`` plus whatever arrives within the wait, up to ``max_batch`` queries."""
-        batch, size, stop = [first], len(first[0]), False
-        deadline = time.perf_counter() + self.wait_s
+    def _collect(self, first) -> tuple[list, object, bool]:
+        """``first`` plus whatever arrives within the wait, up to ``max_batch`` queries.
+
+        Jobs are ``(queries, future, arrival time)``. A first job that already waited while the
+        encoder was busy waits no longer; its batch takes whatever queued up meanwhile. Returns
+        the batch, a job that did not fit (it opens the next batch) and whether to stop.
+        """
+        batch, size, carry, stop = [first], len(first[0]), None, False
+        deadline = first[2] + self.wait_s  # counted from the first query's arrival, not from now
         while size < self.max_batch:
             try:
                 item = self._jobs.get_nowait()
@@ -108,37 +118,36 @@ class MicroBatchEncoder:
                 stop = True
                 break
             if size + len(item[0]) > self.max_batch:
-                self._carry = item
+                carry = item
                 break
             batch.append(item)
             size += len(item[0])
-        return batch, stop
+        return batch, carry, stop
 
     def _run(self) -> None:
-        stop = False
+        stop, carry = False, None
         while not stop:
-            first, self._carry = (self._carry or self._jobs.get()), None
+            first, carry = (carry or self._jobs.get()), None
             if first is _STOP:
                 break
-            batch, stop = self._collect(first)
-            texts = [q for qs, _ in batch for q in qs]
+            batch, carry, stop = self._collect(first)
+            texts = [q for qs, _, _ in batch for q in qs]
             try:
                 vectors = self.encoder.encode_queries(texts)  # (B, d)
             except BaseException as exc:  # handed to every waiting request, never lost
-                for _, job in batch:
+                for _, job, _ in batch:
                     job.set_exception(exc)
                 continue
             if self._on_batch is not None:
                 self._on_batch(len(texts))
             start = 0
-            for qs, job in batch:
+            for qs, job, _ in batch:
                 job.set_result(vectors[start : start + len(qs)])
                 start += len(qs)
-        self._drain()
+        if carry is not None:
+            self._jobs.put(carry)  # failed by _drain once every thread has stopped
 
     def _drain(self) -> None:
-        if self._carry is not None:
-            self._jobs.put(self._carry)
         while True:
             try:
                 item = self._jobs.get_nowait()

@@ -135,10 +135,12 @@ class ServiceState:
     def _batcher(self, manifest: Manifest) -> MicroBatchEncoder:
         from rag.encoder import Encoder, EncoderConfig
 
-        config = EncoderConfig.from_spec(manifest.dense.encoder, device=self.settings.device)
+        config = EncoderConfig.from_spec(manifest.dense.encoder, device=self.settings.device,
+                                         batch_size=self.settings.encoder_batch_size)
         if config not in self._batchers:
             self._batchers[config] = MicroBatchEncoder(Encoder(config), self.settings.microbatch_wait_ms,
-                                                       self.settings.microbatch_max, self._on_batch)
+                                                       self.settings.microbatch_max, self._on_batch,
+                                                       threads=self.settings.encoder_threads)
         return self._batchers[config]
 
     def get(self, name: str | None) -> LoadedIndex:

@@ -20,6 +20,7 @@ def serve_command(
     generator: Annotated[str | None, typer.Option(help="Causal LM for /answer (local path or cached HF id); default: extractive answers.")] = None,
     microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
     torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default 1: see docs/benchmarks-service.md).", min=1)] = None,
+    encoder_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker, each on its own micro-batch.", min=1)] = None,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -31,13 +32,19 @@ def serve_command(
     import uvicorn
     from pydantic import ValidationError
 
-    from indexes.errors import InputError
+    from indexes.errors import InputError, RagError
+    from indexes.manifest import Manifest
     from service.settings import Settings, indexes_from_args
 
     try:
         named = indexes_from_args(index)
     except ValueError as exc:
         raise InputError(f"--index: {exc}") from None
+    for name, path in named.items():  # a wrong path stops here with one line, not a uvicorn traceback
+        try:
+            Manifest.read(path)
+        except RagError as exc:
+            raise type(exc)(f"--index {name}: {exc}") from None
     # Workers are separate processes that build their settings from the environment, so the
     # command line is passed on as RAG_* variables (also when there is a single worker).
     env = {"RAG_INDEXES": json.dumps({k: str(Path(v).resolve()) for k, v in named.items()})}
@@ -49,6 +56,8 @@ def serve_command(
         env["RAG_MICROBATCH_WAIT_MS"] = str(microbatch_wait_ms)
     if torch_threads:
         env["RAG_TORCH_THREADS"] = str(torch_threads)
+    if encoder_threads:
+        env["RAG_ENCODER_THREADS"] = str(encoder_threads)
     os.environ.update(env)
     try:
         Settings()  # fail here, with the field named, rather than in every worker

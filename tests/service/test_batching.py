@@ -40,10 +40,11 @@ class CountingEncoder:
         return out
 
 
-def test_concurrent_calls_share_encoder_calls_and_get_their_own_rows():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_concurrent_calls_share_encoder_calls_and_get_their_own_rows(threads):
     # Given 32 threads, each encoding one distinct query at the same moment
     fake = CountingEncoder()
-    batcher = MicroBatchEncoder(fake, wait_ms=5, max_batch=64)
+    batcher = MicroBatchEncoder(fake, wait_ms=5, max_batch=64, threads=threads)
     start = threading.Barrier(32)
 
     def one(i):
@@ -57,7 +58,7 @@ def test_concurrent_calls_share_encoder_calls_and_get_their_own_rows():
     # Then every caller got exactly its own vector, from far fewer than 32 encoder calls
     for i, v in enumerate(vectors):
         assert v.shape == (1, 64) and v[0, i] == 1.0 and v.sum() == 1.0
-    assert sum(fake.calls) == 32 and len(fake.calls) <= 4
+    assert sum(fake.calls) == 32 and len(fake.calls) <= 4 * threads
 
 
 def test_batches_never_exceed_max_batch_and_multi_query_jobs_stay_whole():
@@ -87,8 +88,9 @@ def test_an_idle_encoder_waits_at_most_wait_ms():
     assert elapsed < 0.02 + 0.005 + 0.05
 
 
-def test_an_encoder_error_reaches_the_callers_and_the_batcher_survives():
-    batcher = MicroBatchEncoder(CountingEncoder(), wait_ms=0)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_an_encoder_error_reaches_the_callers_and_the_batcher_survives(threads):
+    batcher = MicroBatchEncoder(CountingEncoder(), wait_ms=0, threads=threads)
     with pytest.raises(ValueError, match="boom"):
         batcher.encode_queries(["boom"])
     assert batcher.encode_queries(["q2"])[0, 2] == 1.0
