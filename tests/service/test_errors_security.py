@@ -104,3 +104,18 @@ def test_answer_without_encoder_or_generator_is_a_clear_503(plain_server):
     err = error_of(r)
     assert r.status_code == 503 and err["code"] == "answer_unavailable"
     assert "generator" in err["message"] and "answer" not in r.json()
+
+
+@pytest.mark.parametrize(("origins", "allowed"), [((), None), (("https://app.example",), "https://app.example")])
+def test_cors_is_off_unless_configured(origins, allowed):
+    # Given an app (in process, no index needed) with or without allowed origins
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    with TestClient(create_app(Settings(cors_origins=origins))) as c:
+        # When a browser sends a preflight request
+        r = c.options("/search", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    # Then only a configured origin is allowed
+    assert r.headers.get("access-control-allow-origin") == allowed
