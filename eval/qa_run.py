@@ -136,6 +136,12 @@ def run_qa_eval(*, dataset: Path, report: Path, predictions: Path | None = None,
     if judge == "llm" and generator is None:
         raise InputError("--judge llm needs --generator MODEL")
     items = load_qa(dataset)[:limit]
+    human = values_by_id(read_rows(labels), "label", labels) if labels is not None else None
+    known = {i.id for i in items}
+    missing = [i for i in human or () if i not in known]
+    if missing:  # checked before any model is loaded or question answered
+        raise InputError(f"{labels}: {len(missing)} labelled id(s) are not in {dataset}"
+                         f"{' (first ' + str(limit) + ' questions)' if limit else ''} (first: {missing[0]!r})")
     gen, encoder = None, None
     if generator is not None:
         from rag.generation.generator import Generator, GeneratorConfig
@@ -144,9 +150,8 @@ def run_qa_eval(*, dataset: Path, report: Path, predictions: Path | None = None,
     report = Path(report)
     report.mkdir(parents=True, exist_ok=True)
     if predictions is not None:
-        wanted = {i.id for i in items}
         preds = load_predictions(predictions)
-        preds = {i: p for i, p in preds.items() if i in wanted} if limit else preds
+        preds = {i: p for i, p in preds.items() if i in known} if limit else preds
     else:
         from rag.index import open_index
         from rag.pipeline import AskConfig
@@ -164,13 +169,10 @@ def run_qa_eval(*, dataset: Path, report: Path, predictions: Path | None = None,
     inputs = [JudgeInput(r.id, r.question, r.answer, preds[r.id].passages, () if not the_judge.uses_gold else r.golds)
               for r in rows]
     scores = dict(zip([r.id for r in rows], the_judge.score(inputs).tolist()))
-    if labels is not None:
-        human, source = values_by_id(read_rows(labels), "label", labels), str(labels)
+    if human is not None:
+        source = str(labels)
     else:
         human, source = derive_labels(rows, gold_labels, seed), f"gold-derived ({correct}), random {gold_labels}"
-    missing = [i for i in human if i not in scores]
-    if missing:
-        raise InputError(f"{labels}: {len(missing)} labelled id(s) are not in {dataset} (first: {missing[0]!r})")
     result = evaluate(rows, scores, human, the_judge.name, the_judge.uses_gold, config, source)
     _write_jsonl(report / "judge.jsonl", ({"id": i, "score": s} for i, s in scores.items()))
     _write_jsonl(report / "labels.jsonl", ({"id": i, "label": v} for i, v in human.items()))

@@ -87,3 +87,17 @@ def test_prediction_for_unknown_question_is_an_error(toy, capsys):
 def test_clean_answer_strips_label_and_citations():
     # Given / When / Then
     assert clean_answer("Label: Paris is big [1]. It rains [2]", "Label:") == "Paris is big. It rains"
+
+
+def test_label_ids_outside_dataset_fail_before_judging(toy, capsys):
+    # Given
+    labels = toy / "stray_labels.jsonl"
+    labels.write_text(json.dumps({"id": "zzz", "label": 1}) + "\n")
+    # When
+    rc = main(["eval", "qa", "--dataset", str(toy / "qa.jsonl"), "--predictions", str(toy / "preds.jsonl"),
+               "--report", str(toy / "r4"), "--labels", str(labels)])
+    # Then: the (model-loading) embedding judge never ran, and no report directory was made
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "1 labelled id(s) are not in" in err and "(first: 'zzz')" in err
+    assert not (toy / "r4").exists()
