@@ -3,7 +3,8 @@
 Each passage block is encoded after the prefix at positions ``p .. p+L-1``
 (:func:`rag.generation.kv_blocks.encode_block`) and appended to the store in shards. A build
 that stops (crash, Ctrl-C) keeps every completed shard; running it again skips the passages
-already stored. The manifest's ``caches`` entry is updated after the last shard.
+already stored. The manifest's ``caches`` entry is updated after every shard, so a partial
+store is already usable (passages not yet stored are encoded at question time).
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def build_passage_cache(index_dir: str | Path, generator, config: CacheConfig = 
             block = encode_block(generator, prefix, builder.block_ids(passage.title, passage.text), config.see_prefix)
             writer.add(passage.id, block.keys, block.values)
             encoded += 1
+            if encoded % config.shard_size == 0:  # a partial store is usable: missing blocks are computed
+                writer.flush()
+                record_in_manifest(index_dir, writer.spec, directory)
         writer.flush()
         bar.close()
     finally:
