@@ -5,9 +5,10 @@ Modules:
     generator: load a causal LM with rotary positions, render prompts, stream tokens.
     prompt: the RAG prompt as token segments (prefix, passage blocks, question).
     rope: rotary position helpers (detect RoPE, re-rotate cached keys).
-    kv_blocks: per-passage KV blocks and their assembly behind a shared prefix.
+    kv_blocks: per-passage KV blocks, the block mask, and their assembly behind a shared prefix.
     prefill: the cached and the full-prefill paths to the first token.
-    cache_build: fill an index's KV store with passage blocks.
+    passage_cache: the cache key, and finding the index's KV store that fits a generator.
+    cache_build: fill an index's KV store with passage blocks (resumable).
 
 Nothing here loads a model at import time.
 """
