@@ -34,6 +34,8 @@ def index_command(
     bm25_variant: Annotated[str, typer.Option(help="lucene, robertson, atire, bm25l, bm25+ or okapi.")] = "lucene",
     k1: Annotated[float, typer.Option(help="BM25 k1.")] = 0.9,
     b: Annotated[float, typer.Option(help="BM25 b.")] = 0.4,
+    kv_cache: Annotated[bool, typer.Option("--kv-cache", help="Also precompute passage KV states for --generator (see `rag cache build`).")] = False,
+    generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM whose passage KV states --kv-cache stores.")] = None,
 ) -> None:
     """Index CORPUS into --out: passage store, BM25 statistics, dense vectors + FAISS, manifest."""
     from pydantic import ValidationError
@@ -44,6 +46,8 @@ def index_command(
     from rag.encoder import EncoderConfig
     from rag.indexer import IndexOptions, build_index
 
+    if kv_cache != (generator is not None):
+        raise InputError("--kv-cache and --generator MODEL go together")
     try:
         options = IndexOptions(
             corpus=CorpusSpec(format=format, id_field=id_field, text_field=text_field, title_field=title_field or None,
@@ -63,3 +67,10 @@ def index_command(
     skipped = f", {stats.skipped} bad records skipped" if stats.skipped else ""
     typer.echo(f"indexed {stats.documents} documents as {stats.passages} passages ({' + '.join(parts)}) into {out} "
                f"in {stats.seconds['total']:.1f}s{skipped}", err=True)
+    if kv_cache:
+        from rag.generation.cache_build import build_passage_cache
+        from rag.generation.generator import Generator, GeneratorConfig
+
+        report = build_passage_cache(out, Generator.load(GeneratorConfig(generator)), progress=True)
+        typer.echo(f"cached KV states of {report.encoded} passages ({report.skipped} already cached) "
+                   f"at {report.passages_per_second:.1f} passages/s", err=True)

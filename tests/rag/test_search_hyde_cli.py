@@ -28,3 +28,25 @@ def test_search_hyde_runs_and_scores_are_cosines_with_the_hyde_vector(capsys, tm
 def test_search_hyde_without_generator_is_a_clear_error(capsys, sample_index):
     rc = main(["search", "--index", str(sample_index), "--hyde", "why"])
     assert rc == 1 and "--hyde needs --generator" in capsys.readouterr().err
+
+
+def test_index_with_kv_cache_records_the_store_in_the_manifest(capsys, tmp_path):
+    # Given a tiny random generator on disk and the fixture corpus
+    from pathlib import Path
+
+    from indexes.manifest import Manifest
+
+    model_dir = save_tiny_generator(tmp_path / "tiny-llama")
+    corpus = Path(__file__).parents[1] / "fixtures" / "corpus.jsonl"
+    # When
+    rc = main(["index", str(corpus), "--out", str(tmp_path / "idx"), "--no-dense", "--kv-cache", "--generator", str(model_dir)])
+    err = capsys.readouterr().err
+    # Then every passage has stored states, recorded in the manifest
+    assert rc == 0, err
+    (cache,) = Manifest.read(tmp_path / "idx").caches
+    assert cache.kind == "kv" and cache.passages == 20 and "cached KV states of 20 passages" in err
+
+
+def test_kv_cache_needs_a_generator(capsys, tmp_path):
+    rc = main(["index", "x.jsonl", "--out", str(tmp_path / "i"), "--kv-cache"])
+    assert rc == 1 and "--kv-cache and --generator MODEL go together" in capsys.readouterr().err
