@@ -49,6 +49,30 @@ def quality(index_dir: Path, data: Path) -> dict[str, dict[str, float]]:
         index.close()
 
 
+def pooled_dev(data: Path, models: dict[str, str], dev_queries: list[str], max_seq_length: int = 128) -> dict[str, float]:
+    """Dev-pool nDCG@10 (the training-time dev metric) of several models on the held-out queries."""
+    from sentence_transformers import SentenceTransformer
+
+    from eval.retrieval import evaluate, load_qrels, load_queries
+    from rag.encoder import resolve_model_path
+    from rag.training.data import beir_pairs, load_documents
+    from rag.training.dev_eval import DevEvaluator, dev_pool
+    from rag.training.recipes import bm25_index
+
+    documents = load_documents(data / "corpus.jsonl")
+    qrels = {q: d for q, d in load_qrels(data / "qrels" / "train.tsv").items() if q in set(dev_queries)}
+    pairs = beir_pairs(load_queries(data / "queries.jsonl"), qrels, documents)
+    with bm25_index(data / "corpus.jsonl", None) as idx:
+        pool = dev_pool(pairs, documents, idx)
+    evaluator = DevEvaluator(pool, lambda run, q: evaluate(run, q, ("ndcg@10",))[0]["ndcg@10"])
+    out = {}
+    for name, model in models.items():
+        st = SentenceTransformer(resolve_model_path(model), device="cpu", local_files_only=True)
+        st.max_seq_length = max_seq_length
+        out[name] = evaluator(st)["dev_ndcg@10"]
+    return out
+
+
 def run(data: Path, work: Path, baseline: Path, unsup_docs: int) -> dict:
     model, index = work / "scifact-dpr", work / "scifact-dpr-index"
     out: dict = {"machine": machine()}
@@ -66,8 +90,11 @@ def run(data: Path, work: Path, baseline: Path, unsup_docs: int) -> dict:
     if unsup_docs and not (unsup / "training.json").is_file():
         rag("train", "retriever", "--unsupervised", "--out", str(unsup), "--corpus", str(data / "corpus.jsonl"),
             "--max-documents", str(unsup_docs), "--batch-size", "16", "--epochs", "2", "--logging-steps", "2", "--quiet")
+    models = {"embedded MiniLM": "embedded:all-MiniLM-L6-v2", "supervised": str(model)}
     if (unsup / "training.json").is_file():
         out["unsupervised"] = json.loads((unsup / "training.json").read_text())
+        models["unsupervised"] = str(unsup)
+    out["dev_pool_ndcg@10"] = pooled_dev(data, models, out["training"]["dev_queries"])
     return out
 
 
@@ -83,6 +110,7 @@ def render(r: dict) -> str:
         curve = ", ".join(f"{s}: {v:.3f}" for s, v in u["loss_history"])
         unsup = (f"\n**Unsupervised (Contriever-style)**: {u['documents']} documents × {u['epochs']} crops, "
                  f"{u['train_seconds'] / 60:.1f} min; InfoNCE loss by step: {curve}.\n")
+    pooled = " · ".join(f"{k} **{v:.4f}**" for k, v in r["dev_pool_ndcg@10"].items())
     return f"""## Retriever training on BEIR SciFact
 
 Machine: {r['machine']}. Command: `python -m eval.benchmarks.train_retriever --data ../shared/data/scifact`.
@@ -97,7 +125,10 @@ nDCG@10 and Recall@100 on the test split (300 queries), embedded MiniLM vs the t
 | mode | nDCG@10 base | nDCG@10 trained | R@100 base | R@100 trained |
 |---|---|---|---|---|
 {rows}
-{unsup}"""
+{unsup}
+Dev-pool nDCG@10 ({len(t['dev_queries'])} held-out training queries; positives ∪ BM25 top-10 of each, 128 tokens):
+{pooled}.
+"""
 
 
 def main(argv: list[str] | None = None) -> None:
