@@ -13,6 +13,7 @@ import os
 import sys
 
 import click
+import typer
 
 from indexes.errors import RagError
 from rag.cli.apps import app
@@ -29,6 +30,12 @@ COMMAND_MODULES = (
     "rag.cli.train_reader",
     "rag.cli.train_retriever",
 )
+
+
+# typer >= 0.22 raises its own bundled click's exceptions (bases: typer.TyperException), older
+# typer raises click's; catch both families so no usage error ever prints a traceback.
+_USAGE_ERRORS = tuple(c for c in (getattr(typer, "TyperException", None), click.exceptions.ClickException) if c)
+_ABORTS = tuple({typer.Abort, click.exceptions.Abort})
 
 
 def _register() -> None:
@@ -48,12 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as exc:
         click.echo(f"rag: error: {exc}", err=True)
         return 1
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORTS:
         click.echo("rag: aborted", err=True)
         return 130
+    except _USAGE_ERRORS as exc:  # bad option values, missing arguments: click's one-line usage error
+        if hasattr(exc, "show"):
+            exc.show()
+        else:
+            click.echo(f"rag: error: {exc}", err=True)
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         click.echo("rag: interrupted; nothing was written", err=True)
         return 130

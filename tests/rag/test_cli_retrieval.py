@@ -94,3 +94,10 @@ def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rag.cli", "search", "--index", str(tmp_path / "nope"), "q"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("rag: error: index directory not found")
+
+
+@pytest.mark.parametrize("args, message", [(["search", "-k", "0", "q"], "Invalid value for '-k'"),
+                                           (["search", "--bogus", "q"], "No such option: --bogus")])
+def test_usage_errors_are_one_line_not_tracebacks(capsys, args, message):
+    rc, _, err = run_cli(capsys, *args)
+    assert rc == 2 and message in err and "Traceback" not in err
