@@ -19,6 +19,8 @@ def eval_retrieval_command(
     mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
     run: Annotated[Path | None, typer.Option(help="Also write the run (TREC format) here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write report.json/.md/.html (intervals, worst queries) here.")] = None,
+    alpha: Annotated[float, typer.Option(help="Report intervals cover 1 - alpha.", min=0.001, max=0.5)] = 0.1,
 ) -> None:
     """Evaluate retrieval over the judged queries (documents ranked by their best passage)."""
     from eval.retrieval import evaluate, load_qrels, load_queries, write_trec_run
@@ -35,7 +37,13 @@ def eval_retrieval_command(
     result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json)
     if run is not None:
         write_trec_run(run, result, tag=f"rag-{mode}")
-    means, _ = evaluate(result, judged)
+    means, per_query = evaluate(result, judged)
+    if report is not None:
+        from eval.retrieval_report import build_report, write_retrieval_report
+
+        config = {"index": str(index), "mode": mode, "qrels": str(qrels)}
+        paths = write_retrieval_report(report, build_report(per_query, result, all_queries, config, alpha))
+        typer.echo(f"wrote {paths['html']}", err=True)
     if as_json:
         typer.echo(json.dumps({"mode": mode, "queries": len(judged), **{m: round(v, 6) for m, v in means.items()}}))
         return

@@ -101,3 +101,19 @@ def test_console_script_exit_code(tmp_path):
 def test_usage_errors_are_one_line_not_tracebacks(capsys, args, message):
     rc, _, err = run_cli(capsys, *args)
     assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_eval_retrieval_report(capsys, sample_index, tmp_path):
+    # When
+    rc, _, _ = run_cli(capsys, "eval", "retrieval", "--index", sample_index, "--queries", FIXTURES / "queries.jsonl",
+                       "--qrels", FIXTURES / "qrels.tsv", "--mode", "bm25", "--report", tmp_path / "r", "--json")
+    # Then: the JSON mean equals the per-query average, inside its interval, and the HTML is self-contained
+    assert rc == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    ndcg = report["metrics"]["ndcg@10"]
+    per_query = [v["ndcg@10"] for v in report["per_query"].values()]
+    assert ndcg["mean"] == pytest.approx(sum(per_query) / 12) and ndcg["lower"] <= ndcg["mean"] <= ndcg["upper"]
+    assert report["worst"][0]["ndcg@10"] == min(per_query)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<script" not in html
+    assert (tmp_path / "r" / "report.md").read_text().startswith("# Retrieval evaluation")
