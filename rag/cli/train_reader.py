@@ -49,6 +49,7 @@ def train_reader_command(
         reader, train_rows, dev_rows, train_cfg, out, score=lambda p, g: (exact_match(p, g), f1_score(p, g)),
         log=lambda row: typer.echo(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), err=True),
     )
-    plot_curves(result.history, out / "curves.png")
+    title = f"LUMEN reader training (K={live_layers} live)" if live_layers else "FiD reader training"
+    plot_curves(result.history, out / "curves.png", title=title)
     last = [r for r in result.history if "em" in r][-1]
     typer.echo(f"{result.steps} steps in {result.wall_s:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {out / 'final'}")
