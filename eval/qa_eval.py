@@ -6,7 +6,7 @@ and computes everything ``report.json`` holds: every estimator's interval, effec
 labels, judge agreement and calibration, interval width vs number of labels (by subsampling),
 per-question-type estimates and the worst items. When no human labels are given, the gold
 answers of a seeded random subset stand in for them ("gold-derived" labels), which is how the
-SQuAD benchmark in ``docs/benchmarks-ppi.md`` simulates a labelling budget.
+SQuAD benchmark in ``docs/benchmarks.md`` simulates a labelling budget.
 """
 
 from __future__ import annotations

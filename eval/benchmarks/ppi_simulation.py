@@ -9,7 +9,7 @@ Judges (:class:`JudgeSpec`) are either binary yes/no raters with a true-positive
 a false-positive rate ``fpr`` (bias = tpr·θ + fpr·(1−θ) − θ), or graded raters that output
 sigmoid(strength · (2Y − 1) + shift + ε), ε ~ N(0, 1), a continuous score in (0, 1).
 
-Run as a script to reproduce the figures in ``docs/benchmarks-ppi.md``::
+Run as a script to reproduce the figures in ``docs/benchmarks.md``::
 
     python -m eval.benchmarks.ppi_simulation --trials 1000
 
@@ -150,7 +150,7 @@ def _table(config: SimulationConfig, judges: tuple[JudgeSpec, ...]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the Markdown tables of ``docs/benchmarks-ppi.md``."""
+    """Print the Markdown tables of ``docs/benchmarks.md``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--n", type=int, default=200)
