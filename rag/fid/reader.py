@@ -95,13 +95,15 @@ class FiDReader:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, config: FiDConfig = FiDConfig(), device: str = "cpu") -> FiDReader:
-        """Load a local model directory (weights + tokenizer); nothing is downloaded.
+        """Load a local model directory or locally cached HF id (weights + tokenizer); nothing is downloaded.
 
         Raises:
             InputError: ``path`` is not a loadable encoder-decoder model directory.
         """
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        if str(path).startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
+            raise InputError(f"{path}: model directory not found (expected a T5-family model saved with its tokenizer)")
         try:
             model = AutoModelForSeq2SeqLM.from_pretrained(str(path), local_files_only=True).to(device).eval()
             tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
