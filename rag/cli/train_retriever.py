@@ -25,7 +25,7 @@ def train_retriever_command(
     negative_depth: Annotated[int, typer.Option(help="Candidates looked at per query.")] = 30,
     negative_margin: Annotated[float, typer.Option(help="Skip candidates scoring above (1 - margin) x the positive's score.")] = 0.05,
     dev_fraction: Annotated[float, typer.Option(help="Share of queries held out for dev nDCG@10 and best-checkpoint selection.")] = 0.1,
-    epochs: Annotated[float, typer.Option(help="Passes over the training pairs.")] = 1,
+    epochs: Annotated[float, typer.Option(help="Passes over the training pairs.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Pairs per step (in-batch negatives).")] = 32,
     cache_batch: Annotated[int | None, typer.Option(help="GradCache mini-batch: any --batch-size in this much memory.")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
