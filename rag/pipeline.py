@@ -120,6 +120,24 @@ def _citation(n: int, h: Hit) -> Citation:
     return Citation(n=n, id=h.id, doc_id=h.doc_id, title=h.title, score=float(h.score), text=h.text)
 
 
+def ask_fid(question: str, index, reader, config: AskConfig = AskConfig()) -> Answer:
+    """Answer with a Fusion-in-Decoder reader (``rag.fid.answer.FiDAnswerer``) over the top-``k`` hits.
+
+    The encoder-decoder produces its answer whole, so ``ttft_ms`` is the whole reading time
+    (encoder, LUMEN memory loading and decoding) and ``decode_ms`` is 0.
+    """
+    if config.hyde is not None:
+        raise InputError("--hyde needs a causal LM to write hypothetical documents; it does not combine with --fid")
+    t0 = time.perf_counter()
+    hits = retrieve(question, index, config)
+    t1 = time.perf_counter()
+    text = reader.answer(question, hits)
+    t2 = time.perf_counter()
+    used = hits[: reader.reader.config.n_passages]
+    return Answer(question, text, "generated", tuple(_citation(n, h) for n, h in enumerate(used, start=1)),
+                  {"retrieval_ms": (t1 - t0) * 1e3, "ttft_ms": (t2 - t1) * 1e3, "decode_ms": 0.0})
+
+
 class AnswerStream:
     """Answer text as it is generated; ``answer`` holds the :class:`Answer` once iterated.
 

@@ -31,6 +31,9 @@ def ask_command(
     dtype: Annotated[str, typer.Option(help="Generator dtype: float32, bfloat16 or float16.")] = "float32",
     device: Annotated[str, typer.Option(help="Generator device, e.g. cpu or cuda.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, citations, timings.")] = False,
+    fid: Annotated[bool, typer.Option("--fid", help="--generator is a T5-family Fusion-in-Decoder reader.")] = False,
+    live_layers: Annotated[int | None, typer.Option(help="FiD: read LUMEN memory (`rag cache lumen`) and run only the last K encoder layers.", min=1)] = None,
+    num_beams: Annotated[int, typer.Option(help="FiD: beam width (1 = greedy).", min=1)] = 1,
 ) -> None:
     """Retrieve passages and answer QUESTION citing them as [1], [2], ..."""
     from indexes.errors import InputError
@@ -43,6 +46,11 @@ def ask_command(
 
     if positions not in ("rerotate", "composite"):
         raise InputError(f"--positions must be rerotate or composite, not {positions!r}")
+    if fid:
+        _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde)
+        return
+    if live_layers is not None:
+        raise InputError("--live-layers is a FiD option: add --fid")
     if (kv_cache or hyde) and generator is None:
         raise InputError(f"{'--kv-cache' if kv_cache else '--hyde'} needs --generator MODEL")
     config = AskConfig(
@@ -67,3 +75,25 @@ def ask_command(
         typer.echo(f"[{c.n}] {c.id}  {c.title}")
     t = answer.timings
     typer.echo(f"\nretrieval {t['retrieval_ms']:.0f} ms · first token {t['ttft_ms']:.0f} ms · decode {t['decode_ms']:.0f} ms", err=True)
+
+
+def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde) -> None:
+    from indexes.errors import InputError
+    from rag.fid.answer import FiDAnswerer
+    from rag.fid.reader import FiDConfig
+    from rag.index import open_index
+    from rag.pipeline import AskConfig, ask_fid
+
+    if generator is None:
+        raise InputError("--fid needs --generator T5_MODEL_DIR")
+    if kv_cache or hyde:
+        raise InputError("--kv-cache and --hyde are decoder-only options; they do not combine with --fid")
+    reader = FiDAnswerer.load(generator, index, FiDConfig(n_passages=k, num_beams=num_beams, max_new_tokens=max_new_tokens),
+                              live_layers=live_layers, device=device)
+    answer = ask_fid(question, open_index(index), reader, AskConfig(k=k, mode=mode))
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return
+    typer.echo(answer.answer + "\n")
+    for c in answer.citations:
+        typer.echo(f"[{c.n}] {c.id}  {c.title}")
