@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "rag.cli.cache",
     "rag.cli.serve",
     "rag.cli.train_reader",
+    "rag.cli.train_generator",
     "rag.cli.lumen",
     "rag.cli.train_retriever",
 )

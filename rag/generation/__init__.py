@@ -9,6 +9,7 @@ Modules:
     prefill: the cached and the full-prefill paths to the first token.
     passage_cache: the cache key, and finding the index's KV store that fits a generator.
     cache_build: fill an index's KV store with passage blocks (resumable).
+    train: fine-tune the generator with the block mask and positions of the cached path.
 
 Nothing here loads a model at import time.
 """
