@@ -13,7 +13,7 @@ from rag.cli.apps import train_app
 @train_app.command("reader")
 def train_reader_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="T5-family model directory (weights + tokenizer) to start from.")],
-    train: Annotated[Path, typer.Option(help="Training JSONL: {question, answers, passages} per line.")],
+    train: Annotated[Path, typer.Option(help="Training JSONL: {question, answers, passages} per line (passages optional with --index).")],
     dev: Annotated[Path, typer.Option(help="Dev JSONL, same format; decoded for EM/F1 at each evaluation.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.")],
     steps: Annotated[int, typer.Option(min=1)] = 2000,
@@ -28,6 +28,9 @@ def train_reader_command(
     eval_examples: Annotated[int, typer.Option(min=1)] = 200,
     checkpoint_every: Annotated[int, typer.Option(min=0, help="0: only the final checkpoint.")] = 0,
     time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
+    index: Annotated[Path | None, typer.Option("--index", "-i", help="Retrieve passages for questions that have none from this index.")] = None,
+    k: Annotated[int | None, typer.Option("-k", min=1, help="Passages retrieved per question (default: --n-passages).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="Retrieval for --index: bm25, dense or hybrid.")] = "hybrid",
     seed: int = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
@@ -36,14 +39,19 @@ def train_reader_command(
 
     from eval.qa_metrics import exact_match, f1_score
     from rag.fid.reader import FiDConfig, FiDReader
-    from rag.fid.train import ReaderTrainConfig, load_qa_jsonl, plot_curves, train_reader
+    from rag.fid.train import ReaderTrainConfig, load_qa_jsonl, plot_curves, retrieve_passages, train_reader
 
     reader_cfg = FiDConfig(n_passages=n_passages, max_question_tokens=max_question_tokens, max_passage_tokens=max_passage_tokens)
     train_cfg = ReaderTrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup, eval_every=eval_every, eval_examples=eval_examples,
         checkpoint_every=checkpoint_every, live_layers=live_layers, seed=seed, time_limit_s=time_limit,
     )
-    train_rows, dev_rows = load_qa_jsonl(train), load_qa_jsonl(dev)
+    train_rows, dev_rows = load_qa_jsonl(train, need_passages=index is None), load_qa_jsonl(dev, need_passages=index is None)
+    if index is not None:
+        from rag.index import open_index
+
+        retriever = open_index(index).retriever(mode)  # type: ignore[arg-type]  (checked by retriever())
+        train_rows, dev_rows = (retrieve_passages(rows, retriever, k or n_passages) for rows in (train_rows, dev_rows))
     reader = FiDReader.from_pretrained(model, reader_cfg, device=device)
     result = train_reader(
         reader, train_rows, dev_rows, train_cfg, out, score=lambda p, g: (exact_match(p, g), f1_score(p, g)),

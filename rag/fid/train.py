@@ -15,7 +15,8 @@ grades it; checkpoints are HF model directories (weights + tokenizer), written a
 The loop is written out instead of configuring transformers' ``Trainer`` because the batch is a
 ``(B, N, L)`` FiD layout with generative EM/F1 evaluation and a wall-clock budget; it is ~80 lines.
 
-Input lines: ``{"question": str, "answers": [str, ...], "passages": [str | {"title", "text"}, ...]}``.
+Input lines: ``{"question": str, "answers": [str, ...], "passages": [str | {"title", "text"}, ...]}``;
+``passages`` may be left out when they are retrieved from an index (:func:`retrieve_passages`).
 
 Example:
     >>> train_reader(reader, load_qa_jsonl("train.jsonl"), load_qa_jsonl("dev.jsonl"),   # doctest: +SKIP
@@ -77,8 +78,19 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def load_qa_jsonl(path: str | Path) -> list[QAExample]:
-    """Read QA JSONL; a bad line raises :class:`InputError` naming the file, line and field."""
+def passage_text(title: str, text: str) -> str:
+    """One FiD passage string (Izacard & Grave 2021, §3: ``title: … context: …``)."""
+    return f"title: {title} context: {text}"
+
+
+def load_qa_jsonl(path: str | Path, need_passages: bool = True) -> list[QAExample]:
+    """Read QA JSONL; a bad line raises :class:`InputError` naming the file, line and field.
+
+    Args:
+        path: the JSONL file.
+        need_passages: every line must carry non-empty ``passages``; when ``False`` a line without
+            them gets ``passages=()``, to be filled by :func:`retrieve_passages`.
+    """
     out = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -91,15 +103,31 @@ def load_qa_jsonl(path: str | Path) -> list[QAExample]:
             row = json.loads(line)
         except json.JSONDecodeError:
             raise InputError(f"{path}:{n}: not a JSON object") from None
+        if isinstance(row, dict) and not need_passages:
+            row.setdefault("passages", [])
         for key, kind in (("question", str), ("answers", list), ("passages", list)):
             if not isinstance(row.get(key) if isinstance(row, dict) else None, kind):
-                raise InputError(f"{path}:{n}: field {key!r} missing or not a {kind.__name__}")
-        ps = [p if isinstance(p, str) else f"title: {p.get('title', '')} context: {p.get('text', '')}" for p in row["passages"]]
-        if not row["answers"] or not ps:
+                hint = " (or give --index to retrieve passages)" if key == "passages" else ""
+                raise InputError(f"{path}:{n}: field {key!r} missing or not a {kind.__name__}{hint}")
+        ps = [p if isinstance(p, str) else passage_text(p.get("title", ""), p.get("text", "")) for p in row["passages"]]
+        if not row["answers"] or (need_passages and not ps):
             raise InputError(f"{path}:{n}: 'answers' and 'passages' must not be empty")
         out.append(QAExample(row["question"], tuple(map(str, row["answers"])), tuple(ps)))
     if not out:
         raise InputError(f"{path}: no QA examples")
+    return out
+
+
+def retrieve_passages(examples: Sequence[QAExample], retriever, k: int) -> list[QAExample]:
+    """Fill the examples without passages with the top ``k`` hits of ``retriever.search(question, k)``."""
+    out = []
+    for e in examples:
+        if not e.passages:
+            hits = retriever.search(e.question, k)
+            if not hits:
+                raise InputError(f"no passage retrieved for question {e.question!r}")
+            e = QAExample(e.question, e.answers, tuple(passage_text(h.title, h.text) for h in hits))
+        out.append(e)
     return out
 
 

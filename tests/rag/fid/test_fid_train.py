@@ -89,3 +89,34 @@ def test_cli_trains_and_reports_bad_input(tiny, tmp_path, capsys):
     # Then: the first writes the model and curves, the second is a one-line error naming the file
     assert ok == 0 and (tmp_path / "o" / "final" / "config.json").is_file() and (tmp_path / "o" / "curves.png").is_file()
     assert bad == 1 and "missing.jsonl: cannot read QA file" in capsys.readouterr().err
+
+
+def test_questions_without_passages_are_trained_on_passages_retrieved_from_an_index(tiny, tmp_path, capsys):
+    from pathlib import Path
+
+    from rag.cli import main
+    from rag.fid.train import retrieve_passages
+    from rag.index import open_index
+
+    # Given: a BM25-only index over the fixture corpus, a tiny model, and QA lines with no passages
+    corpus = Path(__file__).parents[2] / "fixtures" / "corpus.jsonl"
+    assert main(["index", str(corpus), "--out", str(tmp_path / "idx"), "--no-dense"]) == 0
+    tiny.model.save_pretrained(tmp_path / "m")
+    tiny.tokenizer.save_pretrained(tmp_path / "m")
+    rows = [{"question": "why is the sky blue", "answers": ["scattering"]}, {"question": "how does bread rise", "answers": ["yeast"]}]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    examples = load_qa_jsonl(tmp_path / "qa.jsonl", need_passages=False)
+    # When: passages are retrieved (library), and the CLI trains with --index, and without it
+    filled = retrieve_passages(examples, open_index(tmp_path / "idx").retriever("bm25"), k=2)
+    args = ["train", "reader", "--model", str(tmp_path / "m"), "--train", str(tmp_path / "qa.jsonl"), "--dev", str(tmp_path / "qa.jsonl"),
+            "--out", str(tmp_path / "o"), "--steps", "2", "--batch-size", "2", "--n-passages", "2", "--max-passage-tokens", "32",
+            "--eval-examples", "1"]
+    ok = main(args + ["--index", str(tmp_path / "idx"), "-k", "2", "--mode", "bm25"])
+    bad = main(args)
+    # Then: each question got its k best BM25 passages in FiD's "title: … context: …" form, the CLI
+    # trained on them, and without an index the missing field is named with the way out
+    assert examples[0].passages == () and [len(e.passages) for e in filled] == [2, 2]
+    assert filled[0].passages[0].startswith("title: Why the sky is blue context: ")
+    assert filled[1].passages[0].startswith("title: Bread rising context: ")
+    assert ok == 0 and (tmp_path / "o" / "final" / "config.json").is_file()
+    assert bad == 1 and "qa.jsonl:1: field 'passages' missing or not a list (or give --index" in capsys.readouterr().err
