@@ -78,11 +78,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def passage_text(title: str, text: str) -> str:
-    """One FiD passage string (Izacard & Grave 2021, §3: ``title: … context: …``)."""
-    return f"title: {title} context: {text}"
-
-
 def load_qa_jsonl(path: str | Path, need_passages: bool = True) -> list[QAExample]:
     """Read QA JSONL; a bad line raises :class:`InputError` naming the file, line and field.
 
@@ -109,7 +104,7 @@ def load_qa_jsonl(path: str | Path, need_passages: bool = True) -> list[QAExampl
             if not isinstance(row.get(key) if isinstance(row, dict) else None, kind):
                 hint = " (or give --index to retrieve passages)" if key == "passages" else ""
                 raise InputError(f"{path}:{n}: field {key!r} missing or not a {kind.__name__}{hint}")
-        ps = [p if isinstance(p, str) else passage_text(p.get("title", ""), p.get("text", "")) for p in row["passages"]]
+        ps = [p if isinstance(p, str) else f"title: {p.get('title', '')} context: {p.get('text', '')}" for p in row["passages"]]
         if not row["answers"] or (need_passages and not ps):
             raise InputError(f"{path}:{n}: 'answers' and 'passages' must not be empty")
         out.append(QAExample(row["question"], tuple(map(str, row["answers"])), tuple(ps)))
@@ -119,14 +114,18 @@ def load_qa_jsonl(path: str | Path, need_passages: bool = True) -> list[QAExampl
 
 
 def retrieve_passages(examples: Sequence[QAExample], retriever, k: int) -> list[QAExample]:
-    """Fill the examples without passages with the top ``k`` hits of ``retriever.search(question, k)``."""
+    """Fill the examples without passages with the top ``k`` hits of ``retriever.search(question, k)``,
+    as the ask path shows hits to the reader (:func:`rag.fid.memory.passage_text`)."""
+    from indexes.passage_store import Passage
+    from rag.fid.memory import passage_text
+
     out = []
     for e in examples:
         if not e.passages:
             hits = retriever.search(e.question, k)
             if not hits:
                 raise InputError(f"no passage retrieved for question {e.question!r}")
-            e = QAExample(e.question, e.answers, tuple(passage_text(h.title, h.text) for h in hits))
+            e = QAExample(e.question, e.answers, tuple(passage_text(Passage(h.id, h.doc_id, h.title, h.text)) for h in hits))
         out.append(e)
     return out
 
