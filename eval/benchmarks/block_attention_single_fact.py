@@ -1,0 +1,150 @@
+"""Learning comparison for block-attention training: the *single fact* task, block vs full attention.
+
+The task is :mod:`eval.benchmarks.fid_single_fact`'s (10 real SQuAD dev paragraphs per item, one
+carrying ``"The access code is 4417."``; held-out items use unseen articles and unseen codes), asked
+of a small decoder-only model trained from random initialisation twice from the same weights and
+seed: once with the block attention mask and cached-path positions (Block-Attention, Sun et al.,
+2024, arXiv:2409.15355, §3), evaluated through ``cached_prefill`` (passage states computed
+separately, as a passage cache serves them); once with the plain causal mask, evaluated with a full
+prefill. Issue 6's target: block attention reaches ≥ 90% of full attention's held-out exact match.
+
+Run (writes data, models, curves and ``summary.json`` under --out; prints a JSON summary)::
+
+    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m eval.benchmarks.block_attention_single_fact \\
+        --out build/block-single-fact --steps 3000 --plot docs/img/block_attention_single_fact.png
+
+Smoke test (a few steps, no claim)::
+
+    .venv/bin/python -m eval.benchmarks.block_attention_single_fact --out /tmp/ba --steps 3 \\
+        --n-train 64 --n-dev 4 --eval-examples 4 --batch-size 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from eval.benchmarks.fid_single_fact import QUESTION, make_task
+
+SYSTEM = "Read the documents and answer."  # short: the prefix must be non-empty, nothing more is needed
+
+
+def to_generator_rows(path: Path) -> Path:
+    """Rewrite ``{question, answers, passages}`` rows as ``{question, passages, answer}`` next to ``path``."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    out = path.with_name(path.stem + "-generator.jsonl")
+    out.write_text("".join(json.dumps({"question": r["question"], "passages": r["passages"], "answer": r["answers"][0]}) + "\n"
+                           for r in rows), encoding="utf-8")
+    return out
+
+
+def make_decoder(out: Path, train_path: Path, d_model: int, layers: int, seed: int) -> Path:
+    """A random-init Llama (RoPE, as the cache requires) with the task tokenizer, saved as an HF dir."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rag.fid.task_tokenizer import train_task_tokenizer
+
+    texts = [p for line in train_path.read_text().splitlines() for p in json.loads(line)["passages"]]
+    tok = train_task_tokenizer(texts + [SYSTEM, f"Question (documents 1-10 above): {QUESTION}\nAnswer:"], vocab_size=4000)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=d_model, intermediate_size=4 * d_model, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048, pad_token_id=0,
+                         eos_token_id=1, bos_token_id=None, tie_word_embeddings=True)
+    path = out / "decoder-init"
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def run_one(init: Path, attention: str, train_path: Path, dev_path: Path, args) -> dict:
+    from eval.qa_metrics import exact_match, f1_score
+    from rag.fid.train import plot_curves
+    from rag.generation.generator import Generator, GeneratorConfig
+    from rag.generation.prompt import PromptBuilder, PromptTemplate
+    from rag.generation.train import GeneratorTrainConfig, load_generator_jsonl, train_generator
+
+    gen = Generator.load(GeneratorConfig(str(init), device=args.device))
+    builder = PromptBuilder(gen, PromptTemplate(system=SYSTEM, passage="{text}\n", max_passage_tokens=4 * args.max_words))
+    cfg = GeneratorTrainConfig(attention=attention, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                               warmup_steps=args.warmup, max_answer_tokens=8, eval_every=args.eval_every,
+                               eval_examples=args.eval_examples, seed=args.seed, time_limit_s=args.time_limit)
+    out = args.out / attention
+    res = train_generator(gen, load_generator_jsonl(train_path), load_generator_jsonl(dev_path), cfg, out,
+                          score=lambda p, g: (exact_match(p, g), f1_score(p, g)), builder=builder,
+                          log=lambda r: print(json.dumps({"attention": attention} | {k: round(v, 4) for k, v in r.items()}), flush=True))
+    plot_curves(res.history, out / "curves.png", title=f"decoder single fact ({attention} attention)")
+    evals = [r for r in res.history if "em" in r]
+    return {"steps": res.steps, "wall_s": round(res.wall_s, 1), "final_heldout_em": evals[-1]["em"],
+            "best_heldout_em": max(r["em"] for r in evals), "history": res.history}
+
+
+def plot_comparison(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, r in results.items():
+        h = r["history"]
+        ax1.plot([x["step"] for x in h], [x["loss"] for x in h], lw=0.8, label=name)
+        ev = [x for x in h if "em" in x]
+        ax2.plot([x["step"] for x in ev], [100 * x["em"] for x in ev], "o-", label=name)
+    ax1.set(xlabel="step", ylabel="answer NLL / token", yscale="log", title="training loss")
+    ax2.set(xlabel="step", ylabel="held-out EM %", ylim=(-2, 102), title="held-out exact match")
+    ax1.legend()
+    ax2.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("build/block-single-fact"))
+    ap.add_argument("--attention", choices=["both", "block", "full"], default="both")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=150)
+    ap.add_argument("--max-words", type=int, default=30, help="words kept per paragraph (the planted sentence adds 5)")
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--n-train", type=int, default=20000)
+    ap.add_argument("--n-dev", type=int, default=300)
+    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--eval-examples", type=int, default=200)
+    ap.add_argument("--time-limit", type=float, default=None, help="per run, seconds")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    train_qa, dev_qa = make_task(args.out, args.max_words, n_train=args.n_train, n_dev=args.n_dev, seed=args.seed)
+    train_path, dev_path = to_generator_rows(train_qa), to_generator_rows(dev_qa)
+    init = make_decoder(args.out, train_qa, args.d_model, args.layers, args.seed)
+    kinds = ["block", "full"] if args.attention == "both" else [args.attention]
+    results = {k: run_one(init, k, train_path, dev_path, args) for k in kinds}
+    summary = {k: {x: v for x, v in r.items() if x != "history"} for k, r in results.items()}
+    if len(results) == 2 and results["full"]["final_heldout_em"] > 0:
+        summary["block_over_full"] = results["block"]["final_heldout_em"] / results["full"]["final_heldout_em"]
+    summary |= {"wall_s": round(time.perf_counter() - t0, 1), "args": {k: str(v) for k, v in vars(args).items()},
+                "hardware": f"{platform.processor() or platform.machine()}, device={args.device}, torch threads={torch.get_num_threads()}"}
+    if args.plot:
+        plot_comparison(results, args.plot)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
