@@ -14,6 +14,9 @@ answer's negative log-likelihood only,
 
     loss = − (1/|a|) Σ_{t ∈ a} log p(x_t | x_<t)
 
+With ``composite`` positions or ``see_prefix=False`` this forward *is* the cached path (tested to
+1e-4); with the default ``rerotate`` + ``see_prefix`` it is the forward Block-Attention trains, of
+which the cached path is the paper's approximation (blocks saw the prefix from distance ``p``).
 ``attention="full"`` trains the same tokens with the plain causal mask at positions ``0..T-1``,
 the baseline of the comparison. Dev exact match decodes greedily through the inference path
 itself: :func:`~rag.generation.prefill.cached_prefill` (block) or ``full_prefill`` (full), then
