@@ -42,3 +42,18 @@ def test_tiny_training_raises_recall_and_records_its_config(tiny_encoder_dir, fi
     record = json.loads((result.out / TRAINING_RECORD).read_text())
     assert record["config"]["base_model"] == str(tiny_encoder_dir)
     assert record["data_sha256"].startswith("sha256:") and record["pairs"] == len(fixture_pairs)
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_encoder_dir, fixture_pairs, tmp_path):
+    # Given: one finished epoch (3 steps of 4 pairs) with its checkpoint
+    config = TrainConfig(base_model=str(tiny_encoder_dir), epochs=1, batch_size=4, max_seq_length=32,
+                         logging_steps=1, progress=False)
+    train_retriever(list(fixture_pairs), tmp_path / "m", config, device="cpu")
+
+    # When: the same run asked for two epochs, resumed
+    longer = TrainConfig(**{**config.__dict__, "epochs": 2})
+    result = train_retriever(list(fixture_pairs), tmp_path / "m", longer, resume=True, device="cpu")
+
+    # Then: steps 4–6 were trained on top of the checkpoint at step 3 (the curve spans both runs)
+    assert [s for s, _ in result.losses] == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "m.checkpoints" / "checkpoint-6").is_dir()
