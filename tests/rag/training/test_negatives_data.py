@@ -82,3 +82,20 @@ def test_dev_split_holds_out_whole_queries(fixture_pairs):
     assert len(train) + len(dev) == len(fixture_pairs)
     assert len({p.query_id for p in dev}) == round(0.25 * len({p.query_id for p in fixture_pairs}))
     assert data_sha256(train) != data_sha256(dev)
+
+
+def test_dense_mined_negatives_never_include_a_positive(fixture_pairs, sample_index, documents):
+    from rag.index import open_index
+
+    # Given: the fixture corpus indexed with the embedded MiniLM (BM25 + dense)
+    index = open_index(sample_index)
+    positives = {}
+    for p in fixture_pairs:
+        positives.setdefault(p.query_id, set()).add(p.positive_id)
+
+    # When
+    mined = mine_negatives(fixture_pairs, index, documents, NegativeConfig(count=2, source="dense"))
+    index.close()
+
+    # Then
+    assert all(len(ns) == 2 and not set(ns) & positives[p.query_id] for p, ns in zip(fixture_pairs, mined))
