@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         microbatch_wait_ms: how long the encoder waits for more queries after the first.
         microbatch_max: most queries in one encoder call.
         encoder_batch_size: queries per forward pass within an encoder call.
-        encoder_threads: threads running encoder calls side by side, each on its own batch.
+        encoder_threads: threads running encoder calls side by side, each on its own batch
+            (default: one per CPU core).
         threads: worker threads for blocking work (search, encoding waits, answers).
         torch_threads: intra-op threads of the encoder (``None``: torch's own choice).
         passage_cache: passages kept in memory after their first read (0: always read SQLite).
@@ -65,7 +66,9 @@ class Settings(BaseSettings):
     # Forward passes over length-sorted groups of 8 inside one encoder call: a 64-query pass pads
     # every query to the longest and its activations leave the cache; 8 was 1.7x faster per query.
     encoder_batch_size: int = Field(8, ge=1)
-    encoder_threads: int = Field(1, ge=1)  # encoder threads (each one torch thread) per process
+    # Encoder threads (one torch thread each) per process; None: one per CPU core. On 2 cores, 2
+    # threads served 107 hybrid req/s against 79 with one (docs/benchmarks-service.md).
+    encoder_threads: int | None = Field(None, ge=1)
     threads: int = Field(64, ge=1)  # ≥ expected concurrent requests, so all can join a batch
     # One intra-op thread: with two, torch's OpenMP workers spin against the event loop and the
     # search threads on a 2-core machine and a single query took 20x longer (benchmarks doc).

@@ -11,6 +11,7 @@ and runs a warm-up query; it runs in a background thread, so ``/healthz`` answer
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,7 +141,7 @@ class ServiceState:
         if config not in self._batchers:
             self._batchers[config] = MicroBatchEncoder(Encoder(config), self.settings.microbatch_wait_ms,
                                                        self.settings.microbatch_max, self._on_batch,
-                                                       threads=self.settings.encoder_threads)
+                                                       threads=self.settings.encoder_threads or os.cpu_count() or 1)
         return self._batchers[config]
 
     def get(self, name: str | None) -> LoadedIndex:
