@@ -9,7 +9,7 @@ Steps (each skipped when its output already exists, so an interrupted run resume
    the baseline index (embedded MiniLM) and the trained one;
 4. ``rag train retriever --unsupervised`` on a random subset of the corpus (its loss curve).
 
-Writes ``<work>/train-benchmark.json`` and ``docs/benchmarks-training.md``.
+Writes ``<work>/train-benchmark.json`` and the ``training`` section of ``docs/benchmarks.md``.
 
 Usage::
 
@@ -28,7 +28,6 @@ from pathlib import Path
 
 from eval.benchmarks.report import machine, write_section
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks-training.md"
 
 
 def rag(*args: str) -> float:
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         result = run(args.data, args.work, args.baseline_index, args.unsupervised_docs)
         saved.write_text(json.dumps(result, indent=2) + "\n")
-    write_section("training", render(result), DOC)
+    write_section("training", render(result))
     print(json.dumps({k: result[k] for k in ("baseline", "trained")}, indent=2))
 
 
