@@ -2,7 +2,7 @@
 
 A search spends as long turning its top-k rows into passages (one SQLite query, then one
 ``json.loads`` of the metadata per hit) as ranking them: about 0.2 ms of a BM25 query's
-0.45 ms on SciFact (docs/benchmarks-service.md). A long-running service sees the same passages
+0.45 ms on SciFact (docs/benchmarks.md (service)). A long-running service sees the same passages
 again and again, so it keeps every passage it has read, up to ``max_passages`` (then it stops
 adding: no eviction bookkeeping on the hot path). The passages are the store's own objects,
 so hits are identical with and without the cache.

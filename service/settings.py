@@ -61,13 +61,13 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1)  # one encoder batch (EncoderConfig.batch_size)
     max_body_bytes: int = Field(262_144, ge=1024)  # max_batch · max_query_chars with JSON room
     cors_origins: tuple[str, ...] = ()
-    microbatch_wait_ms: float = Field(2.0, ge=0, le=50)  # measured: docs/benchmarks-service.md
+    microbatch_wait_ms: float = Field(2.0, ge=0, le=50)  # measured: docs/benchmarks.md (service)
     microbatch_max: int = Field(64, ge=1)
     # Forward passes over length-sorted groups of 8 inside one encoder call: a 64-query pass pads
     # every query to the longest and its activations leave the cache; 8 was 1.7x faster per query.
     encoder_batch_size: int = Field(8, ge=1)
     # Encoder threads (one torch thread each) per process; None: one per CPU core. On 2 cores, 2
-    # threads served 107 hybrid req/s against 79 with one (docs/benchmarks-service.md).
+    # threads served 107 hybrid req/s against 79 with one (docs/benchmarks.md (service)).
     encoder_threads: int | None = Field(None, ge=1)
     threads: int = Field(64, ge=1)  # ≥ expected concurrent requests, so all can join a batch
     # One intra-op thread: with two, torch's OpenMP workers spin against the event loop and the
