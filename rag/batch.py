@@ -27,14 +27,13 @@ def search_run(index: Index, queries: Mapping[str, str], mode: SearchMode, k: in
     """
     retriever = index.retriever(mode, **hybrid_overrides)
     ids = index.store.doc_ids() if per_doc else index.store.ids()
-    # Each extra passage of a split document can push one more duplicate into the top k.
-    extra = min(index.manifest.corpus.passages - index.manifest.corpus.documents, 9 * k) if per_doc else 0
+    depth = index.per_document_depth(k) if per_doc else k
     items = [(qid, check_query(text)) for qid, text in queries.items()]
     run: Run = {}
     bar = tqdm(total=len(items), desc=f"search ({mode})", unit="q", disable=not progress)
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        for (qid, _), (rows, scores) in zip(chunk, retriever.rank_batch([t for _, t in chunk], k + extra)):
+        for (qid, _), (rows, scores) in zip(chunk, retriever.rank_batch([t for _, t in chunk], depth)):
             docs: dict[str, float] = {}
             for r, s in zip(rows.tolist(), scores.tolist()):
                 docs.setdefault(ids[r], s)

@@ -84,6 +84,12 @@ class Index:
                 self._dense = DenseRetriever(DenseStore(self.path, info.faiss), encoder, self.store)
             return self._dense
 
+    def per_document_depth(self, k: int) -> int:
+        """Passages to retrieve so that ``k`` distinct documents survive max-passage grouping: each
+        extra window of a split document can push one duplicate into the top ``k`` (capped at 10·k)."""
+        c = self.manifest.corpus
+        return k + min(c.passages - c.documents, 9 * k)
+
     def retriever(self, mode: SearchMode = "bm25", **hybrid_overrides) -> BM25Retriever | DenseRetriever | HybridRetriever:
         """The retriever for ``mode``; ``hybrid_overrides`` replace fields of the hybrid config."""
         if mode == "bm25":

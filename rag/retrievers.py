@@ -57,16 +57,19 @@ class BM25Retriever(_Base):
     def __init__(self, scorer: BM25Scorer, analyzer: Analyzer, store: PassageStore) -> None:
         self.scorer, self.analyzer, self.store = scorer, analyzer, store
 
+    def terms(self, query: str) -> np.ndarray:
+        """Term ids of the analyzed query (in-vocabulary terms, repeats kept)."""
+        return self.scorer.lookup(self.analyzer(query))
+
     def rank(self, query: str, depth: int) -> Ranking:
-        rows, scores = self.scorer.top_k(self.scorer.lookup(self.analyzer(query)), depth)
-        return rows, scores
+        return self.scorer.top_k(self.terms(query), depth)
 
     def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
         return [self.rank(q, depth) for q in queries]
 
     def score_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
         """Exact BM25 scores of ``rows`` (passages without a query term score their floor)."""
-        return self.scorer.scores(self.scorer.lookup(self.analyzer(query)))[rows]
+        return self.scorer.scores(self.terms(query))[rows]
 
 
 class DenseRetriever(_Base):
@@ -127,27 +130,34 @@ class HybridRetriever(_Base):
     def __init__(self, bm25: BM25Retriever, dense: DenseRetriever, config: HybridConfig = HybridConfig()) -> None:
         self.bm25, self.dense, self.config, self.store = bm25, dense, config, bm25.store
 
-    def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+    def candidates(self, queries: Sequence[str], depth: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """For each query: the union of both top-``depth`` lists and each retriever's exact scores
+        on it, ``(rows (C,), bm25 (C,), dense (C,))``. Each query is analyzed and encoded once."""
         if not queries:
             return []
-        c = self.config
-        n = max(depth, c.depth)
         vectors = self.dense.encoder.encode_queries(queries)  # (B, d)
-        dense_runs = self.dense.rank_vectors(vectors, n)
         out = []
-        for q, v, (d_rows, _) in zip(queries, vectors, dense_runs):
-            s_rows, _ = self.bm25.rank(q, n)
-            cand = np.unique(np.concatenate([s_rows, d_rows]))  # (C,)
-            sparse = self.bm25.score_rows(q, cand)
-            dense = self.dense.score_rows(v, cand)
-            if c.method == "rrf":
-                fused = rrf([ranks_of(sparse), ranks_of(dense)], c.rrf_k)
-            else:
-                fused = convex(sparse, dense, c.alpha, c.norm)
+        for q, v, (d_rows, _) in zip(queries, vectors, self.dense.rank_vectors(vectors, depth)):
+            terms = self.bm25.terms(q)
+            cand = np.unique(np.concatenate([self.bm25.scorer.top_k(terms, depth)[0], d_rows]))  # (C,)
+            sparse = self.bm25.scorer.scores(terms)[cand]  # (C,)
+            out.append((cand, sparse, self.dense.score_rows(v, cand)))
+        return out
+
+    def fuse(self, sparse: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        """Fused scores of candidates from their exact BM25 and dense scores."""
+        c = self.config
+        if c.method == "rrf":
+            return rrf([ranks_of(sparse), ranks_of(dense)], c.rrf_k)
+        return convex(sparse, dense, c.alpha, c.norm)
+
+    def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+        out = []
+        for cand, sparse, dense in self.candidates(queries, max(depth, self.config.depth)):
+            fused = self.fuse(sparse, dense)
             order = np.lexsort((cand, -fused))[:depth]
             out.append((cand[order], fused[order]))
         return out
-
 
 def best_per_document(hits: list[Hit], k: int) -> list[Hit]:
     """Keep the best passage of each document (max-passage), up to ``k`` documents."""

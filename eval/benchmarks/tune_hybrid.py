@@ -25,16 +25,10 @@ ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def candidates(index, queries: dict[str, str], depth: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """query id → (candidate rows, exact BM25 scores, exact dense scores)."""
-    bm25, dense = index.bm25, index.dense
+    """query id → (candidate rows, exact BM25 scores, exact dense scores), as the hybrid retriever sees them."""
     ids = list(queries)
-    vectors = dense.encoder.encode_queries([queries[q] for q in ids])  # (Q, d)
-    runs = dense.rank_vectors(vectors, depth)
-    out = {}
-    for qid, v, (d_rows, _) in zip(ids, vectors, runs):
-        cand = np.unique(np.concatenate([bm25.rank(queries[qid], depth)[0], d_rows]))
-        out[qid] = (cand, bm25.score_rows(queries[qid], cand), dense.score_rows(v, cand))
-    return out
+    hybrid = index.retriever("hybrid", depth=depth)
+    return dict(zip(ids, hybrid.candidates([queries[q] for q in ids], depth)))
 
 
 def run_of(cands, doc_ids: list[str], fuse) -> dict[str, dict[str, float]]:

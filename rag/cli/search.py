@@ -46,7 +46,7 @@ def search_command(
     if query is None:
         raise InputError("give a QUERY, or --queries FILE --run OUT.trec for batch search")
     check_query(query)
-    extra = idx.manifest.corpus.passages - idx.manifest.corpus.documents if per_doc else 0
+    depth = idx.per_document_depth(k) if per_doc else k
     if hyde:
         if generator is None:
             raise InputError("--hyde needs --generator MODEL")
@@ -54,9 +54,9 @@ def search_command(
         from rag.hyde import HydeConfig, hyde_search
 
         gen = Generator.load(GeneratorConfig(generator))
-        hits = hyde_search(query, gen, idx.dense, k + min(extra, 9 * k), HydeConfig(n=hyde_n, seed=seed))
+        hits = hyde_search(query, gen, idx.dense, depth, HydeConfig(n=hyde_n, seed=seed))
     else:
-        hits = idx.retriever(mode).search(query, k + min(extra, 9 * k))
+        hits = idx.retriever(mode).search(query, depth)
     hits = best_per_document(hits, k) if per_doc else hits[:k]
     if as_json:
         typer.echo(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
