@@ -183,6 +183,20 @@ def sequence_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return out.logits
 
 
+def batch_answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`answer_loss` of :func:`sequence_logits`, with the LM head applied only at the positions
+    that predict a labelled token in some row (``logits_to_keep``): the vocabulary projection of every
+    prompt position is most of a small model's training compute and none of its loss."""
+    labels = batch["labels"]  # (B, T)
+    keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(1)  # (K,) t such that some row labels t+1
+    device = next(model.parameters()).device
+    out = model(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device), use_cache=False, logits_to_keep=keep.to(device))
+    V = out.logits.shape[-1]  # out.logits: (B, K, V)
+    return torch.nn.functional.cross_entropy(out.logits.reshape(-1, V).float(), labels[:, keep + 1].reshape(-1).to(device),
+                                             ignore_index=IGNORE)
+
+
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean NLL of the labelled tokens: logits at ``t`` predict the token at ``t+1``."""
     V = logits.shape[-1]
@@ -249,7 +263,7 @@ def train_generator(generator, train: Sequence[GeneratorExample], dev: Sequence[
             order += random.sample(range(len(train)), len(train))  # epochs of a seeded shuffle
         batch = collate([training_sequence(builder, train[i], cfg) for i in order[: cfg.batch_size]], pad, dtype)
         del order[: cfg.batch_size]
-        loss = answer_loss(sequence_logits(generator.model, batch), batch["labels"])
+        loss = batch_answer_loss(generator.model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

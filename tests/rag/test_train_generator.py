@@ -19,6 +19,7 @@ from rag.generation.train import (
     GeneratorTrainConfig,
     answer_ids,
     answer_loss,
+    batch_answer_loss,
     collate,
     load_generator_jsonl,
     sequence_logits,
@@ -100,6 +101,21 @@ def test_loss_only_counts_answer_tokens():
     labels = torch.tensor([[IGNORE, IGNORE, IGNORE, 3, 4]])  # tokens 3, 4 are the answer
     # Then: the loss is the NLL of 2 tokens under a uniform distribution, log 7 (hand-computed)
     assert answer_loss(logits, labels).item() == pytest.approx(torch.log(torch.tensor(7.0)).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["block", "full"])
+def test_training_loss_with_logits_kept_at_answer_positions_equals_the_full_logits_loss(attention):
+    # Given: a padded batch whose answers end at different positions (a long and a short prompt)
+    gen = tiny_generator("llama")
+    cfg = GeneratorTrainConfig(attention=attention)
+    batch = collate([training_sequence(PromptBuilder(gen), e, cfg) for e in (LONG, SHORT)], 0, torch.float32)
+    with torch.no_grad():
+        # When: the loss is computed from logits at every position, and from the kept positions only
+        slow = answer_loss(sequence_logits(gen.model, batch), batch["labels"])
+        fast = batch_answer_loss(gen.model, batch)
+    # Then: same loss (the fast path is what training runs)
+    assert slow.item() > 0.1
+    assert fast.item() == pytest.approx(slow.item(), abs=1e-5)
 
 
 def test_a_few_seeded_steps_lower_the_loss_and_are_reproducible(tmp_path):
