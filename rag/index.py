@@ -31,10 +31,12 @@ class Index:
             default: load the manifest's encoder on first dense search.
         bm25: override the manifest's BM25 parameters (the stored counts allow any).
         hybrid: fusion settings.
+        device: device of the encoder loaded on first dense search.
+        encoder_backend: how that encoder runs (``torch``, ``onnx``, ``onnx-int8``: :class:`EncoderConfig`).
     """
 
     def __init__(self, path: str | Path, *, encoder: Encoder | None = None, bm25: BM25Spec | None = None,
-                 hybrid: HybridConfig = HybridConfig(), device: str | None = None) -> None:
+                 hybrid: HybridConfig = HybridConfig(), device: str | None = None, encoder_backend: str = "torch") -> None:
         self.path = Path(path)
         self.manifest = Manifest.read(self.path)
         self.store = PassageStore(self.path)
@@ -42,6 +44,7 @@ class Index:
         self._bm25_params = bm25
         self._encoder = encoder
         self._device = device
+        self._encoder_backend = encoder_backend
         self._lock = threading.RLock()
         self._bm25: BM25Retriever | None = None
         self._dense: DenseRetriever | None = None
@@ -80,7 +83,8 @@ class Index:
                 info = self.manifest.dense
                 if info is None:
                     raise InputError(f"{self.path} has no dense index (built with --no-dense); use --mode bm25")
-                encoder = self._encoder or Encoder(EncoderConfig.from_spec(info.encoder, device=self._device))
+                encoder = self._encoder or Encoder(EncoderConfig.from_spec(info.encoder, device=self._device,
+                                                                          backend=self._encoder_backend))
                 self._dense = DenseRetriever(DenseStore(self.path, info.faiss), encoder, self.store)
             return self._dense
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,7 +40,10 @@ class Settings(BaseSettings):
         cors_origins: origins allowed by CORS; empty = CORS off.
         microbatch_wait_ms: how long the encoder waits for more queries after the first.
         microbatch_max: most queries in one encoder call.
-        encoder_batch_size: queries per forward pass within an encoder call.
+        encoder_backend: how queries are encoded: ``torch``, ``onnx`` (same scores to ~1e-6,
+            faster per query) or ``onnx-int8`` (quantised; quality in docs/benchmarks.md).
+        encoder_batch_size: queries per forward pass within an encoder call (default: 8 for
+            torch, 1 for the ONNX backends, which pay no per-call overhead worth amortising).
         encoder_threads: threads running encoder calls side by side, each on its own batch
             (default: one per CPU core).
         threads: worker threads for blocking work (search, encoding waits, answers).
@@ -63,9 +67,11 @@ class Settings(BaseSettings):
     cors_origins: tuple[str, ...] = ()
     microbatch_wait_ms: float = Field(2.0, ge=0, le=50)  # measured: docs/benchmarks.md (service)
     microbatch_max: int = Field(64, ge=1)
+    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     # Forward passes over length-sorted groups of 8 inside one encoder call: a 64-query pass pads
-    # every query to the longest and its activations leave the cache; 8 was 1.7x faster per query.
-    encoder_batch_size: int = Field(8, ge=1)
+    # every query to the longest and its activations leave the cache; 8 was 1.7x faster per query
+    # with torch. ONNX Runtime runs one query in less time per query than any padded group.
+    encoder_batch_size: int | None = Field(None, ge=1)
     # Encoder threads (one torch thread each) per process; None: one per CPU core. On 2 cores, 2
     # threads served 107 hybrid req/s against 79 with one (docs/benchmarks.md (service)).
     encoder_threads: int | None = Field(None, ge=1)

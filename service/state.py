@@ -136,8 +136,9 @@ class ServiceState:
     def _batcher(self, manifest: Manifest) -> MicroBatchEncoder:
         from rag.encoder import Encoder, EncoderConfig
 
-        config = EncoderConfig.from_spec(manifest.dense.encoder, device=self.settings.device,
-                                         batch_size=self.settings.encoder_batch_size)
+        s = self.settings
+        config = EncoderConfig.from_spec(manifest.dense.encoder, device=s.device, backend=s.encoder_backend,
+                                         batch_size=s.encoder_batch_size or (8 if s.encoder_backend == "torch" else 1))
         if config not in self._batchers:
             self._batchers[config] = MicroBatchEncoder(Encoder(config), self.settings.microbatch_wait_ms,
                                                        self.settings.microbatch_max, self._on_batch,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.encoder import Backend
 
 
 @app.command("serve")
@@ -20,6 +21,7 @@ def serve_command(
     generator: Annotated[str | None, typer.Option(help="Causal LM for /answer (local path or cached HF id); default: extractive answers.")] = None,
     microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
     torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default 1: see docs/benchmarks.md (service)).", min=1)] = None,
+    encoder_backend: Annotated[Backend | None, typer.Option(help="Query encoding: torch, onnx (same scores, faster on CPU) or onnx-int8 (quantised; see docs/benchmarks.md).")] = None,
     encoder_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker, each on its own micro-batch (default: cores / workers).", min=1)] = None,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
@@ -56,6 +58,8 @@ def serve_command(
         env["RAG_MICROBATCH_WAIT_MS"] = str(microbatch_wait_ms)
     if torch_threads:
         env["RAG_TORCH_THREADS"] = str(torch_threads)
+    if encoder_backend:
+        env["RAG_ENCODER_BACKEND"] = encoder_backend
     if encoder_threads or workers > 1:  # default: the cores shared out between the workers
         env["RAG_ENCODER_THREADS"] = str(encoder_threads or max(1, (os.cpu_count() or 1) // workers))
     os.environ.update(env)

@@ -1,0 +1,148 @@
+"""ONNX Runtime execution of a sentence-transformers bi-encoder (query-time speed on CPU).
+
+A MiniLM query is ~20 tokens: in PyTorch eager mode on a CPU core, operator dispatch costs as much
+as the arithmetic, and micro-batches of queries waste work on padding. ONNX Runtime runs the same
+graph with fused kernels and little per-call overhead, one query at a time. ``onnx-int8`` adds
+dynamic int8 quantisation of the linear layers (per output channel; activations quantised on the
+fly), about 1.6× faster again at a small cost in fidelity: see ``docs/benchmarks.md`` (retrieval
+quality per query backend) before choosing it.
+
+The graph is exported from the already-loaded PyTorch model (``torch.onnx.export``) into a
+temporary folder when the encoder loads — a few seconds, no files left behind, nothing
+downloaded — and pooling/normalisation are done here, reading the model's own
+sentence-transformers ``Pooling`` configuration. Supported pipelines: ``Transformer → Pooling
+(mean | cls | max) [→ Normalize]``; anything else is refused with a clear error.
+
+Example:
+    >>> model = OnnxEncoderModel(SentenceTransformer(path), quantize=True)   # doctest: +SKIP
+    >>> model.encode(["what is BM25?"]).shape                               # doctest: +SKIP
+    (1, 384)
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexes.errors import RagError
+
+_POOLING = ("mean", "cls", "max")
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class OnnxBackendError(RagError):
+    """The model cannot run on the ONNX backend (missing package or unsupported pipeline)."""
+
+
+def _pipeline(st_model) -> tuple[object, str]:
+    """The transformer module and pooling mode of ``st_model``, or an error naming what is unsupported."""
+    names = [type(m).__name__ for m in st_model]
+    if len(names) < 2 or names[0] != "Transformer" or names[1] != "Pooling" or any(n != "Normalize" for n in names[2:]):
+        raise OnnxBackendError(f"the ONNX backend runs Transformer → Pooling [→ Normalize] encoders; this one is {' → '.join(names)}: "
+                               "use --encoder-backend torch")
+    pooling = st_model[1]
+    mode = pooling.get_config_dict().get("pooling_mode")
+    if mode not in _POOLING or not pooling.get_config_dict().get("include_prompt", True):
+        raise OnnxBackendError(f"the ONNX backend supports {', '.join(_POOLING)} pooling over all tokens; this encoder uses "
+                               f"{mode!r}: use --encoder-backend torch")
+    return st_model[0], mode
+
+
+class OnnxEncoderModel:
+    """``encode(texts) → (B, d)`` unit vectors, equal to the PyTorch encoder's (fp32: to ~1e-6).
+
+    Args:
+        st_model: a loaded ``SentenceTransformer`` (its weights, tokenizer and pooling are used).
+        quantize: dynamic int8 quantisation of the linear layers (``onnx-int8``).
+        threads: intra-op threads per call; 1 lets several encoder threads use one core each.
+    """
+
+    def __init__(self, st_model, quantize: bool = False, threads: int = 1) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise OnnxBackendError("the ONNX backend needs onnxruntime and onnx: pip install 'rag-toolkit[onnx]'") from None
+        transformer, self.pooling = _pipeline(st_model)
+        self.tokenizer = st_model.tokenizer
+        self.max_length = int(st_model.max_seq_length)
+        self.input_names = [k for k in _INPUTS if k in self.tokenizer("a b")]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        with tempfile.TemporaryDirectory(prefix="rag-onnx-") as tmp:
+            path = self._export(transformer.auto_model, Path(tmp) / "model.onnx")
+            if quantize:
+                path = _quantize(path, Path(tmp) / "model-int8.onnx")
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def _export(self, auto_model, path: Path) -> Path:
+        import torch
+
+        names = self.input_names
+
+        class LastHidden(torch.nn.Module):  # the model's public forward, returning a plain tensor
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, *inputs):
+                return self.model(**dict(zip(names, inputs))).last_hidden_state  # (B, T, d)
+
+        sample = self.tokenizer(["a short query", "a b"], padding=True, return_tensors="pt")
+        axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]}
+        was_training = auto_model.training
+        auto_model.eval()
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
+                torch.onnx.export(LastHidden(auto_model), tuple(sample[n] for n in names), str(path), input_names=names,
+                                  output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
+        except Exception as exc:
+            raise OnnxBackendError(f"cannot export the encoder to ONNX ({type(exc).__name__}: {exc}): use --encoder-backend torch") from None
+        finally:
+            auto_model.train(was_training)
+        return path
+
+    def encode(self, texts: Sequence[str], batch_size: int = 1) -> np.ndarray:
+        """(B, d) float32 unit vectors; length-sorted groups of ``batch_size`` (1: no padding at all)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: np.ndarray | None = None
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            vectors = self._run([texts[i] for i in idx])  # (b, d)
+            out = np.zeros((len(texts), vectors.shape[1]), np.float32) if out is None else out
+            out[idx] = vectors
+        return out if out is not None else np.zeros((0, 0), np.float32)
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+        hidden = self.session.run(None, {n: enc[n].astype(np.int64) for n in self.input_names})[0]  # (B, T, d)
+        mask = enc["attention_mask"][..., None].astype(np.float32)  # (B, T, 1)
+        if self.pooling == "mean":
+            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)  # (B, d)
+        elif self.pooling == "cls":
+            pooled = hidden[:, 0]  # (B, d)
+        else:
+            pooled = np.where(mask > 0, hidden, -1e9).max(1)  # (B, d)
+        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _quantize(fp32: Path, out: Path) -> Path:
+    """Dynamic int8 weights, one scale per output channel (per-tensor scales lost ~4% cosine on MiniLM)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs a pre-processing hint for image models at WARNING
+    try:
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+    return out
