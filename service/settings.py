@@ -39,7 +39,8 @@ class Settings(BaseSettings):
         max_body_bytes: largest request body accepted (413 beyond).
         cors_origins: origins allowed by CORS; empty = CORS off.
         microbatch_wait_ms: how long the encoder waits for more queries after the first.
-        microbatch_max: most queries in one encoder call.
+        microbatch_max: most queries in one encoder call (default: 64 for torch; 1 for the ONNX
+            backends, which then encode first come, first served on each encoder thread).
         encoder_backend: how queries are encoded: ``torch``, ``onnx`` (same scores to ~1e-6,
             faster per query) or ``onnx-int8`` (quantised; quality in docs/benchmarks.md).
         encoder_batch_size: queries per forward pass within an encoder call (default: 8 for
@@ -66,7 +67,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(262_144, ge=1024)  # max_batch · max_query_chars with JSON room
     cors_origins: tuple[str, ...] = ()
     microbatch_wait_ms: float = Field(2.0, ge=0, le=50)  # measured: docs/benchmarks.md (service)
-    microbatch_max: int = Field(64, ge=1)
+    # ONNX Runtime: a padded batch costs more per query than single calls, and a batch's results
+    # are returned together, so its first query waits for the last: one query per call gave
+    # p99 169 ms against 282 ms at 32 clients, same req/s (docs/benchmarks.md, service).
+    microbatch_max: int | None = Field(None, ge=1)
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     # Forward passes over length-sorted groups of 8 inside one encoder call: a 64-query pass pads
     # every query to the longest and its activations leave the cache; 8 was 1.7x faster per query

@@ -140,9 +140,9 @@ class ServiceState:
         config = EncoderConfig.from_spec(manifest.dense.encoder, device=s.device, backend=s.encoder_backend,
                                          batch_size=s.encoder_batch_size or (8 if s.encoder_backend == "torch" else 1))
         if config not in self._batchers:
-            self._batchers[config] = MicroBatchEncoder(Encoder(config), self.settings.microbatch_wait_ms,
-                                                       self.settings.microbatch_max, self._on_batch,
-                                                       threads=self.settings.encoder_threads or os.cpu_count() or 1)
+            max_batch = s.microbatch_max or (64 if s.encoder_backend == "torch" else 1)
+            self._batchers[config] = MicroBatchEncoder(Encoder(config), s.microbatch_wait_ms, max_batch, self._on_batch,
+                                                       threads=s.encoder_threads or os.cpu_count() or 1)
         return self._batchers[config]
 
     def get(self, name: str | None) -> LoadedIndex:

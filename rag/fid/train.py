@@ -26,11 +26,9 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -39,6 +37,7 @@ from indexes.atomic import atomic_directory, atomic_write_text
 from indexes.errors import InputError
 from rag.fid.lumen import LumenEncoder
 from rag.fid.reader import FiDReader, answer_labels
+from rag.training.step_loop import TrainResult, run_steps
 
 #: (prediction, gold answers) -> (exact match, F1), both in [0, 1].
 Scorer = Callable[[str, Sequence[str]], tuple[float, float]]
@@ -69,13 +68,6 @@ class ReaderTrainConfig:
     live_layers: int | None = None  # LUMEN: train with K live layers, memory layers frozen
     seed: int = 0
     time_limit_s: float | None = None  # stop (and save) after this much wall time
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    wall_s: float
-    history: list[dict] = field(default_factory=list)
 
 
 def load_qa_jsonl(path: str | Path, need_passages: bool = True) -> list[QAExample]:
@@ -130,14 +122,6 @@ def retrieve_passages(examples: Sequence[QAExample], retriever, k: int) -> list[
     return out
 
 
-def lr_lambda(step: int, cfg: ReaderTrainConfig) -> float:
-    """Multiplier of ``lr`` at ``step``: linear warmup, then cosine decay to ``min_lr_ratio``."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 @torch.no_grad()
 def evaluate_reader(reader: FiDReader, examples: Sequence[QAExample], score: Scorer, batch_size: int = 32) -> dict:
     """Greedy-decode ``examples`` and average ``score`` → ``{"em": .., "f1": .., "n": ..}``."""
@@ -178,43 +162,21 @@ def train_reader(
     if cfg.live_layers is not None:
         reader.encoder = LumenEncoder(model, cfg.live_layers)
         reader.encoder.freeze_memory_layers()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg))
-    order: list[int] = []
-    history: list[dict] = []
-    start = time.perf_counter()
-    step = 0
-    while step < cfg.steps:
-        if len(order) < cfg.batch_size:
-            order += random.sample(range(len(train)), len(train))  # epochs of a seeded shuffle
-        batch = [train[i] for i in order[: cfg.batch_size]]
-        del order[: cfg.batch_size]
+
+    def batch_loss(indices: list[int]) -> torch.Tensor:
+        batch = [train[i] for i in indices]
         inputs = reader.tokenize([e.question for e in batch], [e.passages for e in batch])
         labels = answer_labels(reader.tokenizer, [e.answers[0] for e in batch], cfg.max_answer_tokens)
-        loss = reader.forward(inputs, labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        step += 1
-        row = {"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0], "elapsed_s": time.perf_counter() - start}
-        out_of_time = cfg.time_limit_s is not None and row["elapsed_s"] > cfg.time_limit_s
-        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
-            row |= evaluate_reader(reader, dev[: cfg.eval_examples], score)
-        history.append(row)
-        if log is not None and ("em" in row or step % 50 == 0):
-            log(row)
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            save_checkpoint(reader, out_dir / f"checkpoint-{step}")
-        if out_of_time:
-            break
+        return reader.forward(inputs, labels).loss
+
+    result = run_steps([p for p in model.parameters() if p.requires_grad], cfg, len(train), batch_loss,
+                       evaluate=lambda: evaluate_reader(reader, dev[: cfg.eval_examples], score),
+                       checkpoint=lambda path: save_checkpoint(reader, path), out_dir=out_dir, log=log)
     save_checkpoint(reader, out_dir / "final")
-    wall = time.perf_counter() - start
-    meta = {"config": asdict(cfg), "reader": asdict(reader.config), "steps": step, "wall_s": wall, "history": history}
+    meta = {"config": asdict(cfg), "reader": asdict(reader.config), "steps": result.steps, "wall_s": result.wall_s,
+            "history": result.history}
     atomic_write_text(out_dir / "history.json", json.dumps(meta, indent=1) + "\n")
-    return TrainResult(step, wall, history)
+    return result
 
 
 def plot_curves(history: Sequence[dict], path: str | Path, title: str = "FiD reader training") -> None:

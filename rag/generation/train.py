@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -44,11 +43,12 @@ import torch
 
 from indexes.atomic import atomic_directory, atomic_write_text
 from indexes.errors import InputError
-from rag.fid.train import Scorer, lr_lambda
+from rag.fid.train import Scorer
 from rag.generation.kv_blocks import BlockLayout, block_attention_mask, layout_positions
 from rag.generation.prefill import cached_prefill, full_prefill
 from rag.generation.prompt import PromptBuilder
 from rag.generation.sampling import SamplingConfig
+from rag.training.step_loop import TrainResult, run_steps
 
 Attention = Literal["block", "full"]
 IGNORE = -100  # cross_entropy's ignore_index: no loss on prompt or padding tokens
@@ -83,13 +83,6 @@ class GeneratorTrainConfig:
     lora_alpha: int = 32
     seed: int = 0
     time_limit_s: float | None = None
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    wall_s: float
-    history: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -250,42 +243,19 @@ def train_generator(generator, train: Sequence[GeneratorExample], dev: Sequence[
         trained = get_peft_model(generator.model, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     generator.model.train()
-    params = [p for p in generator.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg))
     pad = generator.tokenizer.pad_token_id if generator.tokenizer.pad_token_id is not None else 0
     dtype = next(generator.model.parameters()).dtype
-    order: list[int] = []
-    history: list[dict] = []
-    start, step = time.perf_counter(), 0
-    while step < cfg.steps:
-        if len(order) < cfg.batch_size:
-            order += random.sample(range(len(train)), len(train))  # epochs of a seeded shuffle
-        batch = collate([training_sequence(builder, train[i], cfg) for i in order[: cfg.batch_size]], pad, dtype)
-        del order[: cfg.batch_size]
-        loss = batch_answer_loss(generator.model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        step += 1
-        row = {"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0], "elapsed_s": time.perf_counter() - start}
-        out_of_time = cfg.time_limit_s is not None and row["elapsed_s"] > cfg.time_limit_s
-        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
-            row |= evaluate_generator(generator, builder, dev[: cfg.eval_examples], cfg, score)
-        history.append(row)
-        if log is not None and ("em" in row or step % 50 == 0):
-            log(row)
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            _save(trained, generator.tokenizer, out_dir / f"checkpoint-{step}")
-        if out_of_time:
-            break
+
+    def batch_loss(indices: list[int]) -> torch.Tensor:
+        return batch_answer_loss(generator.model, collate([training_sequence(builder, train[i], cfg) for i in indices], pad, dtype))
+
+    result = run_steps([p for p in generator.model.parameters() if p.requires_grad], cfg, len(train), batch_loss,
+                       evaluate=lambda: evaluate_generator(generator, builder, dev[: cfg.eval_examples], cfg, score),
+                       checkpoint=lambda path: _save(trained, generator.tokenizer, path), out_dir=out_dir, log=log)
     if cfg.lora:
         generator.model = trained.merge_and_unload()
     generator.model.eval()
     _save(generator.model, generator.tokenizer, out_dir / "final")
-    wall = time.perf_counter() - start
-    meta = {"config": asdict(cfg), "steps": step, "wall_s": wall, "history": history}
+    meta = {"config": asdict(cfg), "steps": result.steps, "wall_s": result.wall_s, "history": result.history}
     atomic_write_text(out_dir / "history.json", json.dumps(meta, indent=1) + "\n")
-    return TrainResult(step, wall, history)
+    return result

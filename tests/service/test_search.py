@@ -109,3 +109,31 @@ def test_hybrid_query_without_an_indexed_term_is_answered(server):
     with server.client() as c:
         r = c.post("/search", json={"query": "zzzzqqq", "k": 3, "mode": "hybrid"})
     assert r.status_code == 200 and len(r.json()["hits"]) == 3
+
+
+def test_onnx_int8_server_equals_rag_search_with_that_backend_and_encodes_one_query_per_call(
+        start_server, sample_index, tmp_path, capsys):
+    # Given a server whose queries are encoded by the int8 ONNX backend
+    pytest.importorskip("onnxruntime")
+    srv = start_server(tmp_path, [f"sample={sample_index}"], extra=("--encoder-backend", "onnx-int8"))
+    queries = ["rotating storage for search engines", "why is the sky blue", "vaccines and antibodies"]
+    try:
+        with srv.client() as c:
+            # When: the same queries go to the service (also concurrently) and to the CLI with that backend
+            http = {q: c.post("/search", json={"query": q, "k": 5, "mode": "hybrid"}).json()["hits"] for q in queries}
+            with ThreadPoolExecutor(6) as pool:
+                concurrent = list(pool.map(lambda q: c.post("/search", json={"query": q, "k": 5, "mode": "hybrid"}).json()["hits"],
+                                           queries * 2))
+            metrics = c.get("/metrics").text
+    finally:
+        srv.stop()
+    for q in queries:
+        assert main(["search", "--index", str(sample_index), "--mode", "hybrid", "-k", "5", "--json",
+                     "--encoder-backend", "onnx-int8", q]) == 0
+        # Then ids and scores equal the CLI's (same backend, same one-query calls) ...
+        assert http[q] == json.loads(capsys.readouterr().out)["hits"]
+    assert [[h["id"] for h in hits] for hits in concurrent] == [[h["id"] for h in http[q]] for q in queries * 2]
+    # ... and every encoder call held exactly one query (first come, first served)
+    count = lambda b: float(next(line.split()[-1] for line in metrics.splitlines()  # noqa: E731
+                                 if line.startswith(f'rag_encoder_batch_size_bucket{{le="{b}"}}')))
+    assert count("+Inf") == count("1.0") >= 9

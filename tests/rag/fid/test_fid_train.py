@@ -9,7 +9,8 @@ import torch
 
 from indexes.errors import InputError
 from rag.fid.reader import FiDConfig, FiDReader
-from rag.fid.train import QAExample, ReaderTrainConfig, load_qa_jsonl, lr_lambda, train_reader
+from rag.fid.train import QAExample, ReaderTrainConfig, load_qa_jsonl, train_reader
+from rag.training.step_loop import lr_lambda
 
 
 
