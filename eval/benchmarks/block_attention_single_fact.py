@@ -13,6 +13,17 @@ Run (writes data, models, curves and ``summary.json`` under --out; prints a JSON
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m eval.benchmarks.block_attention_single_fact \\
         --out build/block-single-fact --steps 3000 --plot docs/img/block_attention_single_fact.png
 
+The two trainings are independent: they may run as two processes side by side (one core each),
+from the same seed (so the same data and initial weights), then be compared::
+
+    python -m eval.benchmarks.block_attention_single_fact --attention block --out build/bsf-block --threads 1
+    # once build/bsf-block/decoder-init exists (the task tokenizer's training is not deterministic,
+    # so the second run takes the first one's tokenizer and weights rather than making its own):
+    python -m eval.benchmarks.block_attention_single_fact --attention full --out build/bsf-full --threads 1 \
+        --init build/bsf-block/decoder-init
+    python -m eval.benchmarks.block_attention_single_fact --combine build/bsf-block build/bsf-full \
+        --out build/block-single-fact --plot docs/img/block_attention_single_fact.png
+
 Smoke test (a few steps, no claim)::
 
     .venv/bin/python -m eval.benchmarks.block_attention_single_fact --out /tmp/ba --steps 3 \\
@@ -24,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -77,9 +89,7 @@ def run_one(init: Path, attention: str, train_path: Path, dev_path: Path, args) 
                           score=lambda p, g: (exact_match(p, g), f1_score(p, g)), builder=builder,
                           log=lambda r: print(json.dumps({"attention": attention} | {k: round(v, 4) for k, v in r.items()}), flush=True))
     plot_curves(res.history, out / "curves.png", title=f"decoder single fact ({attention} attention)")
-    evals = [r for r in res.history if "em" in r]
-    return {"steps": res.steps, "wall_s": round(res.wall_s, 1), "final_heldout_em": evals[-1]["em"],
-            "best_heldout_em": max(r["em"] for r in evals), "history": res.history}
+    return {"steps": res.steps, "wall_s": res.wall_s, "history": res.history}
 
 
 def plot_comparison(results: dict, path: Path) -> None:
@@ -104,6 +114,30 @@ def plot_comparison(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def summarize(results: dict) -> dict:
+    """Per run: steps, wall time, final and best held-out EM; and block's final EM over full's."""
+    summary = {}
+    for k, r in results.items():
+        evals = [x for x in r["history"] if "em" in x]
+        summary[k] = {"steps": r["steps"], "wall_s": round(r["wall_s"], 1), "final_heldout_em": evals[-1]["em"],
+                      "best_heldout_em": max(x["em"] for x in evals)}
+    if {"block", "full"} <= summary.keys() and summary["full"]["final_heldout_em"] > 0:
+        summary["block_over_full"] = summary["block"]["final_heldout_em"] / summary["full"]["final_heldout_em"]
+    return summary
+
+
+def combine(block_dir: Path, full_dir: Path) -> dict:
+    """The runs' ``history.json`` files, written by two ``--attention block|full`` processes."""
+    results = {}
+    for kind, d in (("block", block_dir), ("full", full_dir)):
+        meta = json.loads((d / kind / "history.json").read_text())
+        results[kind] = {"steps": meta["steps"], "wall_s": meta["wall_s"], "history": meta["history"]}
+    for name in ("model.safetensors", "tokenizer.json"):
+        if len({(d / "decoder-init" / name).read_bytes() for d in (block_dir, full_dir)}) != 1:
+            raise SystemExit(f"the two runs did not start from the same decoder-init/{name}: start the second with --init")
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
@@ -126,18 +160,32 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None, help="start from this decoder-init folder (another run's)")
+    ap.add_argument("--combine", nargs=2, type=Path, metavar=("BLOCK_OUT", "FULL_OUT"),
+                    help="compare two finished runs (their --out folders) instead of training")
     args = ap.parse_args(argv)
+    if args.combine:
+        results = combine(*args.combine)
+        summary = summarize(results) | {"runs": [str(d) for d in args.combine]}
+        if args.plot:
+            plot_comparison(results, args.plot)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(json.dumps(summary))
+        return summary
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     train_qa, dev_qa = make_task(args.out, args.max_words, n_train=args.n_train, n_dev=args.n_dev, seed=args.seed)
     train_path, dev_path = to_generator_rows(train_qa), to_generator_rows(dev_qa)
-    init = make_decoder(args.out, train_qa, args.d_model, args.layers, args.seed)
+    if args.init:  # the other run's tokenizer and initial weights, copied so that --combine can check them
+        init = args.out / "decoder-init"
+        shutil.rmtree(init, ignore_errors=True)
+        shutil.copytree(args.init, init)
+    else:
+        init = make_decoder(args.out, train_qa, args.d_model, args.layers, args.seed)
     kinds = ["block", "full"] if args.attention == "both" else [args.attention]
     results = {k: run_one(init, k, train_path, dev_path, args) for k in kinds}
-    summary = {k: {x: v for x, v in r.items() if x != "history"} for k, r in results.items()}
-    if len(results) == 2 and results["full"]["final_heldout_em"] > 0:
-        summary["block_over_full"] = results["block"]["final_heldout_em"] / results["full"]["final_heldout_em"]
-    summary |= {"wall_s": round(time.perf_counter() - t0, 1), "args": {k: str(v) for k, v in vars(args).items()},
+    summary = summarize(results) | {"wall_s": round(time.perf_counter() - t0, 1), "args": {k: str(v) for k, v in vars(args).items()},
                 "hardware": f"{platform.processor() or platform.machine()}, device={args.device}, torch threads={torch.get_num_threads()}"}
     if args.plot:
         plot_comparison(results, args.plot)
