@@ -50,7 +50,12 @@ class Settings(BaseSettings):
         threads: worker threads for blocking work (search, encoding waits, answers).
         torch_threads: intra-op threads of the encoder (``None``: torch's own choice).
         passage_cache: passages kept in memory after their first read (0: always read SQLite).
-        generator: causal LM for ``/answer`` (local path or cached HF id); none = extractive.
+        generator: model for ``/answer`` (local path or cached HF id); none = extractive.
+        generator_kind: ``decoder`` (causal LM), ``fid`` (T5-family Fusion-in-Decoder reader) or
+            ``auto`` (``fid`` when the model is an encoder-decoder).
+        fid_passages: passages a FiD reader reads (at most the request's ``k``).
+        fid_live_layers: FiD with LUMEN memory: run only the last K encoder layers, reading each
+            index's precomputed memory (``rag cache lumen`` with the same model and K).
         generator_device: device of the generator.
         answer_max_new_tokens: generated tokens at most per answer.
         device: encoder device (``cpu``, ``cuda``); default: CUDA when available.
@@ -86,6 +91,9 @@ class Settings(BaseSettings):
     passage_cache: int = Field(200_000, ge=0)  # passages kept in memory; ~1.5 KB each on SciFact
     generator: str | None = None
     generator_device: str = "cpu"
+    generator_kind: Literal["auto", "decoder", "fid"] = "auto"
+    fid_passages: int = Field(10, ge=1)
+    fid_live_layers: int | None = Field(None, ge=1)
     answer_max_new_tokens: int = Field(256, ge=1)
     device: str | None = None
 

@@ -49,6 +49,7 @@ class LoadedIndex:
     index: object = None  # rag.index.Index once loaded
     retrievers: dict[str, object] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # generation: one answer at a time
+    reader: object = None  # rag.fid.answer.FiDAnswerer bound to this index, when the generator is FiD
 
     @property
     def modes(self) -> list[SearchMode]:
@@ -64,6 +65,16 @@ class LoadedIndex:
         if mode not in self.retrievers:
             raise InputError(f"mode: index {self.name!r} supports {', '.join(self.modes)}, not {mode}")
         return self.retrievers[mode]
+
+
+def _is_encoder_decoder(model: str) -> bool:
+    """Whether ``model`` (local path or cached HF id) is an encoder-decoder, from its config alone."""
+    from transformers import AutoConfig
+
+    try:
+        return bool(AutoConfig.from_pretrained(model, local_files_only=True).is_encoder_decoder)
+    except (OSError, ValueError):
+        return False  # the causal-LM loader reports what is wrong with it
 
 
 class ServiceState:
@@ -129,9 +140,34 @@ class ServiceState:
             for retriever in entry.retrievers.values() if probe.strip() else ():
                 retriever.search(probe, 1)
         if s.generator:
+            self._load_generator()
+
+    def _load_generator(self) -> None:
+        """A causal LM (:attr:`generator`) or a FiD reader bound to each index (``LoadedIndex.reader``)."""
+        s = self.settings
+        kind = s.generator_kind
+        if kind == "auto":
+            kind = "fid" if _is_encoder_decoder(s.generator) else "decoder"
+        if kind == "decoder":
             from rag.generation.generator import Generator, GeneratorConfig
 
+            if s.fid_live_layers is not None:
+                raise InputError("fid_live_layers (LUMEN) needs a FiD generator (a T5-family encoder-decoder)")
             self.generator = Generator.load(GeneratorConfig(s.generator, device=s.generator_device))
+            return
+        from rag.fid.answer import FiDAnswerer
+        from rag.fid.lumen import LumenEncoder
+        from rag.fid.reader import FiDConfig, FiDReader
+
+        reader = FiDReader.from_pretrained(s.generator, FiDConfig(n_passages=s.fid_passages, max_new_tokens=s.answer_max_new_tokens),
+                                           device=s.generator_device)
+        if s.fid_live_layers is not None:
+            reader.encoder = LumenEncoder(reader.model, s.fid_live_layers)
+        for name, entry in self.indexes.items():  # one model; each index has its own LUMEN memory
+            try:
+                entry.reader = FiDAnswerer.bind(reader, s.generator, s.indexes[name], s.fid_live_layers)
+            except RagError as exc:
+                raise type(exc)(f"index {name!r}: {exc}") from None
 
     def _batcher(self, manifest: Manifest) -> MicroBatchEncoder:
         from rag.encoder import Encoder, EncoderConfig

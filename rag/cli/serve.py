@@ -18,7 +18,8 @@ def serve_command(
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (each loads the models); see docs/benchmarks.md (service).", min=1)] = 1,
     api_key: Annotated[str | None, typer.Option(envvar="RAG_API_KEY", show_envvar=True, help="Require 'Authorization: Bearer KEY' (prefer the environment variable).")] = None,
-    generator: Annotated[str | None, typer.Option(help="Causal LM for /answer (local path or cached HF id); default: extractive answers.")] = None,
+    generator: Annotated[str | None, typer.Option(help="Model for /answer (local path or cached HF id): a causal LM, or a T5-family FiD reader; default: extractive answers.")] = None,
+    fid_live_layers: Annotated[int | None, typer.Option(help="FiD generator: read each index's LUMEN memory (`rag cache lumen`) and run only the last K encoder layers.", min=1)] = None,
     microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
     torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default 1: see docs/benchmarks.md (service)).", min=1)] = None,
     encoder_backend: Annotated[Backend | None, typer.Option(help="Query encoding: torch, onnx (same scores, faster on CPU) or onnx-int8 (quantised; see docs/benchmarks.md).")] = None,
@@ -54,6 +55,10 @@ def serve_command(
         env["RAG_API_KEY"] = api_key
     if generator:
         env["RAG_GENERATOR"] = generator
+    if fid_live_layers is not None:
+        if not generator:
+            raise InputError("--fid-live-layers needs --generator T5_MODEL_DIR")
+        env["RAG_FID_LIVE_LAYERS"] = str(fid_live_layers)
     if microbatch_wait_ms is not None:
         env["RAG_MICROBATCH_WAIT_MS"] = str(microbatch_wait_ms)
     if torch_threads:

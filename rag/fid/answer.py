@@ -52,20 +52,32 @@ class FiDAnswerer:
             IndexFormatError: the index has no LUMEN memory for this model and ``K``.
         """
         reader = FiDReader.from_pretrained(model, config, device=device)
+        if live_layers is not None:
+            reader.encoder = LumenEncoder(reader.model, live_layers)
+        return cls.bind(reader, model, index_dir, live_layers)
+
+    @classmethod
+    def bind(cls, reader: FiDReader, model: str | Path, index_dir: str | Path | None,
+             live_layers: int | None = None) -> FiDAnswerer:
+        """``reader`` (loaded from ``model``; a :class:`LumenEncoder` inside when ``live_layers``) bound
+        to one index's LUMEN memory: one model can serve several indexes.
+
+        Raises:
+            IndexFormatError: the index has no LUMEN memory for this model and ``K``.
+        """
         if live_layers is None:
             return cls(reader)
         if index_dir is None:
             raise IndexFormatError("--live-layers needs an index with LUMEN memory (`rag cache lumen`)")
-        reader.encoder = LumenEncoder(reader.model, live_layers)
-        key = lumen_key(str(model), model_revision(model), live_layers, config.max_passage_tokens)
-        store = open_lumen_memory(index_dir, key)
-        return cls(reader, store, PassageStore(index_dir))
+        key = lumen_key(str(model), model_revision(model), live_layers, reader.config.max_passage_tokens)
+        return cls(reader, open_lumen_memory(index_dir, key), PassageStore(index_dir))
 
     def answer(self, question: str, hits: Sequence[Hit], **decoding) -> str:
-        """The answer to ``question`` read from the first ``n_passages`` hits (best first)."""
+        """The answer to ``question`` read from the first ``n_passages`` hits (best first); fewer hits
+        are read as they are (no empty passage rows to encode and mask)."""
         hits = list(hits)[: self.reader.config.n_passages]
         texts = [passage_text(Passage(h.id, h.doc_id, h.title, h.text)) for h in hits]
-        inputs = self.reader.tokenize([question], [texts])
+        inputs = self.reader.tokenize([question], [texts], n_passages=max(1, len(texts)))
         if self.memory is not None:
             rows = self.passages.rows_of([h.id for h in hits])
             if any(r is None for r in rows):

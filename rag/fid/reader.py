@@ -111,11 +111,12 @@ class FiDReader:
             raise InputError(f"{path}: not a T5-family model directory with a tokenizer ({str(exc).splitlines()[0]})") from None
         return cls(model, tokenizer, config)
 
-    def tokenize(self, questions: Sequence[str], passages: Sequence[Sequence[str]]) -> FiDInputs:
-        """Questions and their passage texts → a :class:`FiDInputs` batch under this reader's config."""
+    def tokenize(self, questions: Sequence[str], passages: Sequence[Sequence[str]], n_passages: int | None = None) -> FiDInputs:
+        """Questions and their passage texts → a :class:`FiDInputs` batch under this reader's config
+        (``n_passages`` rows per question, default the config's)."""
         c = self.config
         return tokenize(
-            self.tokenizer, questions, passages, n_passages=c.n_passages,
+            self.tokenizer, questions, passages, n_passages=n_passages or c.n_passages,
             max_question_tokens=c.max_question_tokens, max_passage_tokens=c.max_passage_tokens,
         )
 

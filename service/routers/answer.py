@@ -1,7 +1,9 @@
 """``POST /answer``: retrieve, then answer with numbered citations through :func:`rag.pipeline.ask`.
 
 With a configured generator (``RAG_GENERATOR``) the answer is generated, one at a time per index
-(a causal LM is not shared between threads); without one it is *extractive* — sentences quoted
+(a causal LM is not shared between threads) — by a Fusion-in-Decoder reader through
+:func:`rag.pipeline.ask_fid` when the model is a T5-family encoder-decoder (LUMEN memory with
+``RAG_FID_LIVE_LAYERS``); without one it is *extractive* — sentences quoted
 from the top passages, ranked by the index's bi-encoder and labelled as such (``kind``). An index
 without a dense part has no encoder to rank sentences with, so without a generator the request
 gets a 503 body that says so: never a crash, never a made-up answer.
@@ -19,9 +21,12 @@ from service.state import AnswerUnavailableError, LoadedIndex
 
 def _answer(entry: LoadedIndex, question: str, k: int, mode: str, generator, max_new_tokens: int) -> dict:
     from rag.generation.sampling import SamplingConfig
-    from rag.pipeline import AskConfig, ask
+    from rag.pipeline import AskConfig, ask, ask_fid
 
     config = AskConfig(k=k, mode=mode, sampling=SamplingConfig(max_new_tokens=max_new_tokens))
+    if entry.reader is not None:  # Fusion-in-Decoder (with LUMEN memory when configured)
+        with entry.lock:
+            return ask_fid(question, entry.index, entry.reader, config).to_dict()
     if generator is None:
         return ask(question, entry.index, None, config).to_dict()
     with entry.lock:
@@ -40,7 +45,7 @@ def build_router(models: RequestModels) -> APIRouter:
         entry = state.get(body.index)
         tag(request, mode=body.mode, index=entry.name)
         entry.retriever(body.mode)  # 422 for a mode the index lacks, before any work
-        if state.generator is None and entry.manifest.dense is None:
+        if state.generator is None and entry.reader is None and entry.manifest.dense is None:
             raise AnswerUnavailableError(
                 f"index {entry.name!r} has no dense encoder to rank quoted sentences with and no generator is "
                 "configured: start the service with RAG_GENERATOR=<model> (rag serve --generator) or use a "
