@@ -35,8 +35,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from eval.benchmarks.fid_single_fact import QUESTION, make_task
@@ -85,11 +87,49 @@ def run_one(init: Path, attention: str, train_path: Path, dev_path: Path, args) 
                                warmup_steps=args.warmup, max_answer_tokens=8, eval_every=args.eval_every,
                                eval_examples=args.eval_examples, seed=args.seed, time_limit_s=args.time_limit)
     out = args.out / attention
-    res = train_generator(gen, load_generator_jsonl(train_path), load_generator_jsonl(dev_path), cfg, out,
-                          score=lambda p, g: (exact_match(p, g), f1_score(p, g)), builder=builder,
-                          log=lambda r: print(json.dumps({"attention": attention} | {k: round(v, 4) for k, v in r.items()}), flush=True))
-    plot_curves(res.history, out / "curves.png", title=f"decoder single fact ({attention} attention)")
-    return {"steps": res.steps, "wall_s": res.wall_s, "history": res.history}
+    train, dev = load_generator_jsonl(train_path), load_generator_jsonl(dev_path)
+    score = lambda p, g: (exact_match(p, g), f1_score(p, g))  # noqa: E731
+    # curriculum: first the planted passage among fewer distractors (held-out items always have 10)
+    rng, stages, used = random.Random(args.seed), [], 0
+    for n, (n_passages, n_steps) in enumerate(args.curriculum, 1):
+        easier = [replace(e, passages=fewer_passages(e.passages, n_passages, rng)) for e in train]
+        stages.append((easier, replace(cfg, steps=n_steps), out / f"stage{n}-{n_passages}-passages"))
+        used += n_steps
+    stages.append((train, replace(cfg, steps=args.steps - used), out))
+    history: list[dict] = []
+    steps, wall = 0, 0.0
+    for n, (data, stage_cfg, stage_out) in enumerate(stages, 1):
+        if stage_cfg.time_limit_s is not None:
+            stage_cfg = replace(stage_cfg, time_limit_s=max(1.0, stage_cfg.time_limit_s - wall))
+        res = train_generator(gen, data, dev, stage_cfg, stage_out, score=score, builder=builder,
+                              log=lambda r, n=n: print(json.dumps({"attention": attention, "stage": n} | {k: round(v, 4) for k, v in r.items()}), flush=True))
+        history += [r | {"step": r["step"] + steps, "elapsed_s": r["elapsed_s"] + wall, "stage": n} for r in res.history]
+        steps, wall = steps + res.steps, wall + res.wall_s
+        if stage_cfg.time_limit_s is not None and res.steps < stage_cfg.steps:
+            break  # out of time
+    plot_curves(history, out / "curves.png", title=f"decoder single fact ({attention} attention)")
+    result = {"steps": steps, "wall_s": wall, "history": history}
+    (out / "run.json").write_text(json.dumps(result) + "\n")
+    return result
+
+
+def parse_curriculum(text: str) -> list[tuple[int, int]]:
+    """``"1:800,3:1200"`` → ``[(1, 800), (3, 1200)]`` (passages per item, steps)."""
+    try:
+        stages = [tuple(int(x) for x in part.split(":")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PASSAGES:STEPS[,...], got {text!r}") from None
+    if any(len(st) != 2 or min(st) < 1 for st in stages):
+        raise argparse.ArgumentTypeError(f"expected positive PASSAGES:STEPS pairs, got {text!r}")
+    return stages
+
+
+def fewer_passages(passages: tuple, n: int, rng: random.Random) -> tuple:
+    """The passage with the planted fact and ``n - 1`` others drawn at random, in their original order."""
+    planted = [i for i, (_, text) in enumerate(passages) if "access code" in text.lower()]
+    others = [i for i in range(len(passages)) if i not in planted]
+    keep = set(planted[:1] + rng.sample(others, min(len(others), n - 1)))
+    return tuple(p for i, p in enumerate(passages) if i in keep)
 
 
 def plot_comparison(results: dict, path: Path) -> None:
@@ -130,7 +170,7 @@ def combine(block_dir: Path, full_dir: Path) -> dict:
     """The runs' ``history.json`` files, written by two ``--attention block|full`` processes."""
     results = {}
     for kind, d in (("block", block_dir), ("full", full_dir)):
-        meta = json.loads((d / kind / "history.json").read_text())
+        meta = json.loads((d / kind / "run.json").read_text())
         results[kind] = {"steps": meta["steps"], "wall_s": meta["wall_s"], "history": meta["history"]}
     for name in ("model.safetensors", "tokenizer.json"):
         if len({(d / "decoder-init" / name).read_bytes() for d in (block_dir, full_dir)}) != 1:
@@ -160,6 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--curriculum", type=parse_curriculum, default=[], metavar="P:S,...",
+                    help="first train S steps on items cut to P passages, for each P:S in turn (counted in --steps)")
     ap.add_argument("--init", type=Path, default=None, help="start from this decoder-init folder (another run's)")
     ap.add_argument("--combine", nargs=2, type=Path, metavar=("BLOCK_OUT", "FULL_OUT"),
                     help="compare two finished runs (their --out folders) instead of training")
