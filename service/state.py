@@ -156,13 +156,10 @@ class ServiceState:
             self.generator = Generator.load(GeneratorConfig(s.generator, device=s.generator_device))
             return
         from rag.fid.answer import FiDAnswerer
-        from rag.fid.lumen import LumenEncoder
-        from rag.fid.reader import FiDConfig, FiDReader
+        from rag.fid.reader import FiDConfig
 
-        reader = FiDReader.from_pretrained(s.generator, FiDConfig(n_passages=s.fid_passages, max_new_tokens=s.answer_max_new_tokens),
-                                           device=s.generator_device)
-        if s.fid_live_layers is not None:
-            reader.encoder = LumenEncoder(reader.model, s.fid_live_layers)
+        reader = FiDAnswerer.load_reader(s.generator, FiDConfig(n_passages=s.fid_passages, max_new_tokens=s.answer_max_new_tokens),
+                                         s.fid_live_layers, s.generator_device)
         for name, entry in self.indexes.items():  # one model; each index has its own LUMEN memory
             try:
                 entry.reader = FiDAnswerer.bind(reader, s.generator, s.indexes[name], s.fid_live_layers)

@@ -51,10 +51,16 @@ class FiDAnswerer:
             InputError: the model directory is not loadable, or ``live_layers`` is out of range.
             IndexFormatError: the index has no LUMEN memory for this model and ``K``.
         """
+        return cls.bind(cls.load_reader(model, config, live_layers, device), model, index_dir, live_layers)
+
+    @staticmethod
+    def load_reader(model: str | Path, config: FiDConfig = FiDConfig(), live_layers: int | None = None,
+                    device: str = "cpu") -> FiDReader:
+        """The reader alone (its encoder a :class:`LumenEncoder` with ``live_layers``), to :meth:`bind` to indexes."""
         reader = FiDReader.from_pretrained(model, config, device=device)
         if live_layers is not None:
             reader.encoder = LumenEncoder(reader.model, live_layers)
-        return cls.bind(reader, model, index_dir, live_layers)
+        return reader
 
     @classmethod
     def bind(cls, reader: FiDReader, model: str | Path, index_dir: str | Path | None,
