@@ -37,6 +37,7 @@ from indexes.atomic import atomic_directory, atomic_write_text
 from indexes.errors import InputError
 from rag.fid.lumen import LumenEncoder
 from rag.fid.reader import FiDReader, answer_labels
+from rag.training.qa_jsonl import qa_rows
 from rag.training.step_loop import TrainResult, run_steps
 
 #: (prediction, gold answers) -> (exact match, F1), both in [0, 1].
@@ -79,26 +80,12 @@ def load_qa_jsonl(path: str | Path, need_passages: bool = True) -> list[QAExampl
             them gets ``passages=()``, to be filled by :func:`retrieve_passages`.
     """
     out = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read QA file ({exc.strerror})") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{path}:{n}: not a JSON object") from None
-        if isinstance(row, dict) and not need_passages:
-            row.setdefault("passages", [])
-        for key, kind in (("question", str), ("answers", list), ("passages", list)):
-            if not isinstance(row.get(key) if isinstance(row, dict) else None, kind):
-                hint = " (or give --index to retrieve passages)" if key == "passages" else ""
-                raise InputError(f"{path}:{n}: field {key!r} missing or not a {kind.__name__}{hint}")
+    fields = (("question", str), ("answers", list), ("passages", list))
+    for where, row in qa_rows(path, fields, defaults=None if need_passages else {"passages": []},
+                              hints={"passages": " (or give --index to retrieve passages)"}):
         ps = [p if isinstance(p, str) else f"title: {p.get('title', '')} context: {p.get('text', '')}" for p in row["passages"]]
         if not row["answers"] or (need_passages and not ps):
-            raise InputError(f"{path}:{n}: 'answers' and 'passages' must not be empty")
+            raise InputError(f"{where}: 'answers' and 'passages' must not be empty")
         out.append(QAExample(row["question"], tuple(map(str, row["answers"])), tuple(ps)))
     if not out:
         raise InputError(f"{path}: no QA examples")

@@ -48,6 +48,7 @@ from rag.generation.kv_blocks import BlockLayout, block_attention_mask, layout_p
 from rag.generation.prefill import cached_prefill, full_prefill
 from rag.generation.prompt import PromptBuilder
 from rag.generation.sampling import SamplingConfig
+from rag.training.qa_jsonl import qa_rows
 from rag.training.step_loop import TrainResult, run_steps
 
 Attention = Literal["block", "full"]
@@ -97,27 +98,14 @@ class TrainingSequence:
 
 def load_generator_jsonl(path: str | Path) -> list[GeneratorExample]:
     """Read generator QA JSONL; a bad line raises :class:`InputError` naming the file, line and field."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read QA file ({exc.strerror})") from None
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{path}:{n}: not a JSON object") from None
-        for key, kind in (("question", str), ("passages", list), ("answer", str)):
-            if not isinstance(row.get(key) if isinstance(row, dict) else None, kind):
-                raise InputError(f"{path}:{n}: field {key!r} missing or not a {kind.__name__}")
+    for where, row in qa_rows(path, (("question", str), ("passages", list), ("answer", str))):
         if not row["passages"] or not row["answer"].strip():
-            raise InputError(f"{path}:{n}: 'passages' and 'answer' must not be empty")
+            raise InputError(f"{where}: 'passages' and 'answer' must not be empty")
         ps = []
         for p in row["passages"]:
             if not isinstance(p, (str, dict)):
-                raise InputError(f"{path}:{n}: each passage must be a string or {{title, text}}")
+                raise InputError(f"{where}: each passage must be a string or {{title, text}}")
             ps.append(("", p) if isinstance(p, str) else (str(p.get("title", "")), str(p.get("text", ""))))
         out.append(GeneratorExample(row["question"], tuple(ps), row["answer"]))
     if not out:
