@@ -32,6 +32,9 @@ Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
+QUERY_ENCODER_RECORD = "query_encoder.json"  # written by `rag train query-encoder` beside the weights
+
+
 class ModelLoadError(RagError):
     """A model could not be loaded from local files."""
 
@@ -61,11 +64,47 @@ class EncoderConfig:
     backend: Backend = "torch"
 
     @classmethod
-    def from_spec(cls, spec: EncoderSpec, **overrides) -> EncoderConfig:
-        """The configuration that reproduces an index's query encoding."""
+    def from_spec(cls, spec: EncoderSpec, *, query_encoder: str | Path | None = None, index_name: str = "the index",
+                  **overrides) -> EncoderConfig:
+        """The configuration that reproduces an index's query encoding.
+
+        Args:
+            spec: the index's encoder record.
+            query_encoder: a query encoder distilled from that encoder (``rag train query-encoder``)
+                to encode queries with instead; checked with :func:`check_query_encoder`.
+            index_name: names the index in that check's error.
+            overrides: other fields (device, backend, batch size).
+        """
         fields = dict(model=spec.model, query_prefix=spec.query_prefix, passage_prefix=spec.passage_prefix,
                       max_seq_length=spec.max_seq_length)
+        if query_encoder is not None:
+            check_query_encoder(query_encoder, spec, index_name)
+            fields["model"] = str(query_encoder)
         return cls(**{**fields, **overrides})
+
+
+def check_query_encoder(path: str | Path, spec: EncoderSpec, index_name: str = "the index") -> None:
+    """Refuse a query encoder that was not distilled from the encoder ``spec`` describes.
+
+    Raises:
+        InputError: no ``query_encoder.json`` in ``path``, or it names another teacher or dimension.
+    """
+    import json
+
+    from indexes.errors import InputError
+
+    try:
+        teacher = json.loads((Path(path) / QUERY_ENCODER_RECORD).read_text(encoding="utf-8"))["teacher"]
+        key = (teacher["model"], teacher.get("revision"), teacher["dim"])
+    except FileNotFoundError:
+        raise InputError(f"query encoder {path}: no {QUERY_ENCODER_RECORD}; only a model made by `rag train query-encoder` "
+                         "may encode queries for another encoder's passages") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"query encoder {path}: unreadable {QUERY_ENCODER_RECORD} ({type(exc).__name__}: {exc})") from None
+    if key != (spec.model, spec.revision, spec.dim):
+        raise InputError(f"query encoder {path} was distilled from {key[0]!r} (revision {key[1]}, dim {key[2]}), but "
+                         f"{index_name} was encoded with {spec.model!r} (revision {spec.revision}, dim {spec.dim}): "
+                         "its query vectors would not match the passage vectors")
 
 
 def resolve_model_path(model: str) -> str:

@@ -33,10 +33,13 @@ class Index:
         hybrid: fusion settings.
         device: device of the encoder loaded on first dense search.
         encoder_backend: how that encoder runs (``torch``, ``onnx``, ``onnx-int8``: :class:`EncoderConfig`).
+        query_encoder: encode queries with this model, distilled from the index's encoder by
+            ``rag train query-encoder`` (checked on first dense search).
     """
 
     def __init__(self, path: str | Path, *, encoder: Encoder | None = None, bm25: BM25Spec | None = None,
-                 hybrid: HybridConfig = HybridConfig(), device: str | None = None, encoder_backend: str = "torch") -> None:
+                 hybrid: HybridConfig = HybridConfig(), device: str | None = None, encoder_backend: str = "torch",
+                 query_encoder: str | Path | None = None) -> None:
         self.path = Path(path)
         self.manifest = Manifest.read(self.path)
         self.store = PassageStore(self.path)
@@ -45,6 +48,7 @@ class Index:
         self._encoder = encoder
         self._device = device
         self._encoder_backend = encoder_backend
+        self._query_encoder = query_encoder
         self._lock = threading.RLock()
         self._bm25: BM25Retriever | None = None
         self._dense: DenseRetriever | None = None
@@ -83,8 +87,9 @@ class Index:
                 info = self.manifest.dense
                 if info is None:
                     raise InputError(f"{self.path} has no dense index (built with --no-dense); use --mode bm25")
-                encoder = self._encoder or Encoder(EncoderConfig.from_spec(info.encoder, device=self._device,
-                                                                          backend=self._encoder_backend))
+                encoder = self._encoder or Encoder(EncoderConfig.from_spec(
+                    info.encoder, query_encoder=self._query_encoder, index_name=str(self.path), device=self._device,
+                    backend=self._encoder_backend))
                 self._dense = DenseRetriever(DenseStore(self.path, info.faiss), encoder, self.store)
             return self._dense
 

@@ -19,7 +19,8 @@ from service.state import ServiceState
 T = TypeVar("T")
 
 
-def _state(request: Request) -> ServiceState:
+async def _state(request: Request) -> ServiceState:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per request.
     return request.app.state.service
 
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
             backends, which then encode first come, first served on each encoder thread).
         encoder_backend: how queries are encoded: ``torch``, ``onnx`` (same scores to ~1e-6,
             faster per query) or ``onnx-int8`` (quantised; quality in docs/benchmarks.md).
+        query_encoder: encode queries with this model, distilled from the indexes' encoder by
+            ``rag train query-encoder`` (fewer layers: faster; quality in docs/benchmarks.md).
         encoder_batch_size: queries per forward pass within an encoder call (default: 8 for
             torch, 1 for the ONNX backends, which pay no per-call overhead worth amortising).
         encoder_threads: threads running encoder calls side by side, each on its own batch
@@ -77,6 +79,7 @@ class Settings(BaseSettings):
     # p99 169 ms against 282 ms at 32 clients, same req/s (docs/benchmarks.md, service).
     microbatch_max: int | None = Field(None, ge=1)
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    query_encoder: Path | None = None
     # Forward passes over length-sorted groups of 8 inside one encoder call: a 64-query pass pads
     # every query to the longest and its activations leave the cache; 8 was 1.7x faster per query
     # with torch. ONNX Runtime runs one query in less time per query than any padded group.

@@ -128,7 +128,7 @@ class ServiceState:
 
             torch.set_num_threads(s.torch_threads)
         for name, entry in self.indexes.items():
-            batcher = self._batcher(entry.manifest) if entry.manifest.dense else None
+            batcher = self._batcher(name, entry.manifest) if entry.manifest.dense else None
             entry.index = idx = Index(Path(s.indexes[name]), encoder=batcher, device=s.device)
             if s.passage_cache:  # before the retrievers are built: they keep the store they get
                 idx.store = CachedPassageStore(idx.store, s.passage_cache)
@@ -166,11 +166,12 @@ class ServiceState:
             except RagError as exc:
                 raise type(exc)(f"index {name!r}: {exc}") from None
 
-    def _batcher(self, manifest: Manifest) -> MicroBatchEncoder:
+    def _batcher(self, name: str, manifest: Manifest) -> MicroBatchEncoder:
         from rag.encoder import Encoder, EncoderConfig
 
         s = self.settings
-        config = EncoderConfig.from_spec(manifest.dense.encoder, device=s.device, backend=s.encoder_backend,
+        config = EncoderConfig.from_spec(manifest.dense.encoder, query_encoder=s.query_encoder, index_name=f"index {name!r}",
+                                         device=s.device, backend=s.encoder_backend,
                                          batch_size=s.encoder_batch_size or (8 if s.encoder_backend == "torch" else 1))
         if config not in self._batchers:
             max_batch = s.microbatch_max or (64 if s.encoder_backend == "torch" else 1)

@@ -31,3 +31,14 @@ def sample_index(tmp_path_factory, encoder) -> Path:
     out = tmp_path_factory.mktemp("idx") / "sample"
     build_index(FIXTURES / "corpus.jsonl", out, IndexOptions(progress=False), encoder=encoder)
     return out
+
+
+@pytest.fixture(scope="session")
+def query_encoder(sample_index, tmp_path_factory) -> Path:
+    """A 2-layer query encoder distilled from the sample index's MiniLM by ``rag train query-encoder``."""
+    from rag.cli import main
+
+    out = tmp_path_factory.mktemp("qenc") / "q2"
+    assert main(["train", "query-encoder", "--index", str(sample_index), "--out", str(out), "--layers", "2",
+                 "--epochs", "4", "--batch-size", "8", "--device", "cpu", "--quiet"]) == 0
+    return out

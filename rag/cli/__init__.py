@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "rag.cli.train_generator",
     "rag.cli.lumen",
     "rag.cli.train_retriever",
+    "rag.cli.train_query_encoder",
 )
 
 

@@ -28,13 +28,14 @@ def search_command(
     hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
     seed: Annotated[int | None, typer.Option(help="HyDE sampling seed.")] = None,
     encoder_backend: Annotated[Backend, typer.Option(help="Query encoding: torch, onnx (same scores to ~1e-6, faster on CPU) or onnx-int8 (quantised).")] = "torch",
+    query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the index's encoder (`rag train query-encoder`).")] = None,
 ) -> None:
     """Search an index with BM25, dense or hybrid retrieval."""
     from indexes.errors import InputError
     from rag.index import open_index
     from rag.retrievers import best_per_document, check_query
 
-    idx = open_index(index, encoder_backend=encoder_backend)
+    idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder)
     if queries is not None or run is not None:
         if queries is None or run is None or query is not None:
             raise InputError("batch search needs both --queries and --run, and no QUERY argument")

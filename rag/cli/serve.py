@@ -23,6 +23,7 @@ def serve_command(
     microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
     torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default 1: see docs/benchmarks.md (service)).", min=1)] = None,
     encoder_backend: Annotated[Backend | None, typer.Option(help="Query encoding: torch, onnx (same scores, faster on CPU) or onnx-int8 (quantised; see docs/benchmarks.md).")] = None,
+    query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the indexes' encoder (`rag train query-encoder`).")] = None,
     encoder_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker, each on its own micro-batch (default: cores / workers).", min=1)] = None,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
@@ -37,6 +38,7 @@ def serve_command(
 
     from indexes.errors import InputError, RagError
     from indexes.manifest import Manifest
+    from rag.encoder import check_query_encoder
     from service.settings import Settings, indexes_from_args
 
     try:
@@ -45,7 +47,9 @@ def serve_command(
         raise InputError(f"--index: {exc}") from None
     for name, path in named.items():  # a wrong path stops here with one line, not a uvicorn traceback
         try:
-            Manifest.read(path)
+            manifest = Manifest.read(path)
+            if query_encoder is not None and manifest.dense is not None:
+                check_query_encoder(query_encoder, manifest.dense.encoder, f"index {name!r}")
         except RagError as exc:
             raise type(exc)(f"--index {name}: {exc}") from None
     # Workers are separate processes that build their settings from the environment, so the
@@ -65,6 +69,8 @@ def serve_command(
         env["RAG_TORCH_THREADS"] = str(torch_threads)
     if encoder_backend:
         env["RAG_ENCODER_BACKEND"] = encoder_backend
+    if query_encoder:
+        env["RAG_QUERY_ENCODER"] = str(query_encoder.resolve())
     if encoder_threads or workers > 1:  # default: the cores shared out between the workers
         env["RAG_ENCODER_THREADS"] = str(encoder_threads or max(1, (os.cpu_count() or 1) // workers))
     os.environ.update(env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -137,3 +138,35 @@ def test_onnx_int8_server_equals_rag_search_with_that_backend_and_encodes_one_qu
     count = lambda b: float(next(line.split()[-1] for line in metrics.splitlines()  # noqa: E731
                                  if line.startswith(f'rag_encoder_batch_size_bucket{{le="{b}"}}')))
     assert count("+Inf") == count("1.0") >= 9
+
+
+def test_a_server_with_a_distilled_query_encoder_equals_rag_search_with_it(start_server, sample_index, query_encoder,
+                                                                           tmp_path, capsys):
+    # Given a server whose queries go through the distilled 2-layer query encoder on ONNX int8
+    pytest.importorskip("onnxruntime")
+    extra = ("--encoder-backend", "onnx-int8", "--query-encoder", str(query_encoder))
+    srv = start_server(tmp_path, [f"sample={sample_index}"], extra=extra)
+    queries = ["rotating storage for search engines", "vaccines and antibodies"]
+    try:
+        with srv.client() as c:
+            http = {q: c.post("/search", json={"query": q, "k": 5, "mode": "hybrid"}).json()["hits"] for q in queries}
+    finally:
+        srv.stop()
+    for q in queries:
+        assert main(["search", "--index", str(sample_index), "--mode", "hybrid", "-k", "5", "--json", *extra, q]) == 0
+        # Then ids and scores equal the CLI's with the same query encoder and backend
+        assert http[q] == json.loads(capsys.readouterr().out)["hits"]
+
+
+def test_serve_refuses_a_query_encoder_not_distilled_from_the_index_encoder(sample_index, query_encoder, tmp_path, capsys):
+    # Given a copy of the student that claims another teacher
+    other = tmp_path / "other"
+    shutil.copytree(query_encoder, other)
+    record = json.loads((other / "query_encoder.json").read_text())
+    record["teacher"]["dim"] = 768
+    (other / "query_encoder.json").write_text(json.dumps(record))
+
+    # When / Then: rag serve stops before listening, naming the index
+    assert main(["serve", "--index", f"sample={sample_index}", "--query-encoder", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert "--index sample" in err and "dim 768" in err and "would not match" in err
