@@ -10,6 +10,7 @@ and runs a warm-up query; it runs in a background thread, so ``/healthz`` answer
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -116,6 +117,10 @@ class ServiceState:
             log.error("loading failed: %s: %s", self.error, exc, exc_info=not isinstance(exc, RagError))
             return
         if self.status == "loading":
+            # Everything loaded so far lives as long as the process: keep it out of the cyclic
+            # garbage collector's full passes, which otherwise walk every model and index object
+            # (pauses of a few hundred ms under load: docs/benchmarks.md, service).
+            gc.freeze()
             self.status = "ready"
             log.info("ready: %s", ", ".join(self.indexes))
 

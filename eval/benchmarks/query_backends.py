@@ -2,13 +2,15 @@
 
 The passage vectors are the index's (encoded once with PyTorch, fp32); only the query side
 changes: ``torch`` (sentence-transformers), ``onnx`` (ONNX Runtime, same weights) and
-``onnx-int8`` (dynamic int8 quantisation). Quality is nDCG@10 / Recall@100 on the test split
+``onnx-int8`` (dynamic int8 quantisation), and with ``--query-encoder DIR`` the same backends
+running a query encoder distilled from the index's encoder (``rag train query-encoder``). Quality is nDCG@10 / Recall@100 on the test split
 (dense and hybrid); latency is one query per call on one thread, the way the service's encoder
 threads run them, measured in interleaved rounds in one process so the figures compare as ratios.
 Writes the ``query-backends`` section of docs/benchmarks.md.
 
 Usage:
-    python -m eval.benchmarks.query_backends --data ../shared/data/scifact --index build/scifact
+    python -m eval.benchmarks.query_backends --data ../shared/data/scifact --index build/scifact \
+        --query-encoder build/qenc/scifact-L3
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def render(quality: dict, lat: dict, fid: dict, args) -> str:
     lines = [
         "## Query encoder backends (SciFact test, 300 queries)",
         "",
-        f"Machine: {machine()}. Command: `python -m eval.benchmarks.query_backends --data {args.data} --index {args.index}`.",
+        f"Machine: {machine()}. Command: `python -m eval.benchmarks.query_backends --data {args.data} --index {args.index}"
+        + "".join(f" --query-encoder {q}" for q in args.query_encoder) + "`.",
+        "Rows `backend · NAME` encode queries with the query encoder distilled into folder NAME (`rag train query-encoder`).",
         "Passage vectors are the index's (PyTorch fp32); only queries are encoded by the backend. Latency: one query per call,",
         f"one thread, median of {args.rounds} interleaved rounds over {args.latency_queries} queries (compare as ratios).",
         "",
@@ -68,6 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
     ap.add_argument("--index", type=Path, default=Path("build/scifact"))
     ap.add_argument("--backends", default="torch,onnx,onnx-int8")
+    ap.add_argument("--query-encoder", type=Path, action="append", default=[],
+                    help="also measure this distilled query encoder on every backend (repeatable)")
     ap.add_argument("--latency-queries", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
@@ -85,6 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "torch" not in backends:
         backends.insert(0, "torch")
     encoders = {b: Encoder(EncoderConfig.from_spec(spec, backend=b, batch_size=1 if b != "torch" else 8)) for b in backends}
+    for q in args.query_encoder:
+        encoders.update({f"{b} · {q.name}": Encoder(EncoderConfig.from_spec(spec, query_encoder=q, backend=b,
+                                                                             batch_size=1 if b != "torch" else 8))
+                         for b in backends})
     quality = {}
     for b, enc in encoders.items():
         q = split_quality(open_index(args.index, encoder=enc), args.data, "test")
