@@ -90,11 +90,13 @@ def main(argv: list[str] | None = None) -> dict:
     backends = args.backends.split(",")
     if "torch" not in backends:
         backends.insert(0, "torch")
-    encoders = {b: Encoder(EncoderConfig.from_spec(spec, backend=b, batch_size=1 if b != "torch" else 8)) for b in backends}
+    def load(backend: str, query_encoder: Path | None = None) -> Encoder:
+        return Encoder(EncoderConfig.from_spec(spec, query_encoder=query_encoder, backend=backend,
+                                               batch_size=1 if backend != "torch" else 8))
+
+    encoders = {b: load(b) for b in backends}
     for q in args.query_encoder:
-        encoders.update({f"{b} · {q.name}": Encoder(EncoderConfig.from_spec(spec, query_encoder=q, backend=b,
-                                                                             batch_size=1 if b != "torch" else 8))
-                         for b in backends})
+        encoders.update({f"{b} · {q.name}": load(b, q) for b in backends})
     quality = {}
     for b, enc in encoders.items():
         q = split_quality(open_index(args.index, encoder=enc), args.data, "test")

@@ -2,8 +2,8 @@
 
 A dense query costs one forward pass of the index's encoder; on a CPU that pass is most of a
 hybrid request. Passages are encoded once, so only the query side has to be fast. The student
-here is the index's own encoder with fewer transformer layers (every ``n``-th kept, so it starts
-close to the teacher), trained with sentence-transformers' ``MSELoss`` to put each text where the
+here is the index's own encoder with fewer transformer layers (first, last and evenly spread
+between: :func:`keep_layers`, so it starts close to the teacher), trained with sentence-transformers' ``MSELoss`` to put each text where the
 teacher puts it, so its vectors search the index's existing passage vectors: nothing is
 re-encoded. The training texts are sentences and titles of the indexed passages themselves (no
 queries, no relevance labels; Reimers & Gurevych 2020 distil the same way, on parallel text).
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -158,16 +159,16 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
     student = SentenceTransformer(path, device=device, local_files_only=True)
     kept = _truncate(student, config.layers)
     mse_before, _ = _mse_cos(student, held_out, held_target)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(Path(out).parent / f".{Path(out).name}.trainer"), num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate, warmup_steps=0.05,
-        seed=config.seed, data_seed=config.seed, save_strategy="no", logging_steps=10, report_to="none",
-        disable_tqdm=not progress, use_cpu=device == "cpu")
     data = Dataset.from_dict({"text": texts, "label": list(target)})
-    trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=losses.MSELoss(student))
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="rag-distill-") as scratch:  # no checkpoints: nothing to keep
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch, num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate, warmup_steps=0.05, seed=config.seed, data_seed=config.seed,
+            save_strategy="no", logging_steps=10, report_to="none", disable_tqdm=not progress, use_cpu=device == "cpu")
+        trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=losses.MSELoss(student))
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
     mse_after, cos_after = _mse_cos(student, held_out, held_target)
     record = {"teacher": spec.model_dump(), "kept_layers": kept, "config": asdict(config), "texts": len(texts),
               "held_out": len(held_out), "mse_before": mse_before, "mse_after": mse_after,
