@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import json
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from indexes.errors import InputError
+from rag.tabular import read_table
+from rag.textfile import parse_json_line, read_lines
 
 #: Fewest human labels for a normal-approximation interval worth reporting: below ~30 the CLT
 #: interval of a proportion undercovers noticeably (see docs/ppi.md).
@@ -32,26 +33,25 @@ MIN_LABELS = 30
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """Rows of a ``.jsonl`` or ``.csv`` file, each with its 1-based ``_line`` number."""
+    """Rows of a ``.jsonl`` or ``.csv`` file, each with its 1-based ``_line`` number.
+
+    Raises:
+        InputError: missing file, or a bad line (not UTF-8, not a JSON object, a CSV row with the
+            wrong number of fields, an unterminated quote) named by its number.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if path.suffix.lower() == ".csv":
+        return [{**row, "_line": i} for i, row in read_table(path, ",")]
     rows: list[dict] = []
-    with path.open(encoding="utf-8", newline="") as f:
-        if path.suffix.lower() == ".csv":
-            for i, row in enumerate(csv.DictReader(f), start=2):  # line 1 is the header
-                rows.append({**row, "_line": i})
-            return rows
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{i}: not valid JSON ({exc.msg}); write one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{i}: expected a JSON object like {{\"id\": ..., ...}}")
-            rows.append({**row, "_line": i})
+    for i, raw in read_lines(path):
+        if not raw.strip():
+            continue
+        row = parse_json_line(raw, f"{path}:{i}", "; write one JSON object per line")
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{i}: expected a JSON object like {{\"id\": ..., ...}}")
+        rows.append({**row, "_line": i})
     return rows
 
 

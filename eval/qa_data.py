@@ -8,12 +8,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from eval.labels import read_rows
 from indexes.errors import InputError
+from rag.squad import read_squad
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,8 @@ def load_qa(path: str | Path) -> list[QAItem]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() == ".json":
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(doc, dict) or "data" not in doc:
-            raise InputError(f"{path}: expected SQuAD format, an object with a 'data' list of articles")
-        return [
-            QAItem(str(qa["id"]), qa["question"], tuple(a["text"] for a in qa.get("answers", [])), article.get("title", ""))
-            for article in doc["data"] for para in article["paragraphs"] for qa in para["qas"]
-        ]
+        _, questions = read_squad(path)
+        return [QAItem(q.id, q.question, q.answers, q.article) for q in questions]
     items = []
     for row in read_rows(path):
         for key in ("id", "question", "answers"):
@@ -81,12 +73,11 @@ def load_qa(path: str | Path) -> list[QAItem]:
 
 
 def load_squad_paragraphs(path: str | Path) -> list[dict]:
-    """The distinct paragraphs of a SQuAD file as corpus rows ``{_id, title, text}`` for ``rag index``."""
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    return [
-        {"_id": f"{a['title']}#{i}", "title": a["title"].replace("_", " "), "text": p["context"]}
-        for a in doc["data"] for i, p in enumerate(a["paragraphs"])
-    ]
+    """The paragraphs of a SQuAD file as corpus rows ``{_id, title, text}`` (ids ``<title>/p<n>``).
+
+    The same documents ``rag index FILE.json`` reads from the file directly (:mod:`rag.squad`).
+    """
+    return [{"_id": p.id, "title": p.title, "text": p.text} for p in read_squad(path)[0]]
 
 
 def load_predictions(path: str | Path) -> dict[str, Prediction]:

@@ -1,22 +1,22 @@
-"""Retrieval evaluation: queries, qrels and runs in standard formats, metrics via pytrec_eval.
+"""Retrieval evaluation: metrics of a run against qrels via pytrec_eval.
+
+Queries, qrels and run files are read and written by :mod:`rag.queries`.
 
 Metrics follow BEIR's conventions: nDCG@10 (``ndcg_cut_10``), Recall@100 (``recall_100``),
 MAP@100 (``map_cut_100``) and MRR@10 (``recip_rank`` on the run cut to its top 10), averaged over
-the queries that have relevance judgments. Queries are read as ``_id`` and ``text`` only; any
-``metadata`` (SciFact keeps relevance evidence there) is never read.
+the queries that have relevance judgments.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Mapping
-from pathlib import Path
 
 from indexes.errors import InputError
+# The formats live beside the corpus readers (the CLI reads them to search and to train);
+# re-exported here, where evaluation code has always found them.
+from rag.queries import Qrels, Run, load_qrels, load_queries, read_trec_run, write_trec_run
 
-Run = dict[str, dict[str, float]]  # query id -> doc id -> score
-Qrels = dict[str, dict[str, int]]  # query id -> doc id -> relevance grade
+__all__ = ["METRICS", "Qrels", "Run", "evaluate", "load_qrels", "load_queries", "read_trec_run", "write_trec_run"]
 
 #: Our metric names → (pytrec_eval measure, cut applied to the run before evaluating).
 METRICS: dict[str, tuple[str, int | None]] = {
@@ -25,65 +25,6 @@ METRICS: dict[str, tuple[str, int | None]] = {
     "mrr@10": ("recip_rank", 10),
     "map@100": ("map_cut_100", None),
 }
-
-
-def load_queries(path: str | Path) -> dict[str, str]:
-    """``{id: text}`` from a BEIR-style JSONL (``_id``/``id`` and ``text``) or a TSV of id, text."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"queries file not found: {path}")
-    out: dict[str, str] = {}
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InputError(f"{where}: not valid UTF-8") from None
-            if path.suffix.lower() in (".tsv", ".txt"):
-                qid, _, text = line.rstrip("\r\n").partition("\t")
-            else:
-                try:
-                    rec = json.loads(line)
-                    qid, text = str(rec.get("_id", rec.get("id", ""))), rec.get("text", "")
-                except (json.JSONDecodeError, AttributeError):
-                    raise InputError(f"{where}: expected a JSON object with _id and text") from None
-            if not qid or not isinstance(text, str) or not text.strip():
-                raise InputError(f"{where}: query needs a non-empty id and text")
-            if qid in out:
-                raise InputError(f"{where}: duplicate query id {qid!r}")
-            out[qid] = text
-    if not out:
-        raise InputError(f"{path}: no queries")
-    return out
-
-
-def load_qrels(path: str | Path) -> Qrels:
-    """Qrels from a BEIR TSV (``query-id corpus-id score`` with header) or a TREC qrels file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"qrels file not found: {path}")
-    qrels: Qrels = {}
-    with path.open(encoding="utf-8", newline="") as fh:  # csv handles BEIR's CRLF line endings
-        for lineno, row in enumerate(csv.reader(fh, delimiter="\t" if path.suffix == ".tsv" else " "), start=1):
-            row = [c for c in row if c != ""]
-            if not row or (lineno == 1 and not row[-1].lstrip("-").isdigit()):
-                continue  # blank line or header
-            if len(row) == 3:
-                qid, did, grade = row
-            elif len(row) == 4:
-                qid, _, did, grade = row
-            else:
-                raise InputError(f"{path}:{lineno}: expected 'query-id corpus-id score' or TREC 'qid 0 docid rel'")
-            try:
-                qrels.setdefault(qid, {})[did] = int(grade)
-            except ValueError:
-                raise InputError(f"{path}:{lineno}: relevance {grade!r} is not an integer") from None
-    if not qrels:
-        raise InputError(f"{path}: no relevance judgments")
-    return qrels
 
 
 def evaluate(run: Run, qrels: Qrels, metrics: tuple[str, ...] = tuple(METRICS)) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -115,26 +56,3 @@ def _top(docs: Mapping[str, float], cut: int | None) -> dict[str, float]:
     if cut is None:
         return dict(docs)
     return dict(sorted(docs.items(), key=lambda kv: -kv[1])[:cut])
-
-
-def write_trec_run(path: str | Path, run: Run, tag: str = "rag") -> None:
-    """Write ``qid Q0 docid rank score tag`` lines, best first (atomic)."""
-    from indexes.atomic import atomic_write_text
-
-    lines = []
-    for qid, docs in run.items():
-        for rank, (did, score) in enumerate(sorted(docs.items(), key=lambda kv: -kv[1]), start=1):
-            lines.append(f"{qid} Q0 {did} {rank} {score:.6f} {tag}")
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def read_trec_run(path: str | Path) -> Run:
-    run: Run = {}
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 6:
-            raise InputError(f"{path}:{lineno}: expected 'qid Q0 docid rank score tag'")
-        run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
-    return run

@@ -1,17 +1,20 @@
-"""Corpus readers: BEIR JSONL, generic JSONL, CSV/TSV and folders of ``.txt``/``.md`` files.
+"""Corpus readers: BEIR JSONL, generic JSONL, CSV/TSV, SQuAD JSON and folders of ``.txt``/``.md``.
 
 Every reader yields :class:`Document` objects and checks its input as it goes: a malformed JSON
-line, a missing id or text field, a duplicate id or undecodable UTF-8 raises
+line, a lone surrogate in a JSON string, a missing id or text field, a duplicate id, a CSV/TSV
+row with the wrong number of fields or undecodable UTF-8 raises
 :class:`~indexes.errors.InputError` naming the file and line, unless ``skip_bad_lines`` is set,
-in which case the record is skipped and counted in :attr:`ReadReport.skipped`.
+in which case the record is skipped and counted in :attr:`ReadReport.skipped`. A CSV quote that
+is never closed is always an error (everything after it would be one field).
+
+Bytes are decoded by :mod:`rag.textfile` (UTF-8, BOM accepted), CSV/TSV rows by
+:mod:`rag.tabular` (TSV verbatim, no quoting), SQuAD files by :mod:`rag.squad` (one document per
+paragraph, ids ``<title>/p<n>``).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +23,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from indexes.errors import InputError
+from rag.squad import maybe_squad, read_squad
+from rag.tabular import read_table
+from rag.textfile import parse_json_line, read_lines, read_text
 
-CorpusFormat = Literal["auto", "beir", "jsonl", "csv", "tsv", "dir"]
+CorpusFormat = Literal["auto", "beir", "jsonl", "csv", "tsv", "squad", "dir"]
 _ID_FIELDS = ("_id", "id", "docid", "doc_id")
 _TEXT_FIELDS = ("text", "contents", "body", "content")
 
@@ -56,16 +62,22 @@ class ReadReport:
 
 
 def detect_format(path: Path) -> CorpusFormat:
+    """The corpus format implied by ``path``: its extension, or ``dir`` for a folder.
+
+    A ``.json`` file is ``squad`` when it is one JSON object with a ``data`` list, else JSON Lines.
+    """
     if path.is_dir():
         return "dir"
     suffix = path.suffix.lower()
+    if suffix == ".json" and maybe_squad(path) is not None:
+        return "squad"
     if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
     if suffix == ".csv":
         return "csv"
     if suffix in (".tsv", ".tab"):
         return "tsv"
-    raise InputError(f"{path}: cannot tell the corpus format from the extension; pass --format beir|jsonl|csv|tsv|dir")
+    raise InputError(f"{path}: cannot tell the corpus format from the extension; pass --format beir|jsonl|csv|tsv|squad|dir")
 
 
 def read_corpus(path: str | Path, spec: CorpusSpec = CorpusSpec(), report: ReadReport | None = None) -> Iterator[Document]:
@@ -82,7 +94,11 @@ def read_corpus(path: str | Path, spec: CorpusSpec = CorpusSpec(), report: ReadR
     if fmt in ("beir", "jsonl"):
         records = _jsonl_records(path, spec, report)
     elif fmt in ("csv", "tsv"):
-        records = _csv_records(path, "\t" if fmt == "tsv" else ",", report, spec)
+        rows = read_table(path, "\t" if fmt == "tsv" else ",", lambda m: _bad(m, spec, report), "corpus")
+        records = ((f"{path}:{lineno}", row) for lineno, row in rows)
+    elif fmt == "squad":
+        records = _squad_records(path)
+        spec = spec.model_copy(update={"id_field": "_id", "text_field": "text", "title_field": "title"})
     else:
         records = _dir_records(path, report, spec)
     seen: set[str] = set()
@@ -120,26 +136,15 @@ def _bad(message: str, spec: CorpusSpec, report: ReadReport) -> None:
         report.problems.append(message)
 
 
-def _open_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    try:
-        with path.open("rb") as fh:
-            yield from enumerate(fh, start=1)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-
-
 def _jsonl_records(path: Path, spec: CorpusSpec, report: ReadReport) -> Iterator[tuple[str, dict]]:
-    for lineno, raw in _open_lines(path):
+    for lineno, raw in read_lines(path, "corpus"):
         where = f"{path}:{lineno}"
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            _bad(f"{where}: not valid UTF-8", spec, report)
-            continue
-        except json.JSONDecodeError as exc:
-            _bad(f"{where}: malformed JSON ({exc.msg})", spec, report)
+            rec = parse_json_line(raw, where)
+        except InputError as exc:
+            _bad(str(exc), spec, report)
             continue
         if not isinstance(rec, dict):
             _bad(f"{where}: expected a JSON object", spec, report)
@@ -147,31 +152,18 @@ def _jsonl_records(path: Path, spec: CorpusSpec, report: ReadReport) -> Iterator
         yield where, rec
 
 
-def _csv_records(path: Path, delimiter: str, report: ReadReport, spec: CorpusSpec) -> Iterator[tuple[str, dict]]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    try:
-        fh = path.open(encoding="utf-8", newline="")
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        try:
-            for rec in reader:
-                yield f"{path}:{reader.line_num}", rec
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not valid UTF-8 (after line {reader.line_num})") from None
-        except csv.Error as exc:
-            raise InputError(f"{path}:{reader.line_num}: {exc}") from None
-        finally:
-            fh.close()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+def _squad_records(path: Path) -> Iterator[tuple[str, dict]]:
+    for p in read_squad(path)[0]:
+        yield f"{path}: paragraph {p.id!r}", {"_id": p.id, "title": p.title, "text": p.text}
 
 
 def _dir_records(path: Path, report: ReadReport, spec: CorpusSpec) -> Iterator[tuple[str, dict]]:
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".md"))
     for f in files:
         try:
-            text = f.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            _bad(f"{f}: not valid UTF-8", spec, report)
+            text = read_text(f, "corpus file")
+        except InputError as exc:
+            _bad(str(exc), spec, report)
             continue
         title = f.stem
         lines = text.lstrip().splitlines()

@@ -4,7 +4,8 @@ Usage::
 
     python -m eval.benchmarks.squad_corpus ../shared/data/squad-dev/dev-v1.1.json build/squad/corpus.jsonl
 
-Ids are ``"<article title>#<paragraph number>"``; titles have SQuAD's underscores replaced by spaces.
+Ids are ``"<article title>/p<paragraph number>"`` (:mod:`rag.squad`); titles have SQuAD's underscores replaced by
+spaces. ``rag index FILE.json`` reads the same documents from the SQuAD file directly.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ def eval_retrieval_command(
     alpha: Annotated[float, typer.Option(help="Report intervals cover 1 - alpha.", min=0.001, max=0.5)] = 0.1,
 ) -> None:
     """Evaluate retrieval over the judged queries (documents ranked by their best passage)."""
-    from eval.retrieval import evaluate, load_qrels, load_queries, write_trec_run
+    from eval.retrieval import evaluate
+    from rag.queries import load_qrels, load_queries, write_trec_run
     from indexes.errors import InputError
     from rag.batch import search_run
     from rag.index import open_index

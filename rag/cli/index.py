@@ -12,13 +12,13 @@ from rag.cli.apps import app
 
 @app.command("index")
 def index_command(
-    corpus: Annotated[Path, typer.Argument(help="Corpus: BEIR/JSONL, CSV/TSV file, or a folder of .txt/.md files.")],
+    corpus: Annotated[Path, typer.Argument(help="Corpus: BEIR/JSONL, CSV/TSV, SQuAD .json file, or a folder of .txt/.md files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to create (an existing index there is replaced).")],
     encoder: Annotated[str, typer.Option(help="Dense encoder: 'embedded:all-MiniLM-L6-v2', a local path, or a cached HF id.")] = "embedded:all-MiniLM-L6-v2",
     no_dense: Annotated[bool, typer.Option("--no-dense", help="Skip the dense index.")] = False,
     no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Skip the BM25 index.")] = False,
     faiss: Annotated[str, typer.Option(help="FAISS structure: flat (exact), hnsw or ivfpq.")] = "flat",
-    format: Annotated[str, typer.Option(help="auto, beir, jsonl, csv, tsv or dir.")] = "auto",
+    format: Annotated[str, typer.Option(help="auto, beir, jsonl, csv, tsv, squad or dir.")] = "auto",
     id_field: Annotated[str | None, typer.Option(help="Id field of JSONL/CSV records (default: _id, id, docid).")] = None,
     text_field: Annotated[str | None, typer.Option(help="Text field (default: text, contents, body).")] = None,
     title_field: Annotated[str, typer.Option(help="Title field ('' for none).")] = "title",

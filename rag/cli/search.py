@@ -39,7 +39,7 @@ def search_command(
     if queries is not None or run is not None:
         if queries is None or run is None or query is not None:
             raise InputError("batch search needs both --queries and --run, and no QUERY argument")
-        from eval.retrieval import load_queries, write_trec_run
+        from rag.queries import load_queries, write_trec_run
         from rag.batch import search_run
 
         result = search_run(idx, load_queries(queries), mode, k=k, per_doc=True, progress=True)

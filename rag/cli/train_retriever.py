@@ -88,7 +88,8 @@ def train_retriever_command(
 
 def _supervised_pairs(queries, qrels, pairs, documents):
     """(pairs, dev metric): BEIR pairs with the project's nDCG@10, or JSONL pairs without a dev split."""
-    from eval.retrieval import evaluate, load_qrels, load_queries
+    from eval.retrieval import evaluate
+    from rag.queries import load_qrels, load_queries
     from rag.training.data import beir_pairs, read_jsonl_pairs
 
     if pairs is not None:  # a pairs/triples file brings its own negatives; no dev split

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from indexes.errors import InputError
+from rag.textfile import parse_json_line, read_lines
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,11 @@ def read_jsonl_pairs(path: str | Path) -> list[Pair]:
     if not path.is_file():
         raise InputError(f"pairs file not found: {path}")
     pairs: list[Pair] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in read_lines(path, "pairs file"):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{where}: not a JSON object") from None
+        rec = parse_json_line(line, where, "; expected one JSON object per line")
         if not isinstance(rec, dict):
             raise InputError(f"{where}: expected a JSON object with query and positive")
         query, positive = rec.get("query", rec.get("anchor")), rec.get("positive")

@@ -7,11 +7,11 @@ the same way: every error names the file, the line and the field.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from indexes.errors import InputError
+from rag.textfile import parse_json_line, read_lines
 
 
 def qa_rows(path: str | Path, fields: Sequence[tuple[str, type]], defaults: Mapping[str, object] | None = None,
@@ -23,17 +23,10 @@ def qa_rows(path: str | Path, fields: Sequence[tuple[str, type]], defaults: Mapp
     Raises:
         InputError: unreadable file, a line that is not JSON, a field missing or of the wrong type.
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read QA file ({exc.strerror})") from None
-    for n, line in enumerate(lines, 1):
+    for n, line in read_lines(path, "QA file"):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{path}:{n}: not a JSON object") from None
+        row = parse_json_line(line, f"{path}:{n}", "; expected one JSON object per line")
         if isinstance(row, dict):
             for key, value in (defaults or {}).items():
                 row.setdefault(key, value)
