@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from indexes.atomic import atomic_write_text
 from indexes.errors import IndexFormatError, IndexNotFoundError
@@ -30,15 +31,45 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class AnalyzerSpec(_Spec):
-    """Text → terms for BM25. Each step can be switched off."""
+#: Analyzer versions. 1: ``token_pattern`` matches (Python ``re``) of ``str.lower()`` text, as
+#: built before versions were recorded (a manifest without one is version 1). 2: Unicode word
+#: segmentation (UAX #29) and full case folding; see ``rag.analyzer``.
+ANALYZER_VERSION = 2
+V1_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
+
+class AnalyzerSpec(_Spec):
+    """Text → terms for BM25. Each step can be switched off.
+
+    ``version`` fixes what the steps mean (see ``rag.analyzer``), so an index is always queried
+    with the analysis it was built with: one built before versions existed reads as version 1.
+    """
+
+    version: Literal[1, 2] = ANALYZER_VERSION
     normalize: Literal["NFKC", "NFC", "none"] = "NFKC"  # NFKC folds ligatures/full-width forms
-    lowercase: bool = True
+    lowercase: bool = True  # version 2: Unicode case folding (ß → ss); version 1: str.lower()
     stopwords: Literal["english", "none"] = "english"
     stemmer: Literal["english", "porter", "none"] = "english"  # Snowball English (Porter2)
-    # Tokens of >=2 word characters, as scikit-learn and bm25s do; single letters carry no signal.
-    token_pattern: str = r"(?u)\b\w\w+\b"
+    # None: Unicode word segmentation (version 2). A pattern: its matches are the tokens; version 1
+    # used r"(?u)\b\w\w+\b" (>=2 word characters, as scikit-learn and bm25s do).
+    token_pattern: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v1_pattern(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("version") == 1 and data.get("token_pattern") is None:
+            data = {**data, "token_pattern": V1_TOKEN_PATTERN}  # version 1 always had a pattern
+        return data
+
+    @field_validator("token_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return pattern
 
 
 BM25Variant = Literal["lucene", "robertson", "atire", "bm25l", "bm25+", "okapi"]
@@ -97,6 +128,16 @@ class BM25Info(_Spec):
     params: BM25Spec
     vocabulary: int
     avgdl: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unversioned_analyzer_is_v1(cls, data: Any) -> Any:
+        # Indexes built before the analyzer recorded its version were analyzed by version 1;
+        # they keep it, so their queries are analyzed as their passages were.
+        analyzer = data.get("analyzer") if isinstance(data, dict) else None
+        if isinstance(analyzer, dict) and "version" not in analyzer:
+            data = {**data, "analyzer": {**analyzer, "version": 1}}
+        return data
 
 
 class DenseInfo(_Spec):
