@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(1)
     from eval.benchmarks.retrieval import quality as split_quality
-    from eval.retrieval import load_queries
+    from rag.queries import load_queries
     from rag.encoder import Encoder, EncoderConfig
     from rag.index import open_index
 

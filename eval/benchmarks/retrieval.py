@@ -30,7 +30,8 @@ def build(data: Path, index: Path) -> dict:
 
 
 def quality(index, data: Path, split: str) -> dict[str, dict[str, float]]:
-    from eval.retrieval import evaluate, load_qrels, load_queries
+    from eval.retrieval import evaluate
+    from rag.queries import load_qrels, load_queries
     from rag.batch import search_run
 
     qrels = load_qrels(data / "qrels" / f"{split}.tsv")
@@ -45,7 +46,7 @@ def bm25_speed(index, data: Path, n_oracle: int) -> dict[str, float]:
     """Our BM25 (okapi, same tokens) vs rank-bm25's BM25Okapi, top-10 per query, one thread."""
     from rank_bm25 import BM25Okapi
 
-    from eval.retrieval import load_queries
+    from rag.queries import load_queries
     from indexes.bm25_store import BM25Data
     from indexes.manifest import BM25Spec
     from rag.bm25 import BM25Scorer

@@ -52,7 +52,8 @@ def pooled_dev(data: Path, models: dict[str, str], dev_queries: list[str], max_s
     """Dev-pool nDCG@10 (the training-time dev metric) of several models on the held-out queries."""
     from sentence_transformers import SentenceTransformer
 
-    from eval.retrieval import evaluate, load_qrels, load_queries
+    from eval.retrieval import evaluate
+    from rag.queries import load_qrels, load_queries
     from rag.encoder import resolve_model_path
     from rag.training.data import beir_pairs, load_documents
     from rag.training.dev_eval import DevEvaluator, dev_pool

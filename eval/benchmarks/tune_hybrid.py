@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from eval.benchmarks.report import write_section
-from eval.retrieval import evaluate, load_qrels, load_queries
+from eval.retrieval import evaluate
 from rag.fusion import convex, ranks_of, rrf
 from rag.index import open_index
+from rag.queries import load_qrels, load_queries
 
 ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 

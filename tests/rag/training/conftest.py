@@ -19,7 +19,7 @@ def documents() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def fixture_pairs(documents):
     """The 12 judged fixture queries as (query, positive) pairs."""
-    from eval.retrieval import load_qrels, load_queries
+    from rag.queries import load_qrels, load_queries
     from rag.training.data import beir_pairs
 
     return beir_pairs(load_queries(FIXTURES / "queries.jsonl"), load_qrels(FIXTURES / "qrels.tsv"), documents)
