@@ -14,8 +14,8 @@ from rag.cli.apps import eval_app
 @eval_app.command("retrieval")
 def eval_retrieval_command(
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")],
-    queries: Annotated[Path, typer.Option(help="Queries JSONL (_id, text); metadata is never read.")],
-    qrels: Annotated[Path, typer.Option(help="Qrels: BEIR TSV (query-id corpus-id score) or TREC.")],
+    queries: Annotated[Path, typer.Option(help="Queries JSONL (_id, text; metadata is never read), TSV, or SQuAD .json.")],
+    qrels: Annotated[Path, typer.Option(help="Qrels: BEIR TSV (query-id corpus-id score), TREC, or SQuAD .json.")],
     mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
     run: Annotated[Path | None, typer.Option(help="Also write the run (TREC format) here.")] = None,
