@@ -48,7 +48,7 @@ def read_rows(path: str | Path) -> list[dict]:
     for i, raw in read_lines(path):
         if not raw.strip():
             continue
-        row = parse_json_line(raw, f"{path}:{i}", "; write one JSON object per line")
+        row = parse_json_line(raw, f"{path}:{i}", "; write one JSON object per line", malformed="not valid JSON")
         if not isinstance(row, dict):
             raise InputError(f"{path}:{i}: expected a JSON object like {{\"id\": ..., ...}}")
         rows.append({**row, "_line": i})

@@ -54,7 +54,7 @@ def read_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, byte
                     raw = raw[len(BOM):]
                 yield lineno, raw
     except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 
 
 def decode_line(raw: bytes, where: str) -> str:
@@ -69,10 +69,10 @@ def decode_line(raw: bytes, where: str) -> str:
         raise InputError(f"{where}: {utf8_problem(raw, exc)}") from None
 
 
-def parse_json_line(raw: bytes | str, where: str, hint: str = "") -> Any:
+def parse_json_line(raw: bytes | str, where: str, hint: str = "", malformed: str = "malformed JSON") -> Any:
     """One JSON value from one line of a JSONL file (BOM tolerated), checked for lone surrogates.
 
-    ``hint`` (what the line should hold) is appended to the message of malformed JSON.
+    Malformed JSON is reported as ``where: {malformed} (parser message at column c){hint}``.
 
     Raises:
         InputError: not UTF-8, malformed JSON, or a string holding a lone surrogate.
@@ -86,7 +86,7 @@ def parse_json_line(raw: bytes | str, where: str, hint: str = "") -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno}){hint}") from None
+        raise InputError(f"{where}: {malformed} ({exc.msg} at column {exc.colno}){hint}") from None
     if escaped:
         check_unicode(value, where)
     return value
@@ -122,7 +122,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     if data.startswith(BOM):
         data = data[len(BOM):]
     try:

@@ -83,7 +83,7 @@ def read_jsonl_pairs(path: str | Path) -> list[Pair]:
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        rec = parse_json_line(line, where, "; expected one JSON object per line")
+        rec = parse_json_line(line, where, malformed="not a JSON object")
         if not isinstance(rec, dict):
             raise InputError(f"{where}: expected a JSON object with query and positive")
         query, positive = rec.get("query", rec.get("anchor")), rec.get("positive")

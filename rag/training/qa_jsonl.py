@@ -26,7 +26,7 @@ def qa_rows(path: str | Path, fields: Sequence[tuple[str, type]], defaults: Mapp
     for n, line in read_lines(path, "QA file"):
         if not line.strip():
             continue
-        row = parse_json_line(line, f"{path}:{n}", "; expected one JSON object per line")
+        row = parse_json_line(line, f"{path}:{n}", malformed="not a JSON object")
         if isinstance(row, dict):
             for key, value in (defaults or {}).items():
                 row.setdefault(key, value)
