@@ -7,10 +7,9 @@ from collections.abc import Mapping
 from tqdm.auto import tqdm
 
 from rag.index import Index
+from rag.queries import Run
 from rag.retrievers import check_query
 from rag.types import SearchMode
-
-Run = dict[str, dict[str, float]]
 
 
 def search_run(index: Index, queries: Mapping[str, str], mode: SearchMode, k: int = 100, per_doc: bool = True,

@@ -14,12 +14,13 @@ readers (:mod:`rag.corpus`), and ``eval`` imports them.
 All of them accept a UTF-8 BOM and name the file and line of any bad record (:mod:`rag.textfile`).
 
 Example:
-    >>> run = {"q1": {"d2": 0.5, "d1": 1.0}}
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.trec"
-    >>> write_trec_run(path, run)
-    >>> path.read_text().splitlines()[0]
-    'q1 Q0 d1 1 1.000000 rag'
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = pathlib.Path(tmp) / "run.trec"
+    ...     write_trec_run(path, {"q1": {"d2": 0.5, "d1": 1.0}})
+    ...     lines = path.read_text().splitlines()
+    >>> lines
+    ['q1 Q0 d1 1 1.000000 rag', 'q1 Q0 d2 2 0.500000 rag']
 """
 
 from __future__ import annotations

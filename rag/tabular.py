@@ -17,9 +17,11 @@ it can be parsed.
 
 Example:
     >>> import tempfile, pathlib
-    >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.tsv"
-    >>> _ = f.write_text('id\\ttext\\n1\\t"Hello" she said\\n', encoding="utf-8")
-    >>> [row for _, row in read_table(f, "\\t")]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     f = pathlib.Path(tmp) / "c.tsv"
+    ...     _ = f.write_text('id\\ttext\\n1\\t"Hello" she said\\n', encoding="utf-8")
+    ...     rows = [row for _, row in read_table(f, "\\t")]
+    >>> rows
     [{'id': '1', 'text': '"Hello" she said'}]
 """
 
