@@ -7,7 +7,8 @@ goes through these helpers, which apply the same rules:
   line and the column (``corpus.csv:5002: not valid UTF-8 (byte 0xe9 at column 12) ...``), found
   by decoding each line on its own, so the line number is always the physical line.
 * **A byte-order mark is accepted.** Windows editors and Excel start UTF-8 files with the BOM
-  ``EF BB BF``; it is dropped from the start of the file and nowhere else.
+  ``EF BB BF``; it is dropped from the start of the file and nowhere else. A UTF-16 file (Excel's
+  "Unicode Text") is recognised by its own BOM and refused with a message saying so.
 * **Lone surrogates are refused.** JSON can spell a UTF-16 surrogate half (``"\\ud800"``) that
   is no Unicode character: Python parses it into a string that cannot be written as UTF-8 (to
   SQLite, to a run file, to a tokenizer), so it is reported here, at its line, instead of
@@ -33,6 +34,7 @@ from typing import Any
 from indexes.errors import InputError
 
 BOM = codecs.BOM_UTF8  # b"\xef\xbb\xbf"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # Excel's "Unicode Text", Notepad's "Unicode"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A JSON escape of a surrogate half: the only way one can enter a parsed string (strict UTF-8
 # decoding refuses encoded ones), so only lines holding such an escape are searched.
@@ -50,8 +52,8 @@ def read_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, byte
     try:
         with Path(path).open("rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
-                if lineno == 1 and raw.startswith(BOM):
-                    raw = raw[len(BOM):]
+                if lineno == 1:
+                    raw = _strip_bom(raw, path)
                 yield lineno, raw
     except OSError as exc:
         raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
@@ -123,8 +125,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    if data.startswith(BOM):
-        data = data[len(BOM):]
+    data = _strip_bom(data, path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -150,6 +151,13 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     if "\\u" in text:
         check_unicode(value, str(path))
     return value
+
+
+def _strip_bom(first: bytes, path: str | Path) -> bytes:
+    """``first`` (the file's first bytes) without a UTF-8 BOM; a UTF-16 file is refused by name."""
+    if first.startswith(_UTF16_BOMS):
+        raise InputError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+    return first[len(BOM):] if first.startswith(BOM) else first
 
 
 def utf8_problem(raw: bytes, exc: UnicodeDecodeError) -> str:

@@ -40,6 +40,17 @@ def test_bom_is_dropped_only_at_the_start_of_the_file(tmp_path):
     assert load_queries(f) == {"q1": "a", "q2": "\ufeffb"}
 
 
+def test_a_utf16_file_is_named_as_such(tmp_path):
+    # Given a TSV saved as Excel's "Unicode Text" (UTF-16 little-endian with its BOM)
+    f = tmp_path / "q.tsv"
+    f.write_bytes("q1\tfirst query\r\n".encode("utf-16"))
+    # Then the error says what the file is and what to do, not which byte is wrong
+    with pytest.raises(InputError, match=r"q\.tsv: the file is UTF-16 .*save it as UTF-8"):
+        load_queries(f)
+    with pytest.raises(InputError, match="UTF-16"):
+        read_text(f)
+
+
 def test_tsv_qrels_are_split_on_tabs_only(tmp_path):
     f = tmp_path / "qrels.tsv"
     f.write_text('q1\t"doc one"\t1\n', encoding="utf-8")
