@@ -1,0 +1,57 @@
+"""``answer_events``: pieces, then the Answer that ``ask`` returns; closing it stops decoding."""
+
+from __future__ import annotations
+
+import pytest
+from kv_tiny import tiny_generator, tiny_index
+
+from rag.generation.sampling import SamplingConfig
+from rag.pipeline import Answer, AskConfig, ask
+from rag.streaming import answer_events
+
+QUESTION = "why is the sky blue"
+
+
+def _drop_timings(a: Answer) -> dict:
+    return {k: v for k, v in a.to_dict().items() if k != "timings"}
+
+
+def test_generated_pieces_then_the_same_answer_as_ask():
+    # Given a tiny random causal LM and a 12-token budget
+    gen, index = tiny_generator("llama"), tiny_index()
+    config = AskConfig(k=2, mode="bm25", sampling=SamplingConfig(max_new_tokens=12))
+    # When the answer is streamed
+    items = list(answer_events(QUESTION, index, config, generator=gen))
+    # Then: text pieces, one per decoded token at most, then one Answer equal to ask()'s
+    *pieces, last = items
+    assert all(isinstance(p, str) for p in pieces) and 1 < len(pieces) <= 12
+    assert isinstance(last, Answer) and last.kind == "generated"
+    assert "".join(pieces).strip() == last.answer
+    assert _drop_timings(last) == _drop_timings(ask(QUESTION, index, gen, config))
+    assert set(last.timings) == {"retrieval_ms", "ttft_ms", "decode_ms"}
+
+
+def test_extractive_answer_is_one_piece():
+    index = tiny_index()
+    config = AskConfig(k=2, mode="bm25")
+    items = list(answer_events(QUESTION, index, config))
+    assert len(items) == 2 and items[0] == items[1].answer and items[1].kind == "extractive"
+    assert _drop_timings(items[1]) == _drop_timings(ask(QUESTION, index, None, config))
+
+
+def test_closing_the_stream_stops_the_decoding_loop(monkeypatch):
+    # Given a generator whose forward passes are counted, and a budget of 200 tokens
+    gen, index = tiny_generator("llama"), tiny_index()
+    calls = []
+    forward = gen.forward
+    monkeypatch.setattr(gen, "forward", lambda *a, **kw: calls.append(1) or forward(*a, **kw))
+    config = AskConfig(k=2, mode="bm25", sampling=SamplingConfig(max_new_tokens=200))
+    events = answer_events(QUESTION, index, config, generator=gen)
+    # When the consumer takes three pieces and closes the stream (a client went away)
+    taken = [next(events) for _ in range(3)]
+    events.close()
+    # Then no forward pass ran after the close: prefill plus at most one step per piece taken
+    assert all(isinstance(p, str) for p in taken)
+    assert len(calls) <= 1 + len(taken)
+    with pytest.raises(StopIteration):
+        next(events)
