@@ -34,7 +34,8 @@ from service.state import ServiceState
 
 DESCRIPTION = """Search indexes built by `rag index` (BM25, dense, hybrid) and answer questions with
 citations. Errors are `{"error": {"code", "message"}}`. With `RAG_API_KEY` set, send
-`Authorization: Bearer <key>` (not needed for `/healthz`, `/readyz`, `/openapi.json`)."""
+`Authorization: Bearer <key>` (not needed for `/healthz`, `/readyz`, `/openapi.json`, `/docs`, nor for the
+search page at `/`, which asks for the key when its API calls need it)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -55,3 +55,35 @@ def test_closing_the_stream_stops_the_decoding_loop(monkeypatch):
     assert len(calls) <= 1 + len(taken)
     with pytest.raises(StopIteration):
         next(events)
+
+
+def test_rag_ask_prints_each_piece_as_it_is_decoded(tmp_path, monkeypatch):
+    # Given a saved tiny model whose forward passes are logged, and a stdout that logs each flush
+    import io
+    import sys
+
+    from kv_tiny import save_tiny_generator
+
+    from rag.cli import main
+    from rag.generation.generator import Generator
+
+    log: list[str] = []
+    forward = Generator.forward
+    monkeypatch.setattr(Generator, "forward", lambda self, *a, **kw: log.append("forward") or forward(self, *a, **kw))
+
+    class Terminal(io.StringIO):
+        def flush(self) -> None:
+            if self.getvalue():
+                log.append("print")
+            self.seek(0)
+            self.truncate()
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    model = save_tiny_generator(tmp_path / "m", "llama")
+    # When `rag ask` answers (text mode, not --json)
+    assert main(["ask", QUESTION, "--index", str(tiny_index().path), "-k", "2", "--mode", "bm25",
+                 "--generator", str(model), "--max-new-tokens", "8"]) == 0
+    # Then pieces reached stdout between decoding steps, not all after the last one
+    first_print = log.index("print")
+    assert "forward" in log[first_print:]
+    assert log[first_print:].count("print") > 2
