@@ -206,3 +206,24 @@ def test_the_page_and_the_api_docs_request_nothing_from_another_host(browser, se
     hosts = {urlsplit(u).netloc for u in urls if not u.startswith("data:")}
     assert hosts == {urlsplit(server.url).netloc}, urls
     assert any(u.endswith("/static-docs/swagger-ui-bundle.js") for u in urls)
+
+
+def test_a_long_passage_shows_a_snippet_around_the_first_match_and_expands(browser, server):
+    # Given the page, and a 1,000-character passage whose only match ("needle", chars 600-606) is
+    # past the snippet's length (the fixture passages are all short, so the hit is rendered directly)
+    _open(browser, server)
+    text = "a" * 599 + " needle " + "b" * 393
+    hit = {"id": "long#2", "doc_id": "long", "score": 1.5, "title": "Long", "text": text,
+           "metadata": {}, "highlights": {"title": [], "text": [[600, 606]]}}
+    browser.execute_script("document.getElementById('results').replaceChildren(renderHit(arguments[0], 1))", hit)
+    passage, toggle = _css(browser, "#hit-1 .passage")[0], _css(browser, "#hit-1 .toggle")[0]
+    # Then a 320-character window starting 60 before the match, with the match marked
+    assert passage.get_attribute("textContent") == "… " + text[540:860] + " …"
+    assert [m.text for m in _css(browser, "#hit-1 .passage mark")] == ["needle"]
+    assert _css(browser, "#hit-1 .meta")[0].text == "long · passage long#2"
+    # When "Show full text" is pressed, the whole passage shows (still marked); pressed again, the snippet
+    toggle.click()
+    assert passage.get_attribute("textContent") == text and toggle.get_attribute("aria-expanded") == "true"
+    assert [m.text for m in _css(browser, "#hit-1 .passage mark")] == ["needle"]
+    toggle.click()
+    assert passage.get_attribute("textContent") == "… " + text[540:860] + " …"
