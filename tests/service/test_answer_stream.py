@@ -11,6 +11,7 @@ import re
 import time
 
 from conftest import launch, save_tiny_llama
+from fastapi import Request  # module level: FastAPI resolves the route's annotations here
 
 QUESTION = "why is the sky blue"
 
@@ -111,3 +112,54 @@ def test_a_client_that_disconnects_stops_the_generation(bm25_index, tmp_path):
             assert ok.status_code == 422
     finally:
         srv.stop()
+
+
+class _FailingIndex:
+    """An index whose retrieval fails with ``error`` (after the stream has begun)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def retriever(self, mode):
+        return self
+
+    def search(self, query, k):
+        raise self.error
+
+
+def _stream_with_failing_retrieval(error: Exception) -> list[tuple[str, dict]]:
+    """Events of ``answer_stream`` in-process, for an index whose retrieval raises ``error``."""
+    import anyio
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from rag.pipeline import AskConfig
+    from service.observability import Metrics
+    from service.state import LoadedIndex
+    from service.streaming import answer_stream
+
+    app = FastAPI()
+    app.state.metrics = Metrics()
+    entry = LoadedIndex("broken", manifest=None, index=_FailingIndex(error))
+
+    @app.post("/answer")
+    async def answer(request: Request):
+        app.state.limiter = anyio.CapacityLimiter(2)
+        return answer_stream(request, entry, QUESTION, AskConfig(k=2, mode="bm25"), None)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/answer")
+    assert r.status_code == 200
+    return _events(r.text)
+
+
+def test_a_failure_after_the_stream_began_ends_it_with_an_error_event():
+    from indexes.errors import InputError
+
+    # Given retrieval that fails with a user error, then with a bug
+    # When / Then: one error event with the usual body; a bug's message names no internals
+    assert _stream_with_failing_retrieval(InputError("mode: not here")) == [
+        ("error", {"error": {"code": "invalid_input", "message": "mode: not here"}})]
+    [(name, body)] = _stream_with_failing_retrieval(ZeroDivisionError("secret detail"))
+    assert name == "error" and body["error"]["code"] == "internal_error"
+    assert "secret" not in body["error"]["message"]
