@@ -87,3 +87,20 @@ def test_rag_ask_prints_each_piece_as_it_is_decoded(tmp_path, monkeypatch):
     first_print = log.index("print")
     assert "forward" in log[first_print:]
     assert log[first_print:].count("print") > 2
+
+
+def test_a_fid_answer_is_one_piece_then_ask_fids_answer():
+    # Given a stand-in FiD answerer (the real one is exercised over HTTP in tests/service) reading 2 passages
+    from types import SimpleNamespace
+
+    from rag.pipeline import ask_fid
+
+    reader = SimpleNamespace(answer=lambda question, hits: f"{len(hits)} passages read [1]",
+                             reader=SimpleNamespace(config=SimpleNamespace(n_passages=2)))
+    index, config = tiny_index(), AskConfig(k=3, mode="hybrid")
+    # When
+    items = list(answer_events(QUESTION, index, config, reader=reader))
+    # Then the whole text, then the Answer ask_fid gives, citing the 2 passages read
+    assert items[0] == "3 passages read [1]" and len(items) == 2
+    assert _drop_timings(items[1]) == _drop_timings(ask_fid(QUESTION, index, reader, config))
+    assert [c.n for c in items[1].citations] == [1, 2]
