@@ -44,7 +44,8 @@ log = logging.getLogger("rag.service")
 #: OpenAPI description of the streamed 200 response.
 SSE_RESPONSE = {"content": {"text/event-stream": {"schema": {"type": "string"}, "example":
                 'event: token\ndata: {"text": "Rayleigh"}\n\nevent: answer\ndata: {"question": "...", "answer": "...", ...}\n\n'}},
-                "description": "With `stream: true`: `token` events, then one `answer` (or `error`) event."}
+                "description": "The answer; with `stream: true`, Server-Sent Events: `token` events, then one `answer` "
+                "(or `error`) event."}
 
 
 def sse(event: str, data: dict) -> bytes:
