@@ -29,6 +29,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -38,6 +39,9 @@ from fastapi.responses import StreamingResponse
 from indexes.errors import RagError
 from service.errors import rag_error_body
 from service.state import LoadedIndex
+
+if TYPE_CHECKING:
+    from rag.pipeline import AskConfig
 
 log = logging.getLogger("rag.service")
 
@@ -53,7 +57,7 @@ def sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def answer_stream(request: Request, entry: LoadedIndex, question: str, config, generator) -> StreamingResponse:
+def answer_stream(request: Request, entry: LoadedIndex, question: str, config: AskConfig, generator) -> StreamingResponse:
     """A ``text/event-stream`` response answering ``question`` from ``entry``.
 
     Args:

@@ -52,6 +52,9 @@ async function guarded(action) {
     await action();
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
+      $("key-hint").textContent = sessionStorage.getItem(KEY)
+        ? "The server did not accept that key. Enter it again."
+        : "This server asks for a key. It is kept in this tab only (session storage).";
       sessionStorage.removeItem(KEY);
       pendingRetry = action;
       $("key-dialog").showModal();

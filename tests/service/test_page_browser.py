@@ -80,9 +80,12 @@ def test_the_key_prompt_appears_when_the_server_requires_a_key(browser, server):
     browser.get(server.url + "/")
     browser.execute_script("sessionStorage.clear()")
     browser.refresh()
-    # When the page asks for the key and it is entered
+    # When the page asks for the key, a wrong one is entered, then the right one
     _wait(browser, lambda d: d.find_element("id", "key-dialog").get_attribute("open") is not None)
     assert browser.find_element("id", "index").get_attribute("value") == ""  # nothing loaded without it
+    browser.find_element("id", "key-input").send_keys("wrong-key\n")
+    _wait(browser, lambda d: "did not accept" in d.find_element("id", "key-hint").text)
+    assert browser.find_element("id", "key-dialog").get_attribute("open") is not None
     browser.find_element("id", "key-input").send_keys(API_KEY + "\n")
     # Then the indexes load, and the key is kept in this tab's session storage
     _wait(browser, lambda d: d.find_element("id", "index").get_attribute("value") == "sample")
