@@ -7,9 +7,20 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup browser demo test test-slow bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Headless Chromium and its driver for the search page's browser tests (Debian packages). A quick
+# no-op when both are installed; as root with apt it installs them; otherwise it says how (the
+# browser tests are skipped without them).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "note: browser tests need Chromium: sudo apt-get install chromium chromium-driver"; \
+	  fi; }
 
 # torch first, pinned to the local CPU wheel's version, so the range in pyproject.toml is already
 # satisfied and pip never pulls the CUDA build.

@@ -21,10 +21,12 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from service.errors import install_error_handlers
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
 from service.routers import answer, health, indexes, metrics, search
+from service.routers.page import install_page
 from service.schemas import request_models
 from service.security import BodyLimitMiddleware, api_key_dependency
 from service.settings import Settings
@@ -32,7 +34,8 @@ from service.state import ServiceState
 
 DESCRIPTION = """Search indexes built by `rag index` (BM25, dense, hybrid) and answer questions with
 citations. Errors are `{"error": {"code", "message"}}`. With `RAG_API_KEY` set, send
-`Authorization: Bearer <key>` (not needed for `/healthz`, `/readyz`, `/openapi.json`)."""
+`Authorization: Bearer <key>` (not needed for `/healthz`, `/readyz`, `/openapi.json`, `/docs`, nor for the
+search page at `/`, which asks for the key when its API calls need it)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,7 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             loader.join()
             state.close()
 
-    app = FastAPI(title="rag-toolkit", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPIOffline: /docs (Swagger UI) and /redoc from assets shipped in the fastapi-offline
+    # package instead of a CDN, so they work offline; no spec validator on another host either.
+    app = FastAPIOffline(title="rag-toolkit", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                         static_url="/static-docs", swagger_ui_parameters={"validatorUrl": None})
     app.state.metrics = metrics_
     app.state.settings = settings
     install_error_handlers(app)
@@ -67,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(api_key_dependency(settings.api_key.get_secret_value()))] if settings.api_key else []
     models = request_models(settings)
     app.include_router(health.router)
+    install_page(app)  # GET / and /static: the search page (open; its API calls carry the key)
     for router in (search.build_router(models), answer.build_router(models), indexes.router, metrics.router):
         app.include_router(router, dependencies=guarded)
 

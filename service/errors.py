@@ -61,6 +61,11 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
     return error_response(422, "validation_error", "; ".join(msgs[:5]) or "invalid request", fields)
 
 
+def rag_error_body(exc: RagError) -> dict:
+    """The error body of ``exc`` without the response (for errors sent inside an event stream)."""
+    return {"error": {"code": _code(exc), "message": str(exc)}}
+
+
 async def _rag(request: Request, exc: RagError) -> JSONResponse:
     return error_response(exc.http_status, _code(exc), str(exc))
 

@@ -8,7 +8,9 @@ line ``{"request_id", "method", "route", "status", "latency_ms", "mode", "index"
 - ``rag_requests_total{route, method, status, mode}`` — counter;
 - ``rag_request_duration_seconds{route, mode}`` — histogram (buckets from 1 ms to 10 s);
 - ``rag_requests_in_flight`` — gauge;
-- ``rag_encoder_batch_size`` — histogram of queries per encoder call (micro-batching at work).
+- ``rag_encoder_batch_size`` — histogram of queries per encoder call (micro-batching at work);
+- ``rag_streamed_answer_pieces_total`` — counter of answer pieces decoded for streamed answers
+  (about one per generated token; it stops growing when a client that went away is dropped).
 
 ``route`` is the route *template* (``/indexes/{name}``), or ``unmatched``, so random paths
 cannot blow up the label set. ``mode`` is set by the search handlers in ``request.state``.
@@ -46,6 +48,8 @@ class Metrics:
                                multiprocess_mode="livesum")
         self.batch_size = Histogram("rag_encoder_batch_size", "Queries per encoder call (micro-batching).",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
+        self.answer_pieces = Counter("rag_streamed_answer_pieces", "Answer pieces decoded for streamed answers "
+                                     "(about one per generated token).", registry=r)
 
     def exposition(self) -> bytes:
         """The text exposition format, aggregated over worker processes when configured."""

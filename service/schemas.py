@@ -23,6 +23,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Highlights(BaseModel):
+    """Spans of the query's terms, as the index's analyzer matched them (stemmed forms too)."""
+
+    title: list[tuple[int, int]] = Field(description="[start, end) offsets in the title, in Unicode code points.")
+    text: list[tuple[int, int]] = Field(description="[start, end) offsets in the passage text, in Unicode code points.")
+
+
 class HitOut(BaseModel):
     """One ranked passage: the fields of :class:`rag.types.Hit` and of ``rag search --json``."""
 
@@ -34,6 +41,7 @@ class HitOut(BaseModel):
     title: str
     text: str
     metadata: dict[str, Any]
+    highlights: Highlights | None = Field(None, description="Only with `highlight: true`: where the query's terms occur.")
 
 
 class SearchResponse(BaseModel):
@@ -141,6 +149,7 @@ def request_models(s: Settings) -> RequestModels:
         k: K = 10
         mode: Mode = "hybrid"
         index: Index = None
+        highlight: bool = Field(False, description="Add each hit's `highlights`: the spans of the query's terms.")
 
     class BatchSearchRequest(_Model):
         queries: Annotated[list[Query], Field(min_length=1, max_length=s.max_batch, examples=[[_QUERY, "what causes tuberculosis"]])]
@@ -153,5 +162,7 @@ def request_models(s: Settings) -> RequestModels:
         k: Annotated[int, Field(ge=1, le=min(s.max_k, 20))] = 5  # passages in the prompt
         mode: Mode = "hybrid"
         index: Index = None
+        stream: bool = Field(False, description="Answer as Server-Sent Events: `token` events, then one `answer` "
+                                                 "event holding the AnswerResponse (or one `error` event).")
 
     return RequestModels(SearchRequest, BatchSearchRequest, AnswerRequest)

