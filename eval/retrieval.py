@@ -102,7 +102,7 @@ def evaluate(run: Run, qrels: Qrels, metrics: tuple[str, ...] = tuple(METRICS)) 
     per_query: dict[str, dict[str, float]] = {q: {} for q in qrels}
     for name in metrics:
         measure, cut = METRICS[name]
-        cut_run = {q: _top(run.get(q, {}), cut) for q in qrels}
+        cut_run = {q: rank_scores(ranking(run.get(q, {}))[:cut]) for q in qrels}
         evaluator = pytrec_eval.RelevanceEvaluator(qrels, {measure})
         results = evaluator.evaluate({q: d for q, d in cut_run.items() if d})
         for q in qrels:
@@ -111,10 +111,21 @@ def evaluate(run: Run, qrels: Qrels, metrics: tuple[str, ...] = tuple(METRICS)) 
     return means, per_query
 
 
-def _top(docs: Mapping[str, float], cut: int | None) -> dict[str, float]:
-    if cut is None:
-        return dict(docs)
-    return dict(sorted(docs.items(), key=lambda kv: -kv[1])[:cut])
+def ranking(docs: Mapping[str, float]) -> list[str]:
+    """Document ids best first: by descending score, ties in the order given (the order returned).
+
+    Retrieval results and run files are built best first, so equal scores keep the rank they were
+    returned at (every retriever here breaks ties by index row, i.e. by document id).
+    """
+    return [d for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])]  # sorted() is stable
+
+
+def rank_scores(ranked: list[str]) -> dict[str, float]:
+    """Scores that encode the ranks of ``ranked`` (n, n-1, …, 1), so that pytrec_eval evaluates
+    exactly this order: trec_eval sorts by score and breaks ties by document id, which would
+    re-order tied documents (Anserini likewise breaks ties before writing a run)."""
+    n = len(ranked)
+    return {d: float(n - i) for i, d in enumerate(ranked)}
 
 
 def write_trec_run(path: str | Path, run: Run, tag: str = "rag") -> None:
@@ -123,18 +134,23 @@ def write_trec_run(path: str | Path, run: Run, tag: str = "rag") -> None:
 
     lines = []
     for qid, docs in run.items():
-        for rank, (did, score) in enumerate(sorted(docs.items(), key=lambda kv: -kv[1]), start=1):
-            lines.append(f"{qid} Q0 {did} {rank} {score:.6f} {tag}")
+        for rank, did in enumerate(ranking(docs), start=1):
+            lines.append(f"{qid} Q0 {did} {rank} {docs[did]:.6f} {tag}")
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def read_trec_run(path: str | Path) -> Run:
-    run: Run = {}
+    """A TREC run file as ``{qid: {docid: score}}``, each query's documents in the file's rank order."""
+    rows: dict[str, list[tuple[int, int, str, float]]] = {}
     for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 6:
             raise InputError(f"{path}:{lineno}: expected 'qid Q0 docid rank score tag'")
-        run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
-    return run
+        try:
+            rank, score = int(parts[3]), float(parts[4])
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: rank must be an integer and score a number") from None
+        rows.setdefault(parts[0], []).append((rank, lineno, parts[2], score))
+    return {q: {d: s for _, _, d, s in sorted(r)} for q, r in rows.items()}
