@@ -197,27 +197,32 @@ class Encoder:
         enc = tok(list(texts), add_special_tokens=True, truncation=True, max_length=self.model.max_seq_length, verbose=False)
         return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
 
-    def _encode(self, texts: Sequence[str], prefix: str, progress: bool) -> np.ndarray:
-        """(B, d) unit vectors, each computed in a forward pass *without padding*.
+    def _encode(self, texts: Sequence[str], prefix: str, progress: bool, alone: bool = False) -> np.ndarray:
+        """(B, d) unit vectors, computed in forward passes *without padding*.
 
-        Texts are grouped by token length and each group runs as its own batches, so no text is
-        ever padded and its vector does not depend on which other texts share the call: a query
-        alone (``rag search``), in a batch run or in the service's micro-batch gets the same bits.
-        (Padding changes the reduction lengths inside attention and pooling, and with them the
-        last bits: ~1e-7 for MiniLM.) Equal-length groups also waste no work on pad tokens.
+        With ``alone`` each text is its own forward pass, so its vector depends on nothing else:
+        a query gets the same bits alone (``rag search``), in a batch run, over HTTP and inside
+        the service's micro-batches. Otherwise texts are grouped by token length and each group
+        runs in shared batches: no pad tokens are computed, and the vectors are deterministic for
+        a given list of texts, but a text's last bits (~1e-7) depend on the batch it shares,
+        because the matrix kernels sum in another order for another batch shape (and padding, which
+        sentence-transformers adds to a mixed batch, changes the reduction lengths too).
         """
         texts = [prefix + t for t in texts] if prefix else list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (B, d)
         if not texts:
             return out
-        lengths = self._lengths(texts)
+        if alone:
+            groups = [np.array([i]) for i in range(len(texts))]
+        else:
+            lengths = self._lengths(texts)  # (B,)
+            groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc="encode", unit="text")
-        for length in np.unique(lengths):
-            group = np.flatnonzero(lengths == length)  # (G,)
+        for group in groups:  # (G,) rows of texts of one token length
             chunk = [texts[i] for i in group]
             if self._onnx is not None:
                 out[group] = self._onnx.encode(chunk, batch_size=self.config.batch_size)  # (G, d)
@@ -230,9 +235,16 @@ class Encoder:
             bar.close()
         return out
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """(B, d) float32 unit vectors for queries (with the query prefix); independent of batching."""
-        return self._encode(queries, self.config.query_prefix, progress=False)
+    def encode_queries(self, queries: Sequence[str], alone: bool = True) -> np.ndarray:
+        """(B, d) float32 unit vectors for queries (with the query prefix).
+
+        Args:
+            queries: query texts.
+            alone: one forward pass per query (default), so every query's vector is bit-identical
+                however it is batched; ``False`` shares passes between equal-length queries
+                (faster; differences ~1e-7, see :meth:`_encode`).
+        """
+        return self._encode(queries, self.config.query_prefix, progress=False, alone=alone)
 
     def encode_passages(self, passages: Sequence[str], progress: bool = False) -> np.ndarray:
         """(N, d) float32 unit vectors for passage texts (with the passage prefix).
@@ -262,8 +274,8 @@ class Encoder:
 
         Returns:
             ``(vectors (R, d), passage_of_row (R,))``: one unit vector per window, windows of a
-            passage in consecutive rows, in passage order; a passage that fits is one row with
-            exactly the vector of :meth:`encode_passages`.
+            passage in consecutive rows, in passage order; a passage that fits is one row, its
+            text encoded unchanged (as :meth:`encode_passages` does).
         """
         pieces: list[str] = []
         owner: list[int] = []

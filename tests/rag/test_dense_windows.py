@@ -81,7 +81,7 @@ def test_manifest_records_the_windows_and_short_passages_keep_their_single_vecto
     short_rows = [r for r in range(16) if r != long_row]
     assert set(np.diff(store.offsets)[short_rows]) == {1}
     texts = [p.text for p in index.store.get(short_rows)]
-    np.testing.assert_array_equal(store.vectors[store.offsets[short_rows]], encoder.encode_passages(texts))
+    np.testing.assert_allclose(store.vectors[store.offsets[short_rows]], encoder.encode_passages(texts), atol=1e-6)
 
 
 def test_windows_are_verbatim_fit_the_encoder_and_cover_every_token(encoder):
