@@ -179,14 +179,20 @@ def bayes_diff_mean_draws(Y, Yhat, Yhat_unlabeled, config: BayesConfig = BayesCo
 def bayes_diff_mean_pointestimate(Y, Yhat, Yhat_unlabeled, config: BayesConfig = BayesConfig()) -> float:
     """Posterior mean of θ = E[A] + E[Y − A] (exact: Dirichlet means are normalised parameters)."""
     alpha_A, levels, alpha_D, support = _diff_posterior(Y, Yhat, Yhat_unlabeled, config)
-    return float(alpha_A @ levels / alpha_A.sum() + alpha_D @ support / alpha_D.sum())
+    theta = float(alpha_A @ levels / alpha_A.sum() + alpha_D @ support / alpha_D.sum())
+    return min(max(theta, 0.0), 1.0)  # θ is a probability; the model's θ = E[A] + E[D] is not bounded
 
 
 def bayes_diff_mean_ci(
     Y, Yhat, Yhat_unlabeled, alpha: float = 0.1, config: BayesConfig = BayesConfig()
 ) -> tuple[float, float]:
-    """Equal-tailed (1 − α) credible interval of the difference estimate."""
-    draws = bayes_diff_mean_draws(Y, Yhat, Yhat_unlabeled, config)
+    """Equal-tailed (1 − α) credible interval of the difference estimate, within [0, 1].
+
+    The difference model does not constrain θ = E[A] + E[Y − A] to [0, 1] (all labels 1 and a
+    judge that is sometimes 0 put posterior mass above 1); θ = P(Y = 1) does lie there, so the
+    interval is that of the draws projected onto [0, 1] (quantiles commute with the clipping).
+    """
+    draws = np.clip(bayes_diff_mean_draws(Y, Yhat, Yhat_unlabeled, config), 0.0, 1.0)
     lower, upper = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
     return float(lower), float(upper)
 

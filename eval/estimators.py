@@ -127,8 +127,13 @@ def estimate_all(
     return {m: estimate(m, Y, Yhat, Yhat_unlabeled, alpha, bayes) for m in methods}
 
 
-def effective_labels(est: Estimate, classical: Estimate) -> float:
-    """Human labels the classical interval would need to be as narrow: n · (w_classical / w)²."""
-    if est.width <= 0:
-        return float("inf")
+def effective_labels(est: Estimate, classical: Estimate) -> float | None:
+    """Human labels the classical interval would need to be as narrow: n · (w_classical / w)².
+
+    ``None`` (undefined) when either interval has zero width, which binary labels never give
+    (:func:`eval.ppi.classical_mean_ci` is exact where the normal approximation degenerates);
+    an infinite count would claim the judge is worth unlimited labels.
+    """
+    if est.width <= 0 or classical.width <= 0:
+        return None
     return classical.n * (classical.width / est.width) ** 2

@@ -49,6 +49,7 @@ from types import ModuleType
 import numpy as np
 
 __all__ = [
+    "clopper_pearson_ci",
     "classical_mean_ci",
     "classical_mean_pointestimate",
     "ppi_mean_ci",
@@ -90,18 +91,68 @@ def classical_mean_pointestimate(Y: np.ndarray) -> float:
     return float(_as_1d("Y", Y, 1).mean())
 
 
+#: Fewest labels of each value (0 and 1) for the normal approximation to a binary mean; below
+#: it the interval is the exact binomial one (the textbook np ≥ 5, n(1−p) ≥ 5 rule).
+MIN_BINARY_COUNT = 5
+
+
+def is_binary(Y: np.ndarray) -> bool:
+    """Whether every label is 0 or 1."""
+    return bool(np.all((Y == 0) | (Y == 1)))
+
+
+def clopper_pearson_ci(Y: np.ndarray, alpha: float = 0.1) -> tuple[float, float]:
+    """Exact binomial (Clopper–Pearson) interval for the mean of binary labels ``Y`` (n,).
+
+    Always inside [0, 1], never of zero width for finite n, and conservative: coverage ≥ 1 − α
+    for every θ. For n successes of n it is [(α/2)^{1/n}, 1].
+
+    References:
+        Clopper, Pearson. "The use of confidence or fiducial limits illustrated in the case of the
+        binomial." Biometrika 26(4), 1934.
+    """
+    from scipy.stats import binomtest
+
+    Y = _as_1d("Y", Y, 1)
+    ci = binomtest(int(Y.sum()), Y.shape[0]).proportion_ci(confidence_level=1 - alpha, method="exact")
+    return float(ci.low), float(ci.high)
+
+
 def classical_mean_ci(Y: np.ndarray, alpha: float = 0.1) -> tuple[float, float]:
-    """Normal-approximation (CLT) interval from human labels only: Ȳ ± z_{1−α/2} · σ̂/√n.
+    """Interval for E[Y] from human labels only.
+
+    The normal-approximation (CLT) interval Ȳ ± z_{1−α/2} · σ̂/√n, as ``ppi_py``, except for
+    binary labels with fewer than :data:`MIN_BINARY_COUNT` of either value: there the CLT
+    interval is known to fail (30 labels all 1 give [1, 1], width 0; near the boundary it leaves
+    [0, 1]; Brown, Cai, DasGupta, Statistical Science 2001), and the exact Clopper–Pearson
+    interval (:func:`clopper_pearson_ci`) is returned instead. A binary mean's interval is
+    always intersected with [0, 1] (θ lies there, so coverage is unchanged).
 
     Args:
         Y: human labels, shape (n,).
         alpha: error level; the interval targets coverage 1 − α.
 
     Returns:
-        ``(lower, upper)``, equal to ``ppi_py.classical_mean_ci(Y, alpha=alpha)``.
+        ``(lower, upper)``; equal to ``ppi_py.classical_mean_ci(Y, alpha=alpha)`` whenever that
+        is a valid interval.
     """
-    lower, upper = _ppi_py().classical_mean_ci(_as_1d("Y", Y, 2), alpha=alpha)
-    return float(lower), float(upper)
+    Y = _as_1d("Y", Y, 2)
+    if is_binary(Y):
+        ones = int(Y.sum())
+        if min(ones, Y.shape[0] - ones) < MIN_BINARY_COUNT:
+            return clopper_pearson_ci(Y, alpha)
+    lower, upper = _ppi_py().classical_mean_ci(Y, alpha=alpha)
+    return clip_to_label_range(Y, float(lower), float(upper))
+
+
+def clip_to_label_range(Y: np.ndarray, lower: float, upper: float) -> tuple[float, float]:
+    """``[lower, upper] ∩ [0, 1]`` when every label lies in [0, 1] (then so does θ = E[Y]), else unchanged.
+
+    Intersecting an interval with a set known to hold θ never lowers its coverage.
+    """
+    if np.all((Y >= 0) & (Y <= 1)):
+        return max(lower, 0.0), min(upper, 1.0)
+    return lower, upper
 
 
 def ppi_mean_lam(Y: np.ndarray, Yhat: np.ndarray, Yhat_unlabeled: np.ndarray, clip: bool = True) -> float:
@@ -143,10 +194,13 @@ def ppi_mean_pointestimate(
         lam: weight of the judge; 1 for PPI, 0 for the classical mean.
 
     Returns:
-        The point estimate, equal to ``ppi_py.ppi_mean_pointestimate(..., lam=lam)``.
+        The point estimate, equal to ``ppi_py.ppi_mean_pointestimate(..., lam=lam)`` (projected
+        onto [0, 1] when every label lies there).
     """
     Y, Yhat, Yhat_unlabeled = _check(Y, Yhat, Yhat_unlabeled)
-    return float(np.squeeze(_ppi_py().ppi_mean_pointestimate(Y, Yhat, Yhat_unlabeled, lam=lam)))
+    theta = float(np.squeeze(_ppi_py().ppi_mean_pointestimate(Y, Yhat, Yhat_unlabeled, lam=lam)))
+    # Labels in [0, 1] put θ there: projecting the estimate onto [0, 1] can only bring it closer.
+    return min(max(theta, 0.0), 1.0) if np.all((Y >= 0) & (Y <= 1)) else theta
 
 
 def ppi_mean_ci(
@@ -162,11 +216,20 @@ def ppi_mean_ci(
         lam: weight of the judge; 1 for PPI.
 
     Returns:
-        ``(lower, upper)``, equal to ``ppi_py.ppi_mean_ci(..., alpha=alpha, lam=lam)``.
+        ``(lower, upper)``, equal to ``ppi_py.ppi_mean_ci(..., alpha=alpha, lam=lam)`` intersected
+        with [0, 1] when every label lies there; ``lam = 0`` and a zero-width interval of binary
+        labels give :func:`classical_mean_ci`.
     """
     Y, Yhat, Yhat_unlabeled = _check(Y, Yhat, Yhat_unlabeled)
+    if lam == 0.0:
+        return classical_mean_ci(Y, alpha)  # λ = 0 is the classical interval (exact where the CLT fails)
     lower, upper = _ppi_py().ppi_mean_ci(Y, Yhat, Yhat_unlabeled, alpha=alpha, lam=lam)
-    return float(np.squeeze(lower)), float(np.squeeze(upper))
+    lower, upper = clip_to_label_range(Y, float(np.squeeze(lower)), float(np.squeeze(upper)))
+    if upper <= lower and is_binary(Y):
+        # A constant rectifier and a constant judge leave no variance to estimate: the interval
+        # would be a point. Fall back to the classical interval, valid whatever the judge.
+        return classical_mean_ci(Y, alpha)
+    return lower, upper
 
 
 def ppipp_mean_pointestimate(Y: np.ndarray, Yhat: np.ndarray, Yhat_unlabeled: np.ndarray) -> float:

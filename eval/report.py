@@ -73,8 +73,8 @@ def _headline(report: dict) -> str:
     return (f"{report['n_items']} items; {lab['n']} human labels ({lab['source']}), {lab['N']} judge-only items; "
             f"judge: {judge['name']} ({'reads gold answers' if judge['uses_gold'] else 'reference-free'}). "
             f"Classical {cl['estimate']:.3f} [{cl['lower']:.3f}, {cl['upper']:.3f}]; narrowest: {best[0]} "
-            f"{best[1]['estimate']:.3f} [{best[1]['lower']:.3f}, {best[1]['upper']:.3f}], "
-            f"worth {best[1]['effective_labels']:.0f} human labels.")
+            f"{best[1]['estimate']:.3f} [{best[1]['lower']:.3f}, {best[1]['upper']:.3f}]"
+            + (f", worth {best[1]['effective_labels']:.0f} human labels." if best[1]["effective_labels"] is not None else "."))
 
 
 def render_markdown(report: dict, title: str) -> str:

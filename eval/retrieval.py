@@ -9,14 +9,13 @@ the queries that have relevance judgments.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 from indexes.errors import InputError
 # The formats live beside the corpus readers (the CLI reads them to search and to train);
 # re-exported here, where evaluation code has always found them.
-from rag.queries import Qrels, Run, load_qrels, load_queries, read_trec_run, write_trec_run
+from rag.queries import Qrels, Run, load_qrels, load_queries, ranking, read_trec_run, write_trec_run
 
-__all__ = ["METRICS", "Qrels", "Run", "evaluate", "load_qrels", "load_queries", "read_trec_run", "write_trec_run"]
+__all__ = ["METRICS", "Qrels", "Run", "evaluate", "load_qrels", "load_queries", "rank_scores", "ranking", "read_trec_run", "write_trec_run"]
 
 #: Our metric names → (pytrec_eval measure, cut applied to the run before evaluating).
 METRICS: dict[str, tuple[str, int | None]] = {
@@ -43,7 +42,7 @@ def evaluate(run: Run, qrels: Qrels, metrics: tuple[str, ...] = tuple(METRICS)) 
     per_query: dict[str, dict[str, float]] = {q: {} for q in qrels}
     for name in metrics:
         measure, cut = METRICS[name]
-        cut_run = {q: _top(run.get(q, {}), cut) for q in qrels}
+        cut_run = {q: rank_scores(ranking(run.get(q, {}))[:cut]) for q in qrels}
         evaluator = pytrec_eval.RelevanceEvaluator(qrels, {measure})
         results = evaluator.evaluate({q: d for q, d in cut_run.items() if d})
         for q in qrels:
@@ -52,7 +51,9 @@ def evaluate(run: Run, qrels: Qrels, metrics: tuple[str, ...] = tuple(METRICS)) 
     return means, per_query
 
 
-def _top(docs: Mapping[str, float], cut: int | None) -> dict[str, float]:
-    if cut is None:
-        return dict(docs)
-    return dict(sorted(docs.items(), key=lambda kv: -kv[1])[:cut])
+def rank_scores(ranked: list[str]) -> dict[str, float]:
+    """Scores that encode the ranks of ``ranked`` (n, n-1, …, 1), so that pytrec_eval evaluates
+    exactly this order: trec_eval sorts by score and breaks ties by document id, which would
+    re-order tied documents (Anserini likewise breaks ties before writing a run)."""
+    n = len(ranked)
+    return {d: float(n - i) for i, d in enumerate(ranked)}

@@ -1,9 +1,19 @@
 """Dense vectors on disk and the FAISS structure that searches them.
 
-``vectors.npy`` (N, d) float32, L2-normalised, row ``j`` = passage row ``j``, is the canonical,
-plain copy: any FAISS structure can be rebuilt from it. ``flat`` (exact inner product) is built
-in memory at open time; ``hnsw`` and ``ivfpq`` (for large corpora) are trained at build time and
-saved with ``faiss.write_index`` as ``faiss.index`` (FAISS's own documented binary format).
+``vectors.npy`` (R, d) float32, L2-normalised, is the canonical, plain copy: any FAISS structure
+can be rebuilt from it. Its rows are *windows* of passages: ``vector_passages.npy`` (R,) int64
+gives the passage row of each vector row (non-decreasing; every passage has at least one). An
+index without that file (built before windowing) has one vector per passage, row ``j`` = passage
+``j``. A passage scores as the maximum over its windows (MaxP, Dai & Callan, SIGIR 2019).
+
+``flat`` (exact inner product) is built in memory at open time; ``hnsw`` and ``ivfpq`` (for
+large corpora) are trained at build time and saved with ``faiss.write_index`` as
+``faiss.index`` (FAISS's own documented binary format).
+
+Search results are passages, best first, ties broken by the lower passage row (index builds
+order rows by document id, so ties do not depend on corpus order). On ``flat`` the top-k
+passages are exact, ties included: the window search deepens until the k-th passage's score is
+strictly above every window not fetched.
 """
 
 from __future__ import annotations
@@ -19,15 +29,22 @@ from indexes.manifest import FaissSpec
 
 VECTORS_NAME = "vectors.npy"
 FAISS_NAME = "faiss.index"
+PASSAGES_NAME = "vector_passages.npy"
 
 
-def write_vectors(directory: str | Path, vectors: np.ndarray) -> None:
-    """Save the (N, d) float32 matrix as ``vectors.npy`` atomically."""
+def _save_npy(path: Path, array: np.ndarray) -> None:
     import io
 
     buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-    atomic_write_bytes(Path(directory) / VECTORS_NAME, buf.getvalue())
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_vectors(directory: str | Path, vectors: np.ndarray, passage_of_row: np.ndarray | None = None) -> None:
+    """Save the (R, d) float32 matrix as ``vectors.npy`` and, for windows, the (R,) passage map, atomically."""
+    _save_npy(Path(directory) / VECTORS_NAME, np.ascontiguousarray(vectors, dtype=np.float32))
+    if passage_of_row is not None:
+        _save_npy(Path(directory) / PASSAGES_NAME, np.ascontiguousarray(passage_of_row, dtype=np.int64))
 
 
 def build_faiss(vectors: np.ndarray, spec: FaissSpec):
@@ -81,17 +98,35 @@ def _maybe_gpu(index):
 
 
 class DenseStore:
-    """The vectors and their FAISS index, opened read-only."""
+    """The vectors and their FAISS index, opened read-only.
 
-    def __init__(self, directory: str | Path, spec: FaissSpec, use_gpu: bool = True) -> None:
+    Args:
+        directory: the index directory.
+        spec: the FAISS structure.
+        use_gpu: move the structure to GPU 0 when FAISS has GPU support.
+        windowed: the vectors are passage windows (``vector_passages.npy`` must exist).
+    """
+
+    def __init__(self, directory: str | Path, spec: FaissSpec, use_gpu: bool = True, windowed: bool = False) -> None:
         import faiss
 
         directory = Path(directory)
         try:
-            self.vectors = np.load(directory / VECTORS_NAME, mmap_mode="r", allow_pickle=False)
+            self.vectors = np.load(directory / VECTORS_NAME, mmap_mode="r", allow_pickle=False)  # (R, d)
+            owner = np.load(directory / PASSAGES_NAME, allow_pickle=False) if windowed else None
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"{directory}: dense vectors unreadable ({exc}); rebuild the index") from None
+        R = int(self.vectors.shape[0])
+        if owner is None:
+            owner = np.arange(R, dtype=np.int64)
+        elif owner.shape != (R,) or (R and (owner[0] != 0 or not np.all(np.isin(np.diff(owner), (0, 1))))):
+            raise IndexFormatError(f"{directory}/{PASSAGES_NAME}: not a map of {R} vector rows onto consecutive passages; rebuild the index")
+        self.passage_of_row = owner.astype(np.int64)  # (R,)
+        n_passages = int(owner[-1]) + 1 if R else 0
+        self.offsets = np.searchsorted(owner, np.arange(n_passages + 1))  # (P+1,) windows of p: offsets[p]:offsets[p+1]
+        self.windowed = R != n_passages
         self.spec = spec
+        self.exact = spec.kind == "flat"
         if spec.kind == "flat":
             index = faiss.IndexFlatIP(self.vectors.shape[1])
             index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
@@ -111,13 +146,58 @@ class DenseStore:
         return int(self.vectors.shape[1])
 
     def __len__(self) -> int:
-        return int(self.vectors.shape[0])
+        """Number of passages (not vector rows)."""
+        return int(self.offsets.size - 1)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` inner products for each row of ``queries`` (B, d) → (scores, rows), (B, k).
+        """Top-``k`` passages by MaxP inner product for each row of ``queries`` (B, d) → (scores, rows), (B, k).
 
-        Rows are ``-1`` where fewer than ``k`` passages exist.
+        Rows are passage rows, best first, ties by the lower row; ``-1`` (score ``-inf``) where
+        fewer than ``k`` passages were found.
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)  # (B, d)
+        B, R = q.shape[0], int(self.vectors.shape[0])
         k = min(k, len(self))
-        return self.index.search(q, k)
+        scores = np.full((B, k), -np.inf, dtype=np.float32)  # (B, k)
+        rows = np.full((B, k), -1, dtype=np.int64)  # (B, k)
+        todo = np.arange(B)
+        # Enough windows for k passages if the best ones' extra windows crowd in, plus one to see a tie at the cut.
+        depth = min(R, k + min(R - len(self), k) + 1)
+        while todo.size and k:
+            S, I = self.index.search(q[todo], depth)  # (T, depth), (T, depth)
+            again = []
+            for t, s, i in zip(todo, S, I):
+                p, ps = self._passages(s[i >= 0], i[i >= 0])
+                seen_all = depth >= R or np.count_nonzero(i >= 0) < depth
+                # Unfetched windows score <= the last fetched one: the top k are settled when the
+                # k-th passage is strictly above it (exact search), or when k were found (approximate).
+                settled = p.size >= k and (not self.exact or ps[k - 1] > s[i >= 0][-1])
+                if seen_all or settled:
+                    n = min(k, p.size)
+                    rows[t, :n], scores[t, :n] = p[:n], ps[:n]
+                else:
+                    again.append(t)
+            todo, depth = np.asarray(again, dtype=np.int64), min(R, 2 * depth)
+        return scores, rows
+
+    def _passages(self, s: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window hits ``(scores, vector rows)`` → distinct passages at their best window, best first."""
+        p = self.passage_of_row[i]
+        order = np.lexsort((p, -s))  # score descending, then passage row
+        p, s = p[order], s[order]
+        _, first = np.unique(p, return_index=True)  # each passage's first (best) window
+        first.sort()
+        return p[first], s[first]
+
+    def passage_scores(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact MaxP inner products of one query vector (d,) with the passages at ``rows`` (C,) → (C,)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not self.windowed:
+            return np.asarray(self.vectors[rows] @ vector, dtype=np.float64)  # (C,)
+        if rows.size == 0:
+            return np.zeros(0)
+        starts, lens = self.offsets[rows], np.diff(self.offsets)[rows]  # (C,), (C,)
+        first = np.concatenate([[0], np.cumsum(lens)[:-1]])  # (C,) position of each passage's first window
+        window_rows = np.repeat(starts - first, lens) + np.arange(int(lens.sum()))  # (W,)
+        s = np.asarray(self.vectors[window_rows] @ vector, dtype=np.float64)  # (W,)
+        return np.maximum.reduceat(s, first)  # (C,)

@@ -140,10 +140,23 @@ class BM25Info(_Spec):
         return data
 
 
+class WindowSpec(_Spec):
+    """How passages longer than the encoder's input were encoded: token windows, scored by MaxP.
+
+    ``vectors.npy`` then holds one row per window and ``vector_passages.npy`` the passage row of
+    each (non-decreasing); a passage scores as its best window (Dai & Callan, SIGIR 2019).
+    """
+
+    max_tokens: int  # the encoder's max_seq_length: every window fits it, prefix and special tokens included
+    overlap_tokens: int = Field(64, ge=0)  # a sentence of <= 64 pieces cut by a boundary is whole in one window
+    pooling: Literal["max"] = "max"
+
+
 class DenseInfo(_Spec):
     encoder: EncoderSpec
     faiss: FaissSpec
-    vectors: int
+    vectors: int  # rows of vectors.npy: passages, or windows when ``windows`` is set
+    windows: WindowSpec | None = None  # None: one vector per passage (indexes built before windowing)
 
 
 class CacheInfo(_Spec):

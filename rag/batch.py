@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -27,18 +27,33 @@ def search_run(index: Index, queries: Mapping[str, str], mode: SearchMode, k: in
     retriever = index.retriever(mode, **hybrid_overrides)
     ids = index.store.doc_ids() if per_doc else index.store.ids()
     depth = index.per_document_depth(k) if per_doc else k
+    limit = len(index.store)
     items = [(qid, check_query(text)) for qid, text in queries.items()]
     run: Run = {}
     bar = tqdm(total=len(items), desc=f"search ({mode})", unit="q", disable=not progress)
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        for (qid, _), (rows, scores) in zip(chunk, retriever.rank_batch([t for _, t in chunk], depth)):
-            docs: dict[str, float] = {}
-            for r, s in zip(rows.tolist(), scores.tolist()):
-                docs.setdefault(ids[r], s)
-                if len(docs) == k:
-                    break
+        for (qid, text), ranking in zip(chunk, retriever.rank_batch([t for _, t in chunk], depth)):
+            docs = _top_documents(ranking, ids, k)
+            d = depth
+            # A document split into many windows can fill the depth: deepen until k documents,
+            # or nothing more matches, or every passage was ranked (as rag.retrievers.search_documents).
+            while per_doc and len(docs) < k and ranking[0].size == d and d < limit:
+                d = min(limit, 2 * d)
+                ranking = retriever.rank_batch([text], d)[0]
+                docs = _top_documents(ranking, ids, k)
             run[qid] = docs
         bar.update(len(chunk))
     bar.close()
     return run
+
+
+def _top_documents(ranking: tuple, ids: Sequence[str], k: int) -> dict[str, float]:
+    """The first ``k`` distinct ids of a ranking's rows, each at its best (first) score, best first."""
+    rows, scores = ranking
+    docs: dict[str, float] = {}
+    for r, s in zip(rows.tolist(), scores.tolist()):
+        docs.setdefault(ids[r], s)
+        if len(docs) == k:
+            break
+    return docs

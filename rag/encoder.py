@@ -191,22 +191,99 @@ class Encoder:
         return EncoderSpec(model=c.model, revision=self.revision, dim=self.dim, query_prefix=c.query_prefix,
                            passage_prefix=c.passage_prefix, max_seq_length=self.model.max_seq_length, normalize=True)
 
-    def _encode(self, texts: Sequence[str], prefix: str, progress: bool) -> np.ndarray:
-        if prefix:
-            texts = [prefix + t for t in texts]
-        if self._onnx is not None:
-            return self._onnx.encode(list(texts), batch_size=self.config.batch_size)  # (B, d)
-        vectors = self.model.encode(list(texts), batch_size=self.config.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=progress)
-        return np.asarray(vectors, dtype=np.float32)  # (B, d)
+    def _lengths(self, texts: Sequence[str]) -> np.ndarray:
+        """(B,) token count of each text as the model reads it (special tokens in, truncated)."""
+        tok = self.model.tokenizer
+        enc = tok(list(texts), add_special_tokens=True, truncation=True, max_length=self.model.max_seq_length, verbose=False)
+        return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """(B, d) float32 unit vectors for queries (with the query prefix)."""
-        return self._encode(queries, self.config.query_prefix, progress=False)
+    def _encode(self, texts: Sequence[str], prefix: str, progress: bool, alone: bool = False) -> np.ndarray:
+        """(B, d) unit vectors, computed in forward passes *without padding*.
+
+        With ``alone`` each text is its own forward pass, so its vector depends on nothing else:
+        a query gets the same bits alone (``rag search``), in a batch run, over HTTP and inside
+        the service's micro-batches. Otherwise texts are grouped by token length and each group
+        runs in shared batches: no pad tokens are computed, and the vectors are deterministic for
+        a given list of texts, but a text's last bits (~1e-7) depend on the batch it shares,
+        because the matrix kernels sum in another order for another batch shape (and padding, which
+        sentence-transformers adds to a mixed batch, changes the reduction lengths too).
+        """
+        texts = [prefix + t for t in texts] if prefix else list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (B, d)
+        if not texts:
+            return out
+        if alone:
+            groups = [np.array([i]) for i in range(len(texts))]
+        else:
+            lengths = self._lengths(texts)  # (B,)
+            groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="encode", unit="text")
+        for group in groups:  # (G,) rows of texts of one token length
+            chunk = [texts[i] for i in group]
+            if self._onnx is not None:
+                out[group] = self._onnx.encode(chunk, batch_size=self.config.batch_size)  # (G, d)
+            else:
+                out[group] = self.model.encode(chunk, batch_size=self.config.batch_size, normalize_embeddings=True,
+                                               convert_to_numpy=True, show_progress_bar=False)
+            if bar is not None:
+                bar.update(len(group))
+        if bar is not None:
+            bar.close()
+        return out
+
+    def encode_queries(self, queries: Sequence[str], alone: bool = True) -> np.ndarray:
+        """(B, d) float32 unit vectors for queries (with the query prefix).
+
+        Args:
+            queries: query texts.
+            alone: one forward pass per query (default), so every query's vector is bit-identical
+                however it is batched; ``False`` shares passes between equal-length queries
+                (faster; differences ~1e-7, see :meth:`_encode`).
+        """
+        return self._encode(queries, self.config.query_prefix, progress=False, alone=alone)
 
     def encode_passages(self, passages: Sequence[str], progress: bool = False) -> np.ndarray:
-        """(N, d) float32 unit vectors for passage texts (with the passage prefix)."""
+        """(N, d) float32 unit vectors for passage texts (with the passage prefix).
+
+        A text longer than the encoder's window is truncated by the model; to index long texts
+        whole use :meth:`encode_passage_windows`.
+        """
         return self._encode(passages, self.config.passage_prefix, progress=progress)
+
+    def passage_windows(self, text: str, overlap: int) -> list[str]:
+        """``text`` cut into pieces that each fit the encoder's window (prefix and special tokens included).
+
+        See :func:`rag.windows.fit_windows` for the cutting rule.
+        """
+        from rag.windows import fit_windows
+
+        return fit_windows(self.model.tokenizer, text, self.model.max_seq_length, self.config.passage_prefix, overlap)
+
+    def encode_passage_windows(self, passages: Sequence[str], overlap: int,
+                               progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of every passage's windows, so that the encoder reads each passage whole.
+
+        Args:
+            passages: passage texts.
+            overlap: tokens shared by consecutive windows of one passage.
+            progress: show a progress bar.
+
+        Returns:
+            ``(vectors (R, d), passage_of_row (R,))``: one unit vector per window, windows of a
+            passage in consecutive rows, in passage order; a passage that fits is one row, its
+            text encoded unchanged (as :meth:`encode_passages` does).
+        """
+        pieces: list[str] = []
+        owner: list[int] = []
+        for i, text in enumerate(passages):
+            windows = self.passage_windows(text, overlap)
+            pieces += windows
+            owner += [i] * len(windows)
+        return self.encode_passages(pieces, progress=progress), np.asarray(owner, dtype=np.int64)
 
 
 def passage_text(title: str, text: str) -> str:

@@ -90,12 +90,15 @@ class Index:
                 encoder = self._encoder or Encoder(EncoderConfig.from_spec(
                     info.encoder, query_encoder=self._query_encoder, index_name=str(self.path), device=self._device,
                     backend=self._encoder_backend))
-                self._dense = DenseRetriever(DenseStore(self.path, info.faiss), encoder, self.store)
+                self._dense = DenseRetriever(DenseStore(self.path, info.faiss, windowed=info.windows is not None),
+                                             encoder, self.store)
             return self._dense
 
     def per_document_depth(self, k: int) -> int:
-        """Passages to retrieve so that ``k`` distinct documents survive max-passage grouping: each
-        extra window of a split document can push one duplicate into the top ``k`` (capped at 10·k)."""
+        """First passage depth for ``k`` documents under max-passage grouping: each extra window of
+        a split document can push one duplicate into the top ``k`` (capped at 10·k). Searches that
+        find fewer than ``k`` documents at this depth deepen it
+        (:func:`rag.retrievers.search_documents`)."""
         c = self.manifest.corpus
         return k + min(c.passages - c.documents, 9 * k)
 

@@ -17,7 +17,7 @@ from indexes.atomic import atomic_directory
 from indexes.bm25_store import BM25Data
 from indexes.dense_store import build_faiss, write_faiss, write_vectors
 from indexes.errors import InputError
-from indexes.manifest import MANIFEST_NAME, AnalyzerSpec, BM25Info, BM25Spec, ChunkingSpec, CorpusInfo, DenseInfo, FaissSpec, Manifest
+from indexes.manifest import MANIFEST_NAME, AnalyzerSpec, BM25Info, BM25Spec, ChunkingSpec, CorpusInfo, DenseInfo, FaissSpec, Manifest, WindowSpec
 from indexes.passage_store import write_passages
 from rag.analyzer import Analyzer
 from rag.chunking import split_corpus
@@ -37,6 +37,7 @@ class IndexOptions:
     bm25: BM25Spec | None = BM25Spec()
     encoder: EncoderConfig | None = field(default_factory=EncoderConfig)
     faiss: FaissSpec = FaissSpec()
+    window_overlap: int = 64  # tokens shared by consecutive encoder windows of a long passage (WindowSpec)
     progress: bool = True
 
 
@@ -46,6 +47,7 @@ class BuildStats:
 
     documents: int = 0
     passages: int = 0
+    windows: int = 0  # dense vectors (encoder windows); more than passages when some exceed the encoder's input
     skipped: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -76,6 +78,9 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
     t0 = time.perf_counter()
     report = ReadReport()
     passages = list(split_corpus(read_corpus(corpus, options.corpus, report), options.chunking))
+    # Rows in document-id order (windows of a document in order): row order is the tie-break of
+    # every ranking, so ties, and the whole index, do not depend on the order of the corpus file.
+    passages.sort(key=lambda p: p.doc_id)
     stats.documents, stats.passages, stats.skipped = report.documents, len(passages), report.skipped
     if not passages:
         raise InputError(f"{corpus}: empty corpus (no documents with text)")
@@ -101,13 +106,18 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
             stats.seconds["bm25"] = time.perf_counter() - t
         if encoder is not None:
             t = time.perf_counter()
-            vectors = encoder.encode_passages(texts, progress=options.progress)  # (N, d)
+            # Every passage is read whole: one vector per window of the encoder's input length (MaxP).
+            windows = WindowSpec(max_tokens=encoder.spec().max_seq_length, overlap_tokens=options.window_overlap)
+            vectors, passage_of_row = encoder.encode_passage_windows(texts, windows.overlap_tokens,
+                                                                     progress=options.progress)  # (R, d), (R,)
+            stats.windows = int(vectors.shape[0])
             stats.seconds["encode"] = time.perf_counter() - t
             t = time.perf_counter()
-            write_vectors(tmp, vectors)
+            write_vectors(tmp, vectors, passage_of_row)
             if options.faiss.kind != "flat":
                 write_faiss(tmp, build_faiss(vectors, options.faiss))
-            dense_info = DenseInfo(encoder=encoder.spec(), faiss=options.faiss, vectors=int(vectors.shape[0]))
+            dense_info = DenseInfo(encoder=encoder.spec(), faiss=options.faiss, vectors=int(vectors.shape[0]),
+                                   windows=windows)
             stats.seconds["faiss"] = time.perf_counter() - t
         manifest = Manifest(
             corpus=CorpusInfo(source=str(corpus), sha256=corpus_sha256(corpus), documents=stats.documents,

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from indexes.errors import InputError
@@ -114,24 +115,33 @@ def load_qrels(path: str | Path) -> Qrels:
     return qrels
 
 
+def ranking(docs: Mapping[str, float]) -> list[str]:
+    """Document ids best first: by descending score, ties in the order given (the order returned).
+
+    Retrieval results and run files are built best first, so equal scores keep the rank they were
+    returned at (every retriever here breaks ties by index row, i.e. by document id).
+    """
+    return [d for d, _ in sorted(docs.items(), key=lambda kv: -kv[1])]  # sorted() is stable
+
+
 def write_trec_run(path: str | Path, run: Run, tag: str = "rag") -> None:
     """Write ``qid Q0 docid rank score tag`` lines, best first (atomic)."""
     from indexes.atomic import atomic_write_text
 
     lines = []
     for qid, docs in run.items():
-        for rank, (did, score) in enumerate(sorted(docs.items(), key=lambda kv: -kv[1]), start=1):
-            lines.append(f"{qid} Q0 {did} {rank} {score:.6f} {tag}")
+        for rank, did in enumerate(ranking(docs), start=1):
+            lines.append(f"{qid} Q0 {did} {rank} {docs[did]:.6f} {tag}")
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def read_trec_run(path: str | Path) -> Run:
-    """``{qid: {docid: score}}`` from a TREC run file.
+    """``{qid: {docid: score}}`` from a TREC run file, each query's documents in the file's rank order.
 
     Raises:
         InputError: unreadable file or a line without the six fields.
     """
-    run: Run = {}
+    rows: dict[str, list[tuple[int, int, str, float]]] = {}
     for lineno, raw in read_lines(path, "run file"):
         parts = decode_line(raw, f"{path}:{lineno}").split()
         if not parts:
@@ -139,7 +149,13 @@ def read_trec_run(path: str | Path) -> Run:
         if len(parts) != 6:
             raise InputError(f"{path}:{lineno}: expected 'qid Q0 docid rank score tag'")
         try:
-            run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+            rank = int(parts[3])
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: rank {parts[3]!r} is not an integer") from None
+        try:
+            score = float(parts[4])
         except ValueError:
             raise InputError(f"{path}:{lineno}: score {parts[4]!r} is not a number") from None
-    return run
+        rows.setdefault(parts[0], []).append((rank, lineno, parts[2], score))
+    # each query's documents in the file's rank order, so that tied scores keep their ranks
+    return {q: {d: s for _, _, d, s in sorted(r)} for q, r in rows.items()}

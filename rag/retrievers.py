@@ -7,7 +7,7 @@ touch passage text. ``search`` / ``search_batch`` implement :class:`rag.types.Re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,8 +99,8 @@ class DenseRetriever(_Base):
         return [self.hits(r) for r in self.rank_vectors(vectors, k)]
 
     def score_rows(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Exact inner products of one query vector (d,) with the passages at ``rows``."""
-        return np.asarray(self.dense.vectors[rows] @ vector, dtype=np.float64)  # (C,)
+        """Exact scores (MaxP over windows) of one query vector (d,) for the passages at ``rows`` (C,)."""
+        return self.dense.passage_scores(vector, rows)  # (C,)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class HybridRetriever(_Base):
         return out
 
 def best_per_document(hits: list[Hit], k: int) -> list[Hit]:
-    """Keep the best passage of each document (max-passage), up to ``k`` documents."""
+    """Keep the best passage of each document (max-passage), up to ``k`` documents, in hit order."""
     seen: set[str] = set()
     out = []
     for h in hits:
@@ -170,3 +170,25 @@ def best_per_document(hits: list[Hit], k: int) -> list[Hit]:
             if len(out) == k:
                 break
     return out
+
+
+def search_documents(search: Callable[[int], list[Hit]], k: int, depth: int, limit: int) -> list[Hit]:
+    """The top ``k`` documents, each as its best passage, whenever ``k`` documents match.
+
+    One long document split into many windows can fill any fixed passage depth, so the passage
+    search is deepened (doubling) until it yields ``k`` distinct documents, returns fewer
+    passages than asked (nothing more matches), or reaches every passage.
+
+    Args:
+        search: passage search at a depth, best first (e.g. ``lambda d: retriever.search(q, d)``).
+        k: documents wanted.
+        depth: first passage depth (:meth:`rag.index.Index.per_document_depth`).
+        limit: passages in the index.
+    """
+    depth = max(1, min(depth, limit))
+    while True:
+        hits = search(depth)
+        docs = best_per_document(hits, k)
+        if len(docs) >= k or len(hits) < depth or depth >= limit:
+            return docs
+        depth = min(limit, 2 * depth)

@@ -48,11 +48,17 @@ class MicroBatchEncoder:
         on_batch: called with the number of queries of every encoder call (metrics).
         threads: encoder threads taking batches from the one queue; with one torch thread each,
             ``n`` threads use ``n`` cores for encoding (torch releases the GIL in its kernels).
+        shared_passes: run a batch's queries in shared forward passes (faster with torch under
+            load). Off by default: each query then runs its own pass inside the batch, and its
+            vector, hence every score, is bit-identical to ``rag search``; with shared passes the
+            last bits depend on the batch (scores within 1e-6; passages whose scores differ by
+            less than that may swap).
     """
 
     def __init__(self, encoder, wait_ms: float = 2.0, max_batch: int = 64,
-                 on_batch: Callable[[int], None] | None = None, threads: int = 1) -> None:
+                 on_batch: Callable[[int], None] | None = None, threads: int = 1, shared_passes: bool = False) -> None:
         self.encoder = encoder
+        self.shared_passes = shared_passes
         self.config = encoder.config
         self.wait_s = wait_ms / 1e3
         self.max_batch = max_batch
@@ -133,7 +139,8 @@ class MicroBatchEncoder:
             batch, carry, stop = self._collect(first)
             texts = [q for qs, _, _ in batch for q in qs]
             try:
-                vectors = self.encoder.encode_queries(texts)  # (B, d)
+                vectors = (self.encoder.encode_queries(texts, alone=False) if self.shared_passes
+                           else self.encoder.encode_queries(texts))  # (B, d)
             except BaseException as exc:  # handed to every waiting request, never lost
                 for _, job, _ in batch:
                     job.set_exception(exc)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
             torch, 1 for the ONNX backends, which pay no per-call overhead worth amortising).
         encoder_threads: threads running encoder calls side by side, each on its own batch
             (default: one per CPU core).
+        shared_passes: encode the queries of a micro-batch in shared forward passes (faster with
+            torch under load, but a score's last bits then depend on its batch neighbours: within
+            1e-6 of ``rag search``). Off: every query is encoded alone, bit-identical to ``rag search``.
         threads: worker threads for blocking work (search, encoding waits, answers).
         torch_threads: intra-op threads of the encoder (``None``: torch's own choice).
         passage_cache: passages kept in memory after their first read (0: always read SQLite).
@@ -87,6 +90,9 @@ class Settings(BaseSettings):
     # Encoder threads (one torch thread each) per process; None: one per CPU core. On 2 cores, 2
     # threads served 107 hybrid req/s against 79 with one (docs/benchmarks.md (service)).
     encoder_threads: int | None = Field(None, ge=1)
+    # Off: HTTP scores equal `rag search` bit for bit (a shared pass changes the 7th digit and can
+    # swap near-tied passages); on for throughput when that does not matter (docs/benchmarks.md).
+    shared_passes: bool = False
     threads: int = Field(64, ge=1)  # ≥ expected concurrent requests, so all can join a batch
     # One intra-op thread: with two, torch's OpenMP workers spin against the event loop and the
     # search threads on a 2-core machine and a single query took 20x longer (benchmarks doc).

@@ -181,7 +181,8 @@ class ServiceState:
         if config not in self._batchers:
             max_batch = s.microbatch_max or (64 if s.encoder_backend == "torch" else 1)
             self._batchers[config] = MicroBatchEncoder(Encoder(config), s.microbatch_wait_ms, max_batch, self._on_batch,
-                                                       threads=s.encoder_threads or os.cpu_count() or 1)
+                                                       threads=s.encoder_threads or os.cpu_count() or 1,
+                                                       shared_passes=s.shared_passes)
         return self._batchers[config]
 
     def get(self, name: str | None) -> LoadedIndex:

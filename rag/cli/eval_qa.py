@@ -56,7 +56,8 @@ def eval_ppi_command(
                f"{1 - alpha:.0%} intervals")
     typer.echo(f"  {'method':<12} {'estimate':>9} {'lower':>9} {'upper':>9} {'width':>8} {'eff. labels':>12}")
     for m, est in results.items():
-        n_eff = f"{effective_labels(est, classical):12.0f}" if classical else f"{'':>12}"
+        eff = effective_labels(est, classical) if classical else None
+        n_eff = f"{eff:12.0f}" if eff is not None else f"{'–' if classical else '':>12}"
         typer.echo(f"  {m.value:<12} {est.estimate:9.4f} {est.lower:9.4f} {est.upper:9.4f} {est.width:8.4f} {n_eff}")
 
 

@@ -43,7 +43,7 @@ def eval_retrieval_command(
         from eval.retrieval_report import build_report, write_retrieval_report
 
         config = {"index": str(index), "mode": mode, "qrels": str(qrels)}
-        paths = write_retrieval_report(report, build_report(per_query, result, all_queries, config, alpha))
+        paths = write_retrieval_report(report, build_report(per_query, result, all_queries, config, alpha, qrels=judged))
         typer.echo(f"wrote {paths['html']}", err=True)
     if as_json:
         typer.echo(json.dumps({"mode": mode, "queries": len(judged), **{m: round(v, 6) for m, v in means.items()}}))

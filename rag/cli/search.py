@@ -33,7 +33,7 @@ def search_command(
     """Search an index with BM25, dense or hybrid retrieval."""
     from indexes.errors import InputError
     from rag.index import open_index
-    from rag.retrievers import best_per_document, check_query
+    from rag.retrievers import check_query, search_documents
 
     idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder)
     if queries is not None or run is not None:
@@ -49,18 +49,20 @@ def search_command(
     if query is None:
         raise InputError("give a QUERY, or --queries FILE --run OUT.trec for batch search")
     check_query(query)
-    depth = idx.per_document_depth(k) if per_doc else k
     if hyde:
         if generator is None:
             raise InputError("--hyde needs --generator MODEL")
         from rag.generation.generator import Generator, GeneratorConfig
-        from rag.hyde import HydeConfig, hyde_search
+        from rag.hyde import HydeConfig, hypothetical_documents, hyde_vector
 
         gen = Generator.load(GeneratorConfig(generator))
-        hits = hyde_search(query, gen, idx.dense, depth, HydeConfig(n=hyde_n, seed=seed))
+        dense = idx.dense
+        v = hyde_vector(query, hypothetical_documents(query, gen, HydeConfig(n=hyde_n, seed=seed)), dense.encoder)  # (d,)
+        fetch = lambda depth: dense.search_vectors(v[None, :], depth)[0]  # noqa: E731
     else:
-        hits = idx.retriever(mode).search(query, depth)
-    hits = best_per_document(hits, k) if per_doc else hits[:k]
+        retriever = idx.retriever(mode)
+        fetch = lambda depth: retriever.search(query, depth)  # noqa: E731
+    hits = search_documents(fetch, k, idx.per_document_depth(k), len(idx.store)) if per_doc else fetch(k)
     if as_json:
         typer.echo(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return

@@ -170,3 +170,29 @@ def test_serve_refuses_a_query_encoder_not_distilled_from_the_index_encoder(samp
     assert main(["serve", "--index", f"sample={sample_index}", "--query-encoder", str(other)]) == 1
     err = capsys.readouterr().err
     assert "--index sample" in err and "dim 768" in err and "would not match" in err
+
+
+def test_micro_batched_and_batch_scores_are_bit_identical_to_rag_search(server, sample_index, capsys):
+    # Given the CLI's dense and hybrid hits for queries of different lengths, each searched alone
+    queries = ["why is the sky blue", "vaccines", "how do hard disk drives store data", "black holes and light",
+               "why is the sea blue", "herd immunity threshold of a contagious disease"]
+    expected = {}
+    for mode in ("dense", "hybrid"):
+        for q in queries:
+            assert main(["search", "--index", str(sample_index), "--mode", mode, "-k", "3", "--json", q]) == 0
+            expected[mode, q] = json.loads(capsys.readouterr().out)["hits"]
+    with server.client() as c:
+
+        def ask(job):
+            mode, q = job
+            return c.post("/search", json={"query": q, "k": 3, "mode": mode}).json()["hits"]
+
+        # When all are sent at once (they share micro-batches) and as one /search/batch per mode
+        with ThreadPoolExecutor(len(expected)) as pool:
+            got = dict(zip(expected, pool.map(ask, list(expected))))
+        batches = {mode: c.post("/search/batch", json={"queries": queries, "k": 3, "mode": mode}).json()["results"]
+                   for mode in ("dense", "hybrid")}
+    # Then every hit equals the CLI's, scores bit for bit
+    assert got == expected
+    for mode, results in batches.items():
+        assert [r["hits"] for r in results] == [expected[mode, q] for q in queries]
