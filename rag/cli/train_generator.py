@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.options import DeviceOption, directory_output, resolve_device
 
 
 @train_app.command("generator")
@@ -15,7 +16,8 @@ def train_generator_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Causal LM with rotary positions (local path or cached HF id).")],
     train: Annotated[Path, typer.Option(help="Training JSONL: {question, passages, answer} per line.")],
     dev: Annotated[Path, typer.Option(help="Dev JSONL, same format; decoded greedily through the inference path.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.",
+                                         callback=directory_output)],
     block_attention: Annotated[bool, typer.Option("--block-attention/--full-attention",
                                                   help="Block mask + cached-path positions, or the plain causal baseline.")] = True,
     positions: Annotated[str, typer.Option(help="Block positions, as the cache is built: rerotate or composite.")] = "rerotate",
@@ -34,7 +36,7 @@ def train_generator_command(
     time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
     seed: int = 0,
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOption = "auto",
 ) -> None:
     """Answer-only NLL with the mask and positions of cached inference; warmup + cosine LR, dev EM/F1, seeded."""
     import json
@@ -58,6 +60,7 @@ def train_generator_command(
         seed=seed, time_limit_s=time_limit,
     )
     train_rows, dev_rows = load_generator_jsonl(train), load_generator_jsonl(dev)
+    device = resolve_device(device)
     gen = Generator.load(GeneratorConfig(model=model, dtype=dtype, device=device))
     builder = PromptBuilder(gen, PromptTemplate(max_passage_tokens=max_passage_tokens))
     result = train_generator(

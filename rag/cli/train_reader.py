@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.options import DeviceOption, directory_output, resolve_device
 
 
 @train_app.command("reader")
@@ -15,7 +16,8 @@ def train_reader_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="T5-family model directory (weights + tokenizer) to start from.")],
     train: Annotated[Path, typer.Option(help="Training JSONL: {question, answers, passages} per line (passages optional with --index).")],
     dev: Annotated[Path, typer.Option(help="Dev JSONL, same format; decoded for EM/F1 at each evaluation.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.",
+                                         callback=directory_output)],
     steps: Annotated[int, typer.Option(min=1)] = 2000,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
@@ -32,7 +34,7 @@ def train_reader_command(
     k: Annotated[int | None, typer.Option("-k", min=1, help="Passages retrieved per question (default: --n-passages).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="Retrieval for --index: bm25, dense or hybrid.")] = "hybrid",
     seed: int = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOption = "auto",
 ) -> None:
     """Teacher-forced FiD training with warmup + cosine LR, dev EM/F1 and checkpoints (seeded)."""
     import json
@@ -52,6 +54,7 @@ def train_reader_command(
 
         retriever = open_index(index).retriever(mode)  # type: ignore[arg-type]  (checked by retriever())
         train_rows, dev_rows = (retrieve_passages(rows, retriever, k or n_passages) for rows in (train_rows, dev_rows))
+    device = resolve_device(device)
     reader = FiDReader.from_pretrained(model, reader_cfg, device=device)
     result = train_reader(
         reader, train_rows, dev_rows, train_cfg, out, score=lambda p, g: (exact_match(p, g), f1_score(p, g)),
