@@ -17,7 +17,7 @@ def cache_lumen_command(
     live_layers: Annotated[int, typer.Option("--live-layers", "-K", min=1, help="Encoder layers run at question time; the others become memory.")],
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
     max_passage_tokens: Annotated[int, typer.Option(min=2, help="Passage truncation; must match the reader's at question time.")] = 200,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Passages encoded together.")] = 32,
     device: DeviceOption = "auto",
 ) -> None:
     """Run every passage of INDEX through the first N−K encoder layers and store it (fp16, safetensors)."""
