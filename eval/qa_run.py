@@ -8,10 +8,10 @@ milliseconds per question, retrieval included. :func:`run_qa_eval` is the body o
 it composes this with :mod:`eval.qa_eval`, a judge and :mod:`eval.report`, and also writes
 ``judge.jsonl`` and ``labels.jsonl`` so ``rag eval ppi`` reproduces the estimates.
 
-Gold-derived correctness follows the answer's kind (:class:`Correctness` ``auto``): whole
-quoted sentences are right when a SQuAD-normalised gold answer occurs in them ("contains");
-short generated answers when their token F1 reaches 0.5. Token F1 against a short gold span
-marks almost every correct sentence wrong (0.07 vs 0.76 "contains" on SQuAD dev,
+Gold-derived correctness follows the answer's kind (:class:`~eval.qa_choices.Correctness`
+``auto``): whole quoted sentences are right when a SQuAD-normalised gold answer occurs in them
+("contains"); short generated answers when their token F1 reaches 0.5. Token F1 against a short
+gold span marks almost every correct sentence wrong (0.07 vs 0.76 "contains" on SQuAD dev,
 docs/benchmarks.md), so asking for it on extractive answers gets a note.
 """
 
@@ -22,30 +22,13 @@ import statistics
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
 
+from eval.qa_choices import Correctness, JudgeName
 from eval.qa_data import Prediction, QAItem
 from eval.qa_eval import clean_answer
 from indexes.errors import InputError
 from rag.pipeline import AnswerKind, AskConfig
-
-
-class JudgeName(str, Enum):
-    """The automatic judge of ``rag eval qa`` (see :mod:`eval.judges`)."""
-
-    EMBEDDING = "embedding"  # reference-free: cosine(answer, question)
-    EMBEDDING_GOLD = "embedding-gold"  # cosine(answer, gold answers)
-    F1 = "f1"  # token F1 >= 0.5 against the gold answers
-    LLM = "llm"  # the generator asked yes/no
-
-
-class Correctness(str, Enum):
-    """The rule that derives a 0/1 "human" label from the gold answers."""
-
-    AUTO = "auto"  # contains for extractive answers, f1 for generated ones
-    F1 = "f1"  # token F1 >= 0.5: for short answers
-    CONTAINS = "contains"  # a normalised gold answer occurs in the answer: for sentence answers
 
 
 @dataclass(frozen=True)

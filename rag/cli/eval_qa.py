@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from eval.qa_run import Correctness, JudgeName
+from eval.qa_choices import Correctness, JudgeName
 from rag.cli.apps import eval_app
 from rag.cli.options import directory_output, output_file
 from rag.extractive import ExtractiveConfig

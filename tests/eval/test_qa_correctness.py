@@ -14,7 +14,8 @@ import pytest
 
 from eval.qa_data import Prediction, load_predictions, load_qa
 from eval.qa_eval import QAEvalConfig, score_items
-from eval.qa_run import Correctness, resolve_correctness
+from eval.qa_choices import Correctness
+from eval.qa_run import resolve_correctness
 from indexes.errors import InputError
 
 HAND = Path(__file__).resolve().parents[1] / "fixtures" / "qa_extractive_hand_labelled.jsonl"

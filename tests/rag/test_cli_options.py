@@ -140,3 +140,16 @@ def test_label_hint_leads_to_a_command_that_works(tmp_path, capsys):
     assert main([*command[1:], "--judge", "f1"]) == 0
     assert (tmp_path / "report" / "judge.jsonl").exists()
     assert main(["eval", "ppi", "--labels", str(labels), "--judge", str(tmp_path / "report" / "judge.jsonl")]) == 0
+
+
+def test_registering_the_commands_imports_no_heavy_library():
+    # Given a fresh interpreter (this one has torch loaded by other tests)
+    import subprocess
+    import sys
+
+    code = ("import sys, rag.cli; rag.cli._register(); "
+            "print(sorted(m for m in ('torch', 'scipy', 'transformers', 'syntok', 'eval.qa_eval') if m in sys.modules))")
+    # When
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # Then `rag --help` (and every usage error) stays fast
+    assert out.strip() == "[]"
