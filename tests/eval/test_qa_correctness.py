@@ -68,3 +68,23 @@ def test_predictions_without_kind_get_f1_and_a_note_when_answers_are_sentences()
     notes.clear()
     assert resolve_correctness(Correctness.AUTO, _preds(None), {"q0": ("Denver Broncos",)}, notes.append) == "f1"
     assert notes == []
+
+
+def test_rag_ask_answers_jsonl_reads_as_predictions(tmp_path):
+    # Given two rows as `rag ask --questions ... --out` writes them
+    rows = [{"id": "q1", "question": "Who?", "answer": "Ada Lovelace wrote it. [1] She was first. [2]",
+             "kind": "extractive", "citations": [{"n": 1}, {"n": 2}], "timings": {"retrieval_ms": 2.0, "extract_ms": 3.5}},
+            {"id": "q2", "question": "What?", "answer": "No answer found in the retrieved passages.", "kind": "no_answer",
+             "citations": [], "timings": {"retrieval_ms": 1.0, "extract_ms": 1.0}}]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # When
+    preds = load_predictions(tmp_path / "a.jsonl")
+    # Then citation markers are gone, "no answer" scores as the empty answer, timings sum to the latency
+    assert preds["q1"] == Prediction("q1", "Ada Lovelace wrote it. She was first.", (), 5.5, "extractive")
+    assert preds["q2"] == Prediction("q2", "", (), 2.0, "no_answer")
+
+
+def test_unknown_kind_is_an_error_naming_the_line(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"id": "q1", "answer": "x", "kind": "abstractive"}\n')
+    with pytest.raises(InputError, match=r"p.jsonl:1: field 'kind' must be one of generated, extractive, no_answer"):
+        load_predictions(tmp_path / "p.jsonl")
