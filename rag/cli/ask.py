@@ -56,9 +56,8 @@ def ask_command(
     from rag.generation.sampling import SamplingConfig
     from rag.hyde import HydeConfig
     from rag.index import open_index
-    from rag.pipeline import EXTRACTIVE_LABEL, AnswerKind, AnswerStream, AskConfig
+    from rag.pipeline import EXTRACTIVE_LABEL, AnswerKind, AnswerStream, AskConfig, open_batch_index
 
-    device = resolve_device(device)
     if (question is None) == (questions is None):
         raise InputError("give a QUESTION, or --questions FILE with --out FILE for a batch")
     if (questions is None) != (out is None):
@@ -66,6 +65,7 @@ def ask_command(
     if positions not in ("rerotate", "composite"):
         raise InputError(f"--positions must be rerotate or composite, not {positions!r}")
     extractive = ExtractiveConfig(sentences=sentences, min_score=min_score)
+    device = resolve_device(device)
     if fid:
         _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
                  questions, out)
@@ -84,7 +84,7 @@ def ask_command(
         from rag.questions import read_questions
 
         batch = read_questions(questions)  # a bad file fails before any model loads
-    idx = open_index(index) if questions is None else _batch_index(index)
+    idx = open_index(index) if questions is None else open_batch_index(index)
     gen = Generator.load(GeneratorConfig(generator, dtype=dtype, device=device)) if generator else None
     if questions is not None:
         _write_answers(batch, idx, gen, config, None, out)
@@ -108,12 +108,6 @@ def ask_command(
         typer.echo(f"\nretrieval {t['retrieval_ms']:.0f} ms · first token {t['ttft_ms']:.0f} ms · decode {t['decode_ms']:.0f} ms", err=True)
     else:
         typer.echo(f"\nretrieval {t['retrieval_ms']:.0f} ms · sentence ranking {t['extract_ms']:.0f} ms", err=True)
-
-
-def _batch_index(path: Path):
-    from rag.pipeline import open_batch_index
-
-    return open_batch_index(path)
 
 
 def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
