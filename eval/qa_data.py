@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,12 +43,15 @@ class Prediction:
         answer: predicted answer text.
         passages: texts of the retrieved passages, best first (for answer recall).
         latency_ms: time to answer, when measured.
+        kind: ``generated``, ``extractive`` or ``no_answer`` when known (``rag ask`` writes it);
+            it chooses the default correctness rule of ``rag eval qa``.
     """
 
     id: str
     answer: str
     passages: tuple[str, ...] = field(default_factory=tuple)
     latency_ms: float | None = None
+    kind: str | None = None
 
 
 def load_qa(path: str | Path) -> list[QAItem]:
@@ -80,8 +84,16 @@ def load_squad_paragraphs(path: str | Path) -> list[dict]:
     return [{"_id": p.id, "title": p.title, "text": p.text} for p in read_squad(path)[0]]
 
 
+_KINDS = ("generated", "extractive", "no_answer")
+
+
 def load_predictions(path: str | Path) -> dict[str, Prediction]:
-    """Read a predictions JSONL: ``{id, answer | prediction, [passages], [latency_ms]}`` per line."""
+    """Read a predictions JSONL: ``{id, answer | prediction, [passages], [latency_ms], [kind]}`` per line.
+
+    The answers JSONL of ``rag ask --questions`` reads as it is: ``[n]`` citation markers are
+    removed from answers that carry ``citations``, a ``no_answer`` answer reads as "", and
+    ``timings`` (milliseconds) sum to the latency.
+    """
     out: dict[str, Prediction] = {}
     for row in read_rows(path):
         where = f"{path}:{row['_line']}"
@@ -93,6 +105,14 @@ def load_predictions(path: str | Path) -> dict[str, Prediction]:
         passages = row.get("passages") or ()
         passages = tuple(p["text"] if isinstance(p, dict) else str(p) for p in passages)
         latency = row.get("latency_ms")
-        out[str(row["id"])] = Prediction(str(row["id"]), str(answer), passages,
-                                         None if latency in (None, "") else float(latency))
+        if latency in (None, "") and isinstance(row.get("timings"), dict):
+            latency = sum(float(v) for v in row["timings"].values())
+        kind = row.get("kind") or None
+        if kind is not None and kind not in _KINDS:
+            raise InputError(f"{where}: field 'kind' must be one of {', '.join(_KINDS)}; got {kind!r}")
+        answer = "" if kind == "no_answer" else str(answer)
+        if "citations" in row:
+            answer = re.sub(r"\s*\[\d+\]", "", answer).strip()
+        out[str(row["id"])] = Prediction(str(row["id"]), answer, passages,
+                                         None if latency in (None, "") else float(latency), kind)
     return out

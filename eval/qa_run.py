@@ -1,183 +1,209 @@
 """Run a QA evaluation: answer a QA set with the ``rag`` pipeline (or read predictions), judge, report.
 
-Extractive mode (no generator) composes the pipeline's public pieces: ``retrieve`` the top-k
-passages (kept for answer recall), then ``extractive_answer`` quotes the sentences closest to the
-question; the answer text is cleaned of the extractive label and ``[n]`` markers before scoring.
-With a generator, ``ask`` answers and every retrieved passage is among its citations.
-Latency is wall-clock milliseconds per question, retrieval included. :func:`run_qa_eval` is the
-body of ``rag eval qa``: it composes this with :mod:`eval.qa_eval`, a judge and :mod:`eval.report`,
-and also writes ``judge.jsonl`` and ``labels.jsonl`` so ``rag eval ppi`` reproduces the estimates.
+Answers come from :func:`rag.pipeline.answer_questions`, the batch entry point that ``rag ask
+--questions`` and the service also use (models loaded once, each sentence encoded once); every
+retrieved passage is kept for answer recall, and the answer text is cleaned of ``[n]`` markers
+before scoring (a ``no_answer`` answer scores as the empty string). Latency is wall-clock
+milliseconds per question, retrieval included. :func:`run_qa_eval` is the body of ``rag eval qa``:
+it composes this with :mod:`eval.qa_eval`, a judge and :mod:`eval.report`, and also writes
+``judge.jsonl`` and ``labels.jsonl`` so ``rag eval ppi`` reproduces the estimates.
+
+Gold-derived correctness follows the answer's kind (:class:`~eval.qa_choices.Correctness`
+``auto``): whole quoted sentences are right when a SQuAD-normalised gold answer occurs in them
+("contains"); short generated answers when their token F1 reaches 0.5. Token F1 against a short
+gold span marks almost every correct sentence wrong (0.07 vs 0.76 "contains" on SQuAD dev,
+docs/benchmarks.md), so asking for it on extractive answers gets a note.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from eval.qa_choices import Correctness, JudgeName
 from eval.qa_data import Prediction, QAItem
 from eval.qa_eval import clean_answer
 from indexes.errors import InputError
+from rag.pipeline import AnswerKind, AskConfig
 
 
-class CachingEncoder:
-    """An encoder that remembers every text it encoded: the same vectors, each computed once.
+@dataclass(frozen=True)
+class QARunConfig:
+    """Settings of ``rag eval qa``.
 
-    Over a QA set, the same passages' sentences are encoded for many questions (SQuAD asks ~5
-    questions per paragraph); wrapping the encoder makes extractive answering encode each
-    sentence once, and :meth:`warm_queries` encodes all questions in full batches up front.
-    Everything else (``dim``, ``spec``, …) is the wrapped encoder's.
-
-    Args:
-        encoder: anything with ``encode_queries`` and ``encode_passages`` (an :class:`rag.encoder.Encoder`).
+    Attributes:
+        dataset: QA set (SQuAD JSON or JSONL ``{id, question, answers}``).
+        report: output directory.
+        predictions: answers already computed (JSONL); exclusive with ``index``.
+        index: index to answer from with the pipeline; exclusive with ``predictions``.
+        generator: causal LM for generated answers and the ``llm`` judge; ``None``: extractive.
+        ask: retrieval and extraction settings of the pipeline (``k`` is also the recall depth).
+        labels: human labels ``{id, label}``; ``None``: gold-derived labels of a random subset.
+        gold_labels: size of that subset; 300 is a realistic labelling budget.
+        judge: the automatic judge.
+        correct: the gold-derived correctness rule.
+        limit: evaluate only the first ``limit`` questions.
+        alpha: error level of every interval.
+        seed: seed of the label subset and of subsampling.
     """
 
-    def __init__(self, encoder) -> None:
-        self.encoder = encoder
-        self._cache: dict[tuple[str, str], np.ndarray] = {}
+    dataset: Path
+    report: Path
+    predictions: Path | None = None
+    index: Path | None = None
+    generator: str | None = None
+    ask: AskConfig = field(default_factory=AskConfig)
+    labels: Path | None = None
+    gold_labels: int = 300
+    judge: JudgeName = JudgeName.EMBEDDING
+    correct: Correctness = Correctness.AUTO
+    limit: int | None = None
+    alpha: float = 0.1
+    seed: int = 0
 
-    def __getattr__(self, name: str):
-        return getattr(self.encoder, name)
-
-    def _get(self, kind: str, texts: Sequence[str], encode) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if (kind, t) not in self._cache]
-        if missing:
-            for text, vector in zip(missing, encode(missing)):
-                self._cache[kind, text] = vector
-        return np.stack([self._cache[kind, t] for t in texts]) if texts else self.encoder.encode_queries([])
-
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        return self._get("query", queries, self.encoder.encode_queries)
-
-    def encode_passages(self, passages: Sequence[str], progress: bool = False) -> np.ndarray:
-        return self._get("passage", passages, self.encoder.encode_passages)
-
-    def warm_queries(self, queries: Sequence[str]) -> None:
-        """Encode ``queries`` now, in the wrapped encoder's batches."""
-        self.encode_queries(list(queries))
+    def __post_init__(self) -> None:
+        if (self.predictions is None) == (self.index is None):
+            raise InputError("give exactly one of --predictions FILE (answers already computed) or --index DIR "
+                             "(run the pipeline)")
+        if self.judge == JudgeName.LLM and self.generator is None:
+            raise InputError("--judge llm needs --generator MODEL")
+        if not 0.0 < self.alpha < 1.0:
+            raise InputError(f"--alpha must be in (0, 1), e.g. 0.1 for 90% intervals; got {self.alpha}")
 
 
-def answer_items(items: Iterable[QAItem], index, generator=None, config=None, encoder=None) -> Iterator[Prediction]:
-    """Yield one :class:`Prediction` per item, in order.
+def answer_items(items: Iterable[QAItem], index, generator=None, config: AskConfig = AskConfig()) -> Iterator[Prediction]:
+    """One :class:`Prediction` per item, in order, from :func:`rag.pipeline.answer_questions`.
 
     Args:
         items: the questions.
-        index: an open :class:`rag.index.Index`.
+        index: an open :class:`rag.index.Index` (:func:`rag.pipeline.open_batch_index` shares the
+            question vectors between retrieval and extraction).
         generator: a loaded generator, or ``None`` for extractive answers.
-        config: a :class:`rag.pipeline.AskConfig` (default: its defaults).
-        encoder: encoder for the extractive sentence ranking (default: the index's), e.g. the
-            :class:`CachingEncoder` the index was opened with.
+        config: retrieval and extraction settings.
     """
-    from rag.pipeline import EXTRACTIVE_LABEL, AskConfig, ask, extractive_answer, retrieve
+    from rag.pipeline import Question, answer_questions
 
-    config = config or AskConfig()
-    if generator is None and encoder is None:
-        encoder = index.dense.encoder if index.manifest.dense else _encoder()
-    for item in items:
-        t0 = time.perf_counter()
-        if generator is None:
-            hits = retrieve(item.question, index, config)
-            text, _ = extractive_answer(item.question, hits, encoder, config.extractive_sentences)
-            passages = tuple(h.text for h in hits)
-        else:
-            answer = ask(item.question, index, generator, config)
-            text, passages = answer.answer, tuple(c.text for c in answer.citations)
-        latency = 1e3 * (time.perf_counter() - t0)
-        yield Prediction(item.id, clean_answer(text, EXTRACTIVE_LABEL), passages, latency)
+    for r in answer_questions([Question(i.id, i.question) for i in items], index, generator, config):
+        text = "" if r.answer.kind == AnswerKind.NO_ANSWER else clean_answer(r.answer.answer)
+        yield Prediction(r.id, text, tuple(h.text for h in r.hits), r.latency_ms, AnswerKind(r.answer.kind).value)
 
 
-def _encoder(index_dir: Path | None = None):
-    """The index's query encoder (or the default one)."""
-    from indexes.manifest import Manifest
-    from rag.encoder import Encoder, EncoderConfig
+def resolve_correctness(requested: Correctness, predictions: dict[str, Prediction], golds: dict[str, tuple[str, ...]],
+                        note: Callable[[str], None] = lambda _: None) -> str:
+    """The rule to apply (``"f1"`` or ``"contains"``) for ``requested`` and the answers' kinds.
 
-    dense = Manifest.read(Path(index_dir)).dense if index_dir is not None else None
-    return Encoder(EncoderConfig.from_spec(dense.encoder) if dense else EncoderConfig())
+    ``auto`` reads each prediction's ``kind``: all extractive (or no-answer) → contains, all
+    generated → f1. Without kinds (a predictions file from elsewhere) it is f1, with a note when
+    the answers are much longer than the gold answers, where F1 cannot reach 0.5.
+
+    Raises:
+        InputError: ``auto`` over predictions of both kinds.
+    """
+    kinds = {p.kind for p in predictions.values()}
+    extractive = {AnswerKind.EXTRACTIVE.value, AnswerKind.NO_ANSWER.value}
+    long_answers = _long_answers(predictions, golds)
+    if requested == Correctness.AUTO:
+        if kinds <= extractive:
+            return Correctness.CONTAINS.value
+        if kinds == {AnswerKind.GENERATED.value}:
+            return Correctness.F1.value
+        if kinds == {None}:
+            if long_answers:
+                note(f"{long_answers}; the default --correct f1 (token F1 >= 0.5) marks most such answers wrong: "
+                     "pass --correct contains for sentence answers")
+            return Correctness.F1.value
+        raise InputError(f"predictions mix answer kinds ({', '.join(sorted(str(k) for k in kinds))}): pass "
+                         "--correct contains (sentence answers) or --correct f1 (short answers)")
+    if requested == Correctness.F1 and (kinds & extractive or long_answers):
+        note(f"--correct f1 on {'extractive sentence answers' if kinds & extractive else long_answers}: token "
+             "F1 >= 0.5 against short gold spans marks most correct sentences wrong; --correct contains fits them")
+    return requested.value
 
 
-JUDGES = ("embedding", "embedding-gold", "f1", "llm")
-CORRECTNESS = ("f1", "contains")
+def _long_answers(predictions: dict[str, Prediction], golds: dict[str, tuple[str, ...]]) -> str | None:
+    """A description when the median answer is over 3x (and 10 tokens) longer than the median gold answer."""
+    answer_len = statistics.median([len(p.answer.split()) for p in predictions.values()] or [0])
+    gold_len = statistics.median([len(g.split()) for i in predictions if golds.get(i) for g in golds[i]] or [0])
+    if answer_len > max(10, 3 * gold_len):
+        return f"answers are {answer_len:g} words long on median, gold answers {gold_len:g}"
+    return None
 
 
-def _make_judge(name: str, generator, encoder=None):
+def _make_judge(name: JudgeName, generator, encoder=None):
     from eval.judges import EmbeddingJudge, F1ThresholdJudge, LLMJudge
 
-    if name == "f1":
+    if name == JudgeName.F1:
         return F1ThresholdJudge()
-    if name == "llm":
+    if name == JudgeName.LLM:
         return LLMJudge(generator.complete, name="llm")
-    encoder = encoder or _encoder()
-    reference = "gold" if name == "embedding-gold" else "question"
+    if encoder is None:
+        from rag.encoder import Encoder
+
+        encoder = Encoder()
+    reference = "gold" if name == JudgeName.EMBEDDING_GOLD else "question"
     return EmbeddingJudge(encoder.encode_passages, reference=reference, name=f"embedding ({reference})")
 
 
-def run_qa_eval(*, dataset: Path, report: Path, predictions: Path | None = None, index: Path | None = None,
-                generator: str | None = None, mode: str = "hybrid", k: int = 5, sentences: int = 1,
-                labels: Path | None = None, gold_labels: int = 300, judge: str = "embedding", correct: str = "f1",
-                limit: int | None = None, alpha: float = 0.1, seed: int = 0) -> dict[str, Path]:
-    """``rag eval qa``: predictions (given or from the pipeline) → metrics, judge, labels → report files."""
+def run_qa_eval(config: QARunConfig, note: Callable[[str], None] = lambda _: None) -> dict[str, Path]:
+    """``rag eval qa``: predictions (given or from the pipeline) → metrics, judge, labels → report files.
+
+    Args:
+        config: what to evaluate and how.
+        note: receives one-line remarks for the user (e.g. a correctness rule that does not fit).
+    """
     from eval.judges import JudgeInput
     from eval.labels import read_rows, values_by_id
     from eval.qa_data import load_predictions, load_qa
     from eval.qa_eval import QAEvalConfig, evaluate, gold_labels as derive_labels, score_items
     from eval.report import write_report
 
-    if (predictions is None) == (index is None):
-        raise InputError("give exactly one of --predictions FILE (answers already computed) or --index DIR (run the pipeline)")
-    if judge not in JUDGES:
-        raise InputError(f"--judge must be one of {', '.join(JUDGES)}; got {judge!r}")
-    if correct not in CORRECTNESS:
-        raise InputError(f"--correct must be one of {', '.join(CORRECTNESS)}; got {correct!r}")
-    if judge == "llm" and generator is None:
-        raise InputError("--judge llm needs --generator MODEL")
-    items = load_qa(dataset)[:limit]
-    human = values_by_id(read_rows(labels), "label", labels) if labels is not None else None
+    c = config
+    items = load_qa(c.dataset)[: c.limit]
+    human = values_by_id(read_rows(c.labels), "label", c.labels) if c.labels is not None else None
     known = {i.id for i in items}
     missing = [i for i in human or () if i not in known]
     if missing:  # checked before any model is loaded or question answered
-        raise InputError(f"{labels}: {len(missing)} labelled id(s) are not in {dataset}"
-                         f"{' (first ' + str(limit) + ' questions)' if limit else ''} (first: {missing[0]!r})")
+        raise InputError(f"{c.labels}: {len(missing)} labelled id(s) are not in {c.dataset}"
+                         f"{' (first ' + str(c.limit) + ' questions)' if c.limit else ''} (first: {missing[0]!r})")
     gen, encoder = None, None
-    if generator is not None:
+    if c.generator is not None:
         from rag.generation.generator import Generator, GeneratorConfig
 
-        gen = Generator.load(GeneratorConfig(generator))
-    report = Path(report)
+        gen = Generator.load(GeneratorConfig(c.generator))
+    report = Path(c.report)
     report.mkdir(parents=True, exist_ok=True)
-    if predictions is not None:
-        preds = load_predictions(predictions)
-        preds = {i: p for i, p in preds.items() if i in known} if limit else preds
+    if c.predictions is not None:
+        preds = load_predictions(c.predictions)
+        preds = {i: p for i, p in preds.items() if i in known} if c.limit else preds
     else:
-        from rag.index import open_index
-        from rag.pipeline import AskConfig
+        from rag.pipeline import open_batch_index, sentence_encoder
 
-        config = AskConfig(k=k, mode=mode, extractive_sentences=sentences)
-        encoder = CachingEncoder(_encoder(index))
-        encoder.warm_queries([i.question for i in items])
-        answers = answer_items(items, open_index(index, encoder=encoder), gen, config, encoder)
-        preds = {p.id: p for p in _progress(answers, len(items))}
-        _write_jsonl(report / "predictions.jsonl", ({"id": p.id, "answer": p.answer, "passages": list(p.passages),
-                                                     "latency_ms": p.latency_ms} for p in preds.values()))
-    config = QAEvalConfig(alpha=alpha, k=k, correctness=correct, gold_labels=gold_labels, seed=seed)
-    rows = score_items(items, preds, config)
-    the_judge = _make_judge(judge, gen, encoder)
+        index = open_batch_index(c.index)
+        encoder = sentence_encoder(index) if index.manifest.dense else None
+        preds = {p.id: p for p in _progress(answer_items(items, index, gen, c.ask), len(items))}
+        _write_jsonl(report / "predictions.jsonl", ({"id": p.id, "answer": p.answer, "kind": p.kind,
+                                                     "passages": list(p.passages), "latency_ms": p.latency_ms}
+                                                    for p in preds.values()))
+    correct = resolve_correctness(c.correct, preds, {i.id: i.answers for i in items}, note)
+    qa_config = QAEvalConfig(alpha=c.alpha, k=c.ask.k, correctness=correct, gold_labels=c.gold_labels, seed=c.seed)
+    rows = score_items(items, preds, qa_config)
+    the_judge = _make_judge(c.judge, gen, encoder)
     inputs = [JudgeInput(r.id, r.question, r.answer, preds[r.id].passages, () if not the_judge.uses_gold else r.golds)
               for r in rows]
     scores = dict(zip([r.id for r in rows], the_judge.score(inputs).tolist()))
     if human is not None:
-        source = str(labels)
+        source = str(c.labels)
     else:
-        human, source = derive_labels(rows, gold_labels, seed), f"gold-derived ({correct}), random {gold_labels}"
-    result = evaluate(rows, scores, human, the_judge.name, the_judge.uses_gold, config, source)
+        human, source = derive_labels(rows, c.gold_labels, c.seed), f"gold-derived ({correct}), random {c.gold_labels}"
+    result = evaluate(rows, scores, human, the_judge.name, the_judge.uses_gold, qa_config, source)
     _write_jsonl(report / "judge.jsonl", ({"id": i, "score": s} for i, s in scores.items()))
     _write_jsonl(report / "labels.jsonl", ({"id": i, "label": v} for i, v in human.items()))
     _write_jsonl(report / "items.jsonl", (asdict(r) | {"judge": scores[r.id]} for r in rows))
-    return write_report(report, result, title=f"QA evaluation: {Path(dataset).name}")
+    return write_report(report, result, title=f"QA evaluation: {Path(c.dataset).name}")
 
 
 def _write_jsonl(path: Path, rows) -> None:

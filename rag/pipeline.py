@@ -4,32 +4,46 @@
              → generator over  prefix ‖ passage blocks ‖ question  (cached or full prefill)
              → answer text citing [1] … [k]
 
-Without a generator the answer is *extractive*: the sentences of the top passages closest to
-the question under the index's bi-encoder (cosine of unit vectors), each with its citation, and
-labelled as extractive. Every answer carries timings in milliseconds: ``retrieval_ms`` (HyDE
-included), ``ttft_ms`` (prompt → first token: state loading, assembly and prefill) and
-``decode_ms`` (first token → last).
+Without a generator the answer is *extractive* (:mod:`rag.extractive`): the sentences of the top
+passages closest to the question under the index's bi-encoder, each with its citation, and
+``kind`` says so; when no sentence is close enough, ``kind`` is ``no_answer`` and nothing is
+quoted. Every answer carries timings in milliseconds: ``retrieval_ms`` (HyDE included), then for
+a generated answer ``ttft_ms`` (prompt → first token: state loading, assembly and prefill) and
+``decode_ms`` (first token → last), for an extractive one ``extract_ms`` (sentence splitting and
+ranking).
+
+:func:`answer_questions` is the batch entry point: models are loaded once, sentence vectors are
+computed once per distinct sentence, and every question is answered by :func:`answer_one`, the
+same function ``rag ask``, ``rag ask --questions``, ``rag eval qa`` and the service's ``/answer`` use.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Literal
-
-import numpy as np
+from enum import Enum
 
 from indexes.errors import InputError
+from rag.extractive import ExtractiveConfig, extract
 from rag.generation.kv_blocks import BlockLayout
 from rag.generation.passage_cache import CacheConfig
 from rag.generation.sampling import SamplingConfig
 from rag.hyde import HydeConfig
 from rag.types import Hit, SearchMode
 
+#: Heading ``rag ask`` prints above an extractive answer (never part of the ``answer`` field).
 EXTRACTIVE_LABEL = "Extractive answer (no generator configured; sentences quoted from the sources):"
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+#: The ``answer`` text when no retrieved sentence is close enough to the question.
+NO_ANSWER = "No answer found in the retrieved passages."
+
+
+class AnswerKind(str, Enum):
+    """How an answer was made (the ``kind`` field)."""
+
+    GENERATED = "generated"  # written by a generator (causal LM or FiD reader)
+    EXTRACTIVE = "extractive"  # sentences quoted from the passages
+    NO_ANSWER = "no_answer"  # extractive, but no sentence reached the score threshold
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,7 @@ class AskConfig:
         layout: block positions for the cached path.
         cache: the template and cache settings (must match the stored cache).
         sampling: decoding settings.
-        extractive_sentences: sentences quoted by the extractive answer.
+        extractive: sentences quoted and score threshold of extractive answers.
     """
 
     k: int = 5
@@ -54,7 +68,7 @@ class AskConfig:
     layout: BlockLayout = BlockLayout()
     cache: CacheConfig = CacheConfig()
     sampling: SamplingConfig = SamplingConfig()
-    extractive_sentences: int = 3  # enough to carry an answer, short enough to read
+    extractive: ExtractiveConfig = ExtractiveConfig()
 
 
 @dataclass(frozen=True)
@@ -75,14 +89,14 @@ class Answer:
 
     question: str
     answer: str
-    kind: Literal["generated", "extractive"]
+    kind: AnswerKind
     citations: tuple[Citation, ...]
-    timings: dict[str, float] = field(default_factory=dict)  # retrieval_ms, ttft_ms, decode_ms
+    timings: dict[str, float] = field(default_factory=dict)  # retrieval_ms + ttft_ms, decode_ms or extract_ms
     prompt_tokens: int = 0
     cached_tokens: int = 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"kind": AnswerKind(self.kind).value}
 
 
 def retrieve(question: str, index, config: AskConfig, generator=None) -> list[Hit]:
@@ -98,24 +112,6 @@ def retrieve(question: str, index, config: AskConfig, generator=None) -> list[Hi
     return hyde_search(question, generator, index.dense, config.k, config.hyde)
 
 
-def extractive_answer(question: str, hits: list[Hit], encoder, n_sentences: int = 3) -> tuple[str, tuple[Citation, ...]]:
-    """The ``n_sentences`` sentences of ``hits`` most similar to ``question``, cited.
-
-    Sentences are ranked by ``cos(f(q), f(s))`` with the bi-encoder ``f``; each is followed by
-    ``[n]``, the rank of its passage. Returns the labelled text and the passages quoted.
-    """
-    sentences = [(i, s.strip()) for i, h in enumerate(hits) for s in _SENTENCE.split(h.text) if s.strip()]
-    if not sentences:
-        return f"{EXTRACTIVE_LABEL} no passage matched the question.", ()
-    q = encoder.encode_queries([question])  # (1, d)
-    S = encoder.encode_passages([s for _, s in sentences])  # (n, d)
-    scores = (S @ q[0]).astype(np.float64)  # (n,)
-    best = np.argsort(-scores, kind="stable")[:n_sentences]
-    quoted = sorted({sentences[j][0] for j in best})
-    text = " ".join(f"{sentences[j][1]} [{sentences[j][0] + 1}]" for j in best)
-    return f"{EXTRACTIVE_LABEL} {text}", tuple(_citation(i + 1, hits[i]) for i in quoted)
-
-
 def _citation(n: int, h: Hit) -> Citation:
     return Citation(n=n, id=h.id, doc_id=h.doc_id, title=h.title, score=float(h.score), text=h.text)
 
@@ -126,6 +122,10 @@ def ask_fid(question: str, index, reader, config: AskConfig = AskConfig()) -> An
     The encoder-decoder produces its answer whole, so ``ttft_ms`` is the whole reading time
     (encoder, LUMEN memory loading and decoding) and ``decode_ms`` is 0.
     """
+    return _fid(question, index, reader, config)[0]
+
+
+def _fid(question: str, index, reader, config: AskConfig) -> tuple[Answer, list[Hit]]:
     if config.hyde is not None:
         raise InputError("--hyde needs a causal LM to write hypothetical documents; it does not combine with --fid")
     t0 = time.perf_counter()
@@ -134,12 +134,15 @@ def ask_fid(question: str, index, reader, config: AskConfig = AskConfig()) -> An
     text = reader.answer(question, hits)
     t2 = time.perf_counter()
     used = hits[: reader.reader.config.n_passages]
-    return Answer(question, text, "generated", tuple(_citation(n, h) for n, h in enumerate(used, start=1)),
-                  {"retrieval_ms": (t1 - t0) * 1e3, "ttft_ms": (t2 - t1) * 1e3, "decode_ms": 0.0})
+    answer = Answer(question, text, AnswerKind.GENERATED, tuple(_citation(n, h) for n, h in enumerate(used, start=1)),
+                    {"retrieval_ms": (t1 - t0) * 1e3, "ttft_ms": (t2 - t1) * 1e3, "decode_ms": 0.0})
+    return answer, hits
 
 
 class AnswerStream:
-    """Answer text as it is generated; ``answer`` holds the :class:`Answer` once iterated.
+    """Answer text as it is generated; ``answer`` holds the :class:`Answer` and ``hits`` every
+    retrieved passage (best first) once iterated. ``encoder`` ranks extractive sentences (default:
+    :func:`sentence_encoder` of the index).
 
     Example:
         >>> stream = AnswerStream("why is the sky blue", index, generator)  # doctest: +SKIP
@@ -147,25 +150,31 @@ class AnswerStream:
         >>> stream.answer.timings                                          # doctest: +SKIP
     """
 
-    def __init__(self, question: str, index, generator=None, config: AskConfig = AskConfig(), states=None) -> None:
+    def __init__(self, question: str, index, generator=None, config: AskConfig = AskConfig(), states=None,
+                 encoder=None) -> None:
         self.question, self.index, self.generator, self.config, self.states = question, index, generator, config, states
+        self.encoder = encoder
         self.answer: Answer | None = None
+        self.hits: list[Hit] = []
 
     def __iter__(self) -> Iterator[str]:
         cfg = self.config
         if cfg.kv_cache and self.generator is not None and self.states is None:
             self.states = _open_states(self.index, self.generator, cfg.cache)  # fail before any work
         t0 = time.perf_counter()
-        hits = retrieve(self.question, self.index, cfg, self.generator)
+        hits = self.hits = retrieve(self.question, self.index, cfg, self.generator)
         t1 = time.perf_counter()
         retrieval_ms = 1e3 * (t1 - t0)
         if self.generator is None:
-            encoder = self.index.dense.encoder if self.index.manifest.dense else _default_encoder()
-            text, cites = extractive_answer(self.question, hits, encoder, cfg.extractive_sentences)
+            found = extract(self.question, hits, self.encoder or sentence_encoder(self.index), cfg.extractive)
             t2 = time.perf_counter()
-            self.answer = Answer(self.question, text, "extractive", cites,
-                                 {"retrieval_ms": retrieval_ms, "ttft_ms": 1e3 * (t2 - t1), "decode_ms": 0.0})
-            yield text
+            timings = {"retrieval_ms": retrieval_ms, "extract_ms": 1e3 * (t2 - t1)}
+            if found.found:
+                cites = tuple(_citation(i + 1, hits[i]) for i in found.passages)
+                self.answer = Answer(self.question, found.text, AnswerKind.EXTRACTIVE, cites, timings)
+            else:
+                self.answer = Answer(self.question, NO_ANSWER, AnswerKind.NO_ANSWER, (), timings)
+            yield self.answer.answer
             return
         yield from self._generate(hits, retrieval_ms)
 
@@ -192,7 +201,7 @@ class AnswerStream:
         t3 = time.perf_counter()
         timings = {"retrieval_ms": retrieval_ms, "ttft_ms": 1e3 * (t2 - t1), "decode_ms": 1e3 * (t3 - t2)}
         cites = tuple(_citation(i + 1, h) for i, h in enumerate(hits))
-        self.answer = Answer(self.question, "".join(pieces).strip(), "generated", cites, timings,
+        self.answer = Answer(self.question, "".join(pieces).strip(), AnswerKind.GENERATED, cites, timings,
                              prompt_tokens=prefill.prompt_tokens, cached_tokens=prefill.cached_tokens)
 
 
@@ -208,7 +217,10 @@ def _open_states(index, generator, cache: CacheConfig):
     return open_passage_states(index.path, generator, cache)
 
 
-def _default_encoder():
+def sentence_encoder(index):
+    """The encoder extractive answers rank sentences with: the index's, or the default one (BM25-only index)."""
+    if index.manifest.dense:
+        return index.dense.encoder
     from rag.encoder import Encoder
 
     return Encoder()
@@ -226,8 +238,114 @@ def ask(question: str, index, generator=None, config: AskConfig = AskConfig(), s
         states: already opened passage states (the service opens them once); default: open the
             index's KV store matching the generator when ``config.kv_cache``.
     """
-    stream = AnswerStream(question, index, generator, config, states)
-    for _ in stream:
-        pass
-    assert stream.answer is not None
-    return stream.answer
+    return answer_one(question, index, generator, config, states=states).answer
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question of a batch."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """One answered question: a row of ``rag ask --questions FILE --out answers.jsonl``.
+
+    Attributes:
+        id: the question's id.
+        answer: the answer, as ``rag ask --json`` prints it.
+        hits: every retrieved passage, best first (an extractive answer cites only those it
+            quotes; answer recall is measured on all of them).
+        latency_ms: wall time of the whole question, retrieval included.
+    """
+
+    id: str
+    answer: Answer
+    hits: tuple[Hit, ...]
+    latency_ms: float
+
+    def to_dict(self) -> dict:
+        """``{id, question, answer, kind, citations, timings, prompt_tokens, cached_tokens}``."""
+        return {"id": self.id, **self.answer.to_dict()}
+
+
+def answer_one(question: str, index, generator=None, config: AskConfig = AskConfig(), *, reader=None, states=None,
+               encoder=None, id: str = "") -> AnswerRecord:
+    """Answer one question: the single implementation behind :func:`ask`, batches and the service.
+
+    Args:
+        question: the question text.
+        index: an open :class:`rag.index.Index`.
+        generator: a loaded causal LM, or ``None`` (extractive answer, unless ``reader``).
+        config: retrieval, extraction, cache and decoding settings.
+        reader: a loaded :class:`rag.fid.answer.FiDAnswerer`; takes precedence over ``generator``.
+        states: opened passage states for ``config.kv_cache`` (default: opened here).
+        encoder: sentence encoder of extractive answers (default: :func:`sentence_encoder`).
+        id: the question's id, copied to the record.
+
+    Raises:
+        InputError: an empty question, or options that do not combine (``--hyde`` without generator).
+    """
+    t0 = time.perf_counter()
+    if reader is not None:
+        answer, hits = _fid(question, index, reader, config)
+    else:
+        stream = AnswerStream(question, index, generator, config, states, encoder)
+        for _ in stream:
+            pass
+        answer, hits = stream.answer, stream.hits
+    return AnswerRecord(id, answer, tuple(hits), 1e3 * (time.perf_counter() - t0))
+
+
+def answer_questions(questions: Iterable[Question], index, generator=None, config: AskConfig = AskConfig(), *,
+                     reader=None, states=None) -> Iterator[AnswerRecord]:
+    """Answer many questions with models loaded once: one :class:`AnswerRecord` per question, in order.
+
+    Extractive answers rank sentences with a :class:`~rag.encoder_cache.CachingEncoder`, so a
+    sentence shared by many questions' passages is encoded once; with an index opened by
+    :func:`open_batch_index` the questions are also encoded up front, in full batches, and the
+    same vectors serve retrieval and extraction. The cached generation path opens the passage
+    states once.
+
+    Example:
+        >>> index = open_batch_index("build/demo-index")                       # doctest: +SKIP
+        >>> for r in answer_questions([Question("q1", "why is the sky blue")], index):  # doctest: +SKIP
+        ...     print(r.to_dict()["kind"], r.answer.answer)
+    """
+    from rag.encoder_cache import CachingEncoder
+
+    questions = list(questions)
+    encoder = None
+    if reader is None and generator is None:
+        encoder = sentence_encoder(index)
+        if isinstance(encoder, CachingEncoder):  # the index's own: retrieval shares the vectors
+            encoder.warm_queries([q.text for q in questions if q.text.strip()])
+        else:
+            encoder = CachingEncoder(encoder)
+    elif reader is None and config.kv_cache and states is None:
+        states = _open_states(index, generator, config.cache)
+    for q in questions:
+        yield answer_one(q.text, index, generator, config, reader=reader, states=states, encoder=encoder, id=q.id)
+
+
+def open_batch_index(path, **kwargs):
+    """Open an index whose dense encoder remembers what it encoded (for :func:`answer_questions`).
+
+    Args:
+        path: index directory.
+        **kwargs: passed to :func:`rag.index.open_index` (e.g. ``device``).
+    """
+    from pathlib import Path
+
+    from indexes.manifest import Manifest
+    from rag.encoder import Encoder, EncoderConfig
+    from rag.encoder_cache import CachingEncoder
+    from rag.index import open_index
+
+    dense = Manifest.read(Path(path)).dense
+    if dense is None or "encoder" in kwargs:
+        return open_index(path, **kwargs)
+    config = EncoderConfig.from_spec(dense.encoder, index_name=str(path), device=kwargs.get("device"))
+    return open_index(path, encoder=CachingEncoder(Encoder(config)), **kwargs)

@@ -80,9 +80,12 @@ class CitationOut(BaseModel):
 class AnswerResponse(BaseModel):
     question: str
     answer: str
-    kind: Literal["generated", "extractive"]
+    kind: Literal["generated", "extractive", "no_answer"] = Field(
+        description="generated; extractive (sentences quoted from the passages); no_answer (no sentence was close "
+                    "enough to the question: nothing is quoted).")
     citations: list[CitationOut]
-    timings: dict[str, float] = Field(description="retrieval_ms, ttft_ms, decode_ms.")
+    timings: dict[str, float] = Field(description="Milliseconds: retrieval_ms, then ttft_ms and decode_ms for a "
+                                                  "generated answer, extract_ms for an extractive one.")
     prompt_tokens: int
     cached_tokens: int
     index: str

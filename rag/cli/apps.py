@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -10,11 +12,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain click help: rich markup would eat "[passages]" in help texts and print flags as "<bool>"
+    rich_markup_mode=None,
 )
-eval_app = typer.Typer(help="Evaluate retrieval runs and QA pipelines.", no_args_is_help=True)
-train_app = typer.Typer(help="Train retrievers, readers and generators.", no_args_is_help=True)
-cache_app = typer.Typer(help="Precompute generator states (passage KV caches, LUMEN memory).", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate retrieval runs and QA pipelines.", no_args_is_help=True, rich_markup_mode=None)
+train_app = typer.Typer(help="Train retrievers, readers and generators.", no_args_is_help=True, rich_markup_mode=None)
+cache_app = typer.Typer(help="Precompute generator states (passage KV caches, LUMEN memory).", no_args_is_help=True,
+                        rich_markup_mode=None)
 
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
 app.add_typer(cache_app, name="cache")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("rag-toolkit")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown (not installed)"
+        typer.echo(f"rag {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version,
+                                          is_eager=True)] = False,
+) -> None:
+    """Index corpora, search them (BM25, dense, hybrid), train retrievers, answer questions, evaluate."""

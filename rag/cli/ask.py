@@ -1,4 +1,4 @@
-"""``rag ask``: answer a question from an index, with numbered citations."""
+"""``rag ask``: answer a question (or a file of them) from an index, with numbered citations."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.options import DeviceOption, resolve_device
+from rag.extractive import ExtractiveConfig
 
 
 @app.command("ask")
 def ask_command(
-    question: Annotated[str, typer.Argument(help="The question.")],
+    question: Annotated[str | None, typer.Argument(help="The question (omit with --questions).")] = None,
+    questions: Annotated[Path | None, typer.Option(help="Batch mode: JSONL of {id, question} (also BEIR {_id, text} "
+                                                   "or QA-set rows); models are loaded once.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Batch mode: answers JSONL to write, one "
+                                             "{id, question, answer, kind, citations, timings} per line; - for stdout.")] = None,
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
     generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM (local path or cached HF id); omit for an extractive answer.")] = None,
     kv_cache: Annotated[bool, typer.Option("--kv-cache", help="Reuse the passage KV states stored by `rag cache build` (prefill only the question).")] = False,
@@ -29,25 +35,40 @@ def ask_command(
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     dtype: Annotated[str, typer.Option(help="Generator dtype: float32, bfloat16 or float16.")] = "float32",
-    device: Annotated[str, typer.Option(help="Generator device, e.g. cpu or cuda.")] = "cpu",
+    device: DeviceOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, citations, timings.")] = False,
     fid: Annotated[bool, typer.Option("--fid", help="--generator is a T5-family Fusion-in-Decoder reader.")] = False,
     live_layers: Annotated[int | None, typer.Option(help="FiD: read LUMEN memory (`rag cache lumen`) and run only the last K encoder layers.", min=1)] = None,
     num_beams: Annotated[int, typer.Option(help="FiD: beam width (1 = greedy).", min=1)] = 1,
+    sentences: Annotated[int, typer.Option(help="Extractive answers: sentences quoted.", min=1)] = ExtractiveConfig.sentences,
+    min_score: Annotated[float, typer.Option(help="Extractive answers: least cosine of the best sentence to the "
+                                             "question, below which the answer is 'no answer found' (-1 = always "
+                                             "quote).", min=-1.0, max=1.0)] = ExtractiveConfig.min_score,
 ) -> None:
-    """Retrieve passages and answer QUESTION citing them as [1], [2], ..."""
+    """Retrieve passages and answer QUESTION citing them as [1], [2], ...
+
+    With --questions FILE --out answers.jsonl every question of FILE is answered with the models
+    loaded once, one JSON line per question (the rows of --json, plus the question's id).
+    """
     from indexes.errors import InputError
     from rag.generation.generator import Generator, GeneratorConfig
     from rag.generation.kv_blocks import BlockLayout
     from rag.generation.sampling import SamplingConfig
     from rag.hyde import HydeConfig
     from rag.index import open_index
-    from rag.pipeline import AnswerStream, AskConfig
+    from rag.pipeline import EXTRACTIVE_LABEL, AnswerKind, AnswerStream, AskConfig, open_batch_index
 
+    if (question is None) == (questions is None):
+        raise InputError("give a QUESTION, or --questions FILE with --out FILE for a batch")
+    if (questions is None) != (out is None):
+        raise InputError("--questions FILE and --out FILE go together (--out - prints the answers JSONL)")
     if positions not in ("rerotate", "composite"):
         raise InputError(f"--positions must be rerotate or composite, not {positions!r}")
+    extractive = ExtractiveConfig(sentences=sentences, min_score=min_score)
+    device = resolve_device(device)
     if fid:
-        _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde)
+        _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
+                 questions, out)
         return
     if live_layers is not None:
         raise InputError("--live-layers is a FiD option: add --fid")
@@ -55,29 +76,60 @@ def ask_command(
         raise InputError(f"{'--kv-cache' if kv_cache else '--hyde'} needs --generator MODEL")
     config = AskConfig(
         k=k, mode=mode, kv_cache=kv_cache, layout=BlockLayout(positions=positions),
-        hyde=HydeConfig(n=hyde_n, seed=seed) if hyde else None,
+        hyde=HydeConfig(n=hyde_n, seed=seed) if hyde else None, extractive=extractive,
         sampling=SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                 stop=tuple(stop or ()), seed=seed),
     )
-    idx = open_index(index)
+    if questions is not None:
+        from rag.questions import read_questions
+
+        batch = read_questions(questions)  # a bad file fails before any model loads
+    idx = open_index(index) if questions is None else open_batch_index(index)
     gen = Generator.load(GeneratorConfig(generator, dtype=dtype, device=device)) if generator else None
+    if questions is not None:
+        _write_answers(batch, idx, gen, config, None, out)
+        return
     stream = AnswerStream(question, idx, gen, config)
     if as_json:
         for _ in stream:
             pass
         typer.echo(json.dumps(stream.answer.to_dict(), ensure_ascii=False))
         return
-    for piece in stream:
+    for n, piece in enumerate(stream):
+        if n == 0 and stream.answer is not None and stream.answer.kind == AnswerKind.EXTRACTIVE:
+            typer.echo(EXTRACTIVE_LABEL + " ", nl=False)  # a heading for people; never part of the JSON answer
         typer.echo(piece, nl=False)
     answer = stream.answer
     typer.echo("\n")
     for c in answer.citations:
         typer.echo(f"[{c.n}] {c.id}  {c.title}")
     t = answer.timings
-    typer.echo(f"\nretrieval {t['retrieval_ms']:.0f} ms · first token {t['ttft_ms']:.0f} ms · decode {t['decode_ms']:.0f} ms", err=True)
+    if answer.kind == AnswerKind.GENERATED:
+        typer.echo(f"\nretrieval {t['retrieval_ms']:.0f} ms · first token {t['ttft_ms']:.0f} ms · decode {t['decode_ms']:.0f} ms", err=True)
+    else:
+        typer.echo(f"\nretrieval {t['retrieval_ms']:.0f} ms · sentence ranking {t['extract_ms']:.0f} ms", err=True)
 
 
-def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde) -> None:
+def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
+    """Answer ``batch`` and write one JSON line per question to ``out`` (atomically; ``-``: stdout)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from indexes.atomic import atomic_write_text
+    from rag.cli.options import output_file
+    from rag.pipeline import answer_questions
+
+    records = answer_questions(batch, idx, gen, config, reader=reader)
+    rows = [json.dumps(r.to_dict(), ensure_ascii=False) + "\n"
+            for r in tqdm(records, total=len(batch), desc="answering", unit="q", mininterval=5, file=sys.stderr)]
+    with output_file(out) as path:
+        atomic_write_text(path, "".join(rows))
+    typer.echo(f"wrote {len(rows)} answers to {'stdout' if str(out) == '-' else out}", err=True)
+
+
+def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
+             questions=None, out=None) -> None:
     from indexes.errors import InputError
     from rag.fid.answer import FiDAnswerer
     from rag.fid.reader import FiDConfig
@@ -90,6 +142,11 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
         raise InputError("--kv-cache and --hyde are decoder-only options; they do not combine with --fid")
     reader = FiDAnswerer.load(generator, index, FiDConfig(n_passages=k, num_beams=num_beams, max_new_tokens=max_new_tokens),
                               live_layers=live_layers, device=device)
+    if questions is not None:
+        from rag.questions import read_questions
+
+        _write_answers(read_questions(questions), open_index(index), None, AskConfig(k=k, mode=mode), reader, out)
+        return
     answer = ask_fid(question, open_index(index), reader, AskConfig(k=k, mode=mode))
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import cache_app
+from rag.cli.options import DeviceOption, resolve_device
 
 
 @cache_app.command("build")
@@ -16,7 +17,7 @@ def cache_build_command(
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
     dtype: Annotated[str, typer.Option(help="Storage dtype: float16, bfloat16 or float32.")] = "float16",
     model_dtype: Annotated[str, typer.Option(help="Generator dtype while encoding.")] = "float32",
-    device: Annotated[str, typer.Option(help="Generator device, e.g. cpu or cuda.")] = "cpu",
+    device: DeviceOption = "auto",
     limit: Annotated[int | None, typer.Option(help="Only the first N passages (quick checks).", min=1)] = None,
 ) -> None:
     """Encode every passage of INDEX as a KV block after the shared prompt prefix (resumable)."""
@@ -27,6 +28,7 @@ def cache_build_command(
 
     if dtype not in ("float16", "bfloat16", "float32"):
         raise InputError(f"--dtype must be float16, bfloat16 or float32, not {dtype!r}")
+    device = resolve_device(device)
     gen = Generator.load(GeneratorConfig(generator, dtype=model_dtype, device=device))
     report = build_passage_cache(index, gen, CacheConfig(dtype=dtype), progress=True, limit=limit)
     typer.echo(

@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
+from eval.qa_choices import Correctness, JudgeName
 from rag.cli.apps import eval_app
+from rag.cli.options import directory_output, output_file
+from rag.extractive import ExtractiveConfig
 
 
 def _check_alpha(alpha: float) -> None:
@@ -64,7 +67,7 @@ def eval_ppi_command(
 @eval_app.command("label")
 def eval_label_command(
     dataset: Annotated[Path, typer.Option(help="QA set: SQuAD JSON or JSONL {id, question, answers}.")],
-    out: Annotated[Path, typer.Option(help="CSV template to write (id, question, answer, label).")],
+    out: Annotated[Path, typer.Option(help="CSV template to write (id, question, answer, label); - for stdout.")],
     size: Annotated[int, typer.Option(help="How many items to sample for labelling.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
     predictions: Annotated[Path | None, typer.Option(help="Predictions JSONL, to show each answer to the labeller.")] = None,
@@ -77,39 +80,55 @@ def eval_label_command(
     preds = load_predictions(predictions) if predictions else {}
     chosen = sample_for_labelling(list(items), size, seed)
     rows = [{"id": i, "question": items[i].question, "answer": preds[i].answer if i in preds else ""} for i in chosen]
-    write_label_template(out, rows, ["id", "question", "answer"])
-    typer.echo(f"wrote {len(rows)} items to {out}; fill the 'label' column with 1 (correct) or 0, then run "
-               f"`rag eval ppi --labels {out} --judge JUDGE.jsonl`")
+    with output_file(out) as path:
+        write_label_template(path, rows, ["id", "question", "answer"])
+    # `rag eval qa` is what produces judge scores for these items; `rag eval ppi` needs its judge.jsonl
+    source = f"--predictions {predictions}" if predictions else "--index INDEX (or --predictions PREDICTIONS.jsonl)"
+    typer.echo(f"wrote {len(rows)} items to {'stdout' if str(out) == '-' else out}; fill the 'label' column with 1 "
+               f"(correct) or 0, then run `rag eval qa --dataset {dataset} {source} --labels "
+               f"{'LABELS.csv' if str(out) == '-' else out} --report REPORT_DIR` (it judges every item, writes "
+               "REPORT_DIR/judge.jsonl for `rag eval ppi`, and estimates accuracy from your labels)", err=True)
 
 
 @eval_app.command("qa")
 def eval_qa_command(
     dataset: Annotated[Path, typer.Option(help="QA set: SQuAD JSON or JSONL {id, question, answers}.")],
-    report: Annotated[Path, typer.Option(help="Output directory for report.md, report.html, report.json.")],
-    predictions: Annotated[Path | None, typer.Option(help="Predictions JSONL {id, answer, [passages], [latency_ms]}; "
-                                                          "instead of running the pipeline.")] = None,
+    report: Annotated[Path, typer.Option(help="Output directory for report.md, report.html, report.json.",
+                                         callback=directory_output)],
+    predictions: Annotated[Path | None, typer.Option(help="Predictions JSONL, one {id, answer} per line (optional: "
+                                                          "passages, latency_ms, kind), e.g. the --out of `rag ask "
+                                                          "--questions`; instead of running the pipeline.")] = None,
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Index to answer from with the pipeline.")] = None,
     generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM for generated answers and "
                                                   "the llm judge; omit for extractive answers.")] = None,
     mode: Annotated[str, typer.Option("--mode", "-m", help="Retrieval mode: bm25, dense or hybrid.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Passages retrieved; answer recall is measured at k.", min=1)] = 5,
-    sentences: Annotated[int, typer.Option(help="Extractive mode: sentences quoted per answer.", min=1)] = 1,
+    sentences: Annotated[int, typer.Option(help="Extractive answers: sentences quoted (as `rag ask`).",
+                                           min=1)] = ExtractiveConfig.sentences,
+    min_score: Annotated[float, typer.Option(help="Extractive answers: least cosine of the best sentence, below "
+                                             "which the answer is 'no answer found' (as `rag ask`).",
+                                             min=-1.0, max=1.0)] = ExtractiveConfig.min_score,
     labels: Annotated[Path | None, typer.Option(help="Human labels {id, label}; default: gold-derived "
                                                 "correctness of a random subset (--gold-labels).")] = None,
     gold_labels: Annotated[int, typer.Option(help="Size of the gold-derived 'human' subset.", min=2)] = 300,
-    judge: Annotated[str, typer.Option(help="embedding (reference-free: answer vs question), embedding-gold, "
-                                       "f1 (reads gold), or llm (needs --generator).")] = "embedding",
-    correct: Annotated[str, typer.Option(help="Gold-derived correctness: f1 (F1 >= 0.5) or contains "
-                                         "(a gold answer occurs in the answer).")] = "f1",
+    judge: Annotated[JudgeName, typer.Option(help="embedding (reference-free: answer vs question), embedding-gold, "
+                                             "f1 (reads gold), or llm (needs --generator).")] = JudgeName.EMBEDDING,
+    correct: Annotated[Correctness, typer.Option(help="Gold-derived correctness: contains (a SQuAD-normalised gold "
+                                                 "answer occurs in the answer; for sentence answers), f1 (token F1 "
+                                                 ">= 0.5; for short answers), or auto: contains for extractive "
+                                                 "answers, f1 for generated ones.")] = Correctness.AUTO,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N questions.", min=1)] = None,
     alpha: Annotated[float, typer.Option(help="Error level: intervals target coverage 1 - alpha.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the label subset and subsampling.")] = 0,
 ) -> None:
     """Evaluate QA answers (from --predictions, or the pipeline over --index) and write a PPI report."""
-    from eval.qa_run import run_qa_eval
+    from rag.pipeline import AskConfig
+    from eval.qa_run import QARunConfig, run_qa_eval
 
     _check_alpha(alpha)
-    paths = run_qa_eval(dataset=dataset, report=report, predictions=predictions, index=index, generator=generator,
-                        mode=mode, k=k, sentences=sentences, labels=labels, gold_labels=gold_labels, judge=judge,
-                        correct=correct, limit=limit, alpha=alpha, seed=seed)
+    ask = AskConfig(k=k, mode=mode, extractive=ExtractiveConfig(sentences=sentences, min_score=min_score))
+    config = QARunConfig(dataset=dataset, report=report, predictions=predictions, index=index, generator=generator,
+                         ask=ask, labels=labels, gold_labels=gold_labels, judge=judge, correct=correct, limit=limit,
+                         alpha=alpha, seed=seed)
+    paths = run_qa_eval(config, note=lambda m: typer.echo(f"rag: note: {m}", err=True))
     typer.echo(f"wrote {paths['md']}, {paths['html']} and {paths['json']}")

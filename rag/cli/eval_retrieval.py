@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import eval_app
+from rag.cli.options import directory_output, output_file
 
 
 @eval_app.command("retrieval")
@@ -18,8 +19,9 @@ def eval_retrieval_command(
     qrels: Annotated[Path, typer.Option(help="Qrels: BEIR TSV (query-id corpus-id score), TREC, or SQuAD .json.")],
     mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
-    run: Annotated[Path | None, typer.Option(help="Also write the run (TREC format) here.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write report.json/.md/.html (intervals, worst queries) here.")] = None,
+    run: Annotated[Path | None, typer.Option(help="Also write the run (TREC format) here; - for stdout.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write report.json/.md/.html (intervals, worst queries) here.",
+                                                callback=directory_output)] = None,
     alpha: Annotated[float, typer.Option(help="Report intervals cover 1 - alpha.", min=0.001, max=0.5)] = 0.1,
 ) -> None:
     """Evaluate retrieval over the judged queries (documents ranked by their best passage)."""
@@ -37,7 +39,8 @@ def eval_retrieval_command(
     idx = open_index(index)
     result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json)
     if run is not None:
-        write_trec_run(run, result, tag=f"rag-{mode}")
+        with output_file(run) as path:
+            write_trec_run(path, result, tag=f"rag-{mode}")
     means, per_query = evaluate(result, judged)
     if report is not None:
         from eval.retrieval_report import build_report, write_retrieval_report
@@ -48,6 +51,7 @@ def eval_retrieval_command(
     if as_json:
         typer.echo(json.dumps({"mode": mode, "queries": len(judged), **{m: round(v, 6) for m, v in means.items()}}))
         return
-    typer.echo(f"{mode} on {len(judged)} judged queries")
+    to_stderr = str(run) == "-"  # stdout carries the run
+    typer.echo(f"{mode} on {len(judged)} judged queries", err=to_stderr)
     for name, value in means.items():
-        typer.echo(f"  {name:<11} {value:.4f}")
+        typer.echo(f"  {name:<11} {value:.4f}", err=to_stderr)

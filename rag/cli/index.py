@@ -8,12 +8,14 @@ from typing import Annotated, Literal
 import typer
 
 from rag.cli.apps import app
+from rag.cli.options import DeviceOption, directory_output, resolve_device
 
 
 @app.command("index")
 def index_command(
     corpus: Annotated[Path, typer.Argument(help="Corpus: BEIR/JSONL, CSV/TSV, SQuAD .json file, or a folder of .txt/.md files.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to create (an existing index there is replaced).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to create (an existing index there is replaced).",
+                                         callback=directory_output)],
     encoder: Annotated[str, typer.Option(help="Dense encoder: 'embedded:all-MiniLM-L6-v2', a local path, or a cached HF id.")] = "embedded:all-MiniLM-L6-v2",
     no_dense: Annotated[bool, typer.Option("--no-dense", help="Skip the dense index.")] = False,
     no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Skip the BM25 index.")] = False,
@@ -28,7 +30,7 @@ def index_command(
     query_prefix: Annotated[str, typer.Option(help="Prefix for queries (e5: 'query: ').")] = "",
     passage_prefix: Annotated[str, typer.Option(help="Prefix for passages (e5: 'passage: ').")] = "",
     batch_size: Annotated[int, typer.Option(help="Encoding batch size.")] = 64,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    device: DeviceOption = "auto",
     stemmer: Annotated[str, typer.Option(help="BM25 stemmer: english (Snowball), porter or none.")] = "english",
     stopwords: Annotated[str, typer.Option(help="BM25 stopwords: english or none.")] = "english",
     bm25_variant: Annotated[str, typer.Option(help="lucene, robertson, atire, bm25l, bm25+ or okapi.")] = "lucene",
@@ -56,7 +58,8 @@ def index_command(
             analyzer=AnalyzerSpec(stemmer=stemmer, stopwords=stopwords),
             bm25=None if no_bm25 else BM25Spec(variant=bm25_variant, k1=k1, b=b),
             encoder=None if no_dense else EncoderConfig(model=encoder, query_prefix=query_prefix,
-                                                        passage_prefix=passage_prefix, batch_size=batch_size, device=device),
+                                                        passage_prefix=passage_prefix, batch_size=batch_size,
+                                                        device=resolve_device(device)),
             faiss=FaissSpec(kind=faiss),
         )
     except ValidationError as exc:

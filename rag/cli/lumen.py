@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import cache_app
+from rag.cli.options import DeviceOption, resolve_device
 
 
 @cache_app.command("lumen")
@@ -16,8 +17,8 @@ def cache_lumen_command(
     live_layers: Annotated[int, typer.Option("--live-layers", "-K", min=1, help="Encoder layers run at question time; the others become memory.")],
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
     max_passage_tokens: Annotated[int, typer.Option(min=2, help="Passage truncation; must match the reader's at question time.")] = 200,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    batch_size: Annotated[int, typer.Option(min=1, help="Passages encoded together.")] = 32,
+    device: DeviceOption = "auto",
 ) -> None:
     """Run every passage of INDEX through the first N−K encoder layers and store it (fp16, safetensors)."""
     from indexes.lumen_store import LumenStore
@@ -25,6 +26,7 @@ def cache_lumen_command(
     from rag.fid.memory import build_lumen_memory, model_revision
     from rag.fid.reader import FiDConfig, FiDReader
 
+    device = resolve_device(device)
     reader = FiDReader.from_pretrained(generator, FiDConfig(max_passage_tokens=max_passage_tokens), device=device)
     encoder = LumenEncoder(reader.model, live_layers)
     info = build_lumen_memory(

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.options import output_file
 from rag.encoder import Backend
 
 
@@ -20,7 +21,7 @@ def search_command(
     k: Annotated[int, typer.Option("-k", help="Number of results.", min=1, max=10000)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {hits: [...]}.")] = False,
     queries: Annotated[Path | None, typer.Option(help="Batch mode: queries JSONL (_id, text) or TSV.")] = None,
-    run: Annotated[Path | None, typer.Option(help="Batch mode: write a TREC run file here.")] = None,
+    run: Annotated[Path | None, typer.Option(help="Batch mode: write a TREC run file here; - for stdout.")] = None,
     per_doc: Annotated[bool, typer.Option("--per-doc/--per-passage", help="Rank documents by their best passage.")] = False,
     snippet: Annotated[int, typer.Option(help="Characters of text shown per hit (text output).")] = 200,
     hyde: Annotated[bool, typer.Option("--hyde", help="HyDE: search the dense index with hypothetical documents (needs --generator).")] = False,
@@ -43,7 +44,8 @@ def search_command(
         from rag.batch import search_run
 
         result = search_run(idx, load_queries(queries), mode, k=k, per_doc=True, progress=True)
-        write_trec_run(run, result, tag=f"rag-{mode}")
+        with output_file(run) as path:
+            write_trec_run(path, result, tag=f"rag-{mode}")
         typer.echo(f"wrote {sum(map(len, result.values()))} results for {len(result)} queries to {run}", err=True)
         return
     if query is None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.options import DeviceOption, directory_output, resolve_device
 
 
 @train_app.command("generator")
@@ -15,26 +16,27 @@ def train_generator_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Causal LM with rotary positions (local path or cached HF id).")],
     train: Annotated[Path, typer.Option(help="Training JSONL: {question, passages, answer} per line.")],
     dev: Annotated[Path, typer.Option(help="Dev JSONL, same format; decoded greedily through the inference path.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.",
+                                         callback=directory_output)],
     block_attention: Annotated[bool, typer.Option("--block-attention/--full-attention",
                                                   help="Block mask + cached-path positions, or the plain causal baseline.")] = True,
     positions: Annotated[str, typer.Option(help="Block positions, as the cache is built: rerotate or composite.")] = "rerotate",
     see_prefix: Annotated[bool, typer.Option("--see-prefix/--no-see-prefix", help="Blocks attend to the shared prefix.")] = True,
     lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters (peft) instead of all weights; final/ is merged.")] = False,
-    lora_rank: Annotated[int, typer.Option(min=1)] = 16,
-    steps: Annotated[int, typer.Option(min=1)] = 1000,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+    lora_rank: Annotated[int, typer.Option(min=1, help="LoRA: rank r of the adapters.")] = 16,
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 1000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per step.")] = 8,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (1e-4 suits full fine-tuning; LoRA wants ~1e-3).")] = 1e-4,
     warmup: Annotated[int, typer.Option(min=0, help="Linear warmup steps before the cosine decay.")] = 100,
-    max_passage_tokens: Annotated[int, typer.Option(min=1)] = 512,
-    max_answer_tokens: Annotated[int, typer.Option(min=1)] = 32,
-    eval_every: Annotated[int, typer.Option(min=1)] = 250,
-    eval_examples: Annotated[int, typer.Option(min=1)] = 100,
+    max_passage_tokens: Annotated[int, typer.Option(min=1, help="Tokens kept per passage; longer passages are truncated.")] = 512,
+    max_answer_tokens: Annotated[int, typer.Option(min=1, help="Tokens kept of the answer (the loss is on these), and the most decoded at evaluation.")] = 32,
+    eval_every: Annotated[int, typer.Option(min=1, help="Steps between dev evaluations (EM/F1).")] = 250,
+    eval_examples: Annotated[int, typer.Option(min=1, help="Dev examples decoded per evaluation.")] = 100,
     checkpoint_every: Annotated[int, typer.Option(min=0, help="0: only the final model.")] = 0,
     time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and dropout.")] = 0,
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOption = "auto",
 ) -> None:
     """Answer-only NLL with the mask and positions of cached inference; warmup + cosine LR, dev EM/F1, seeded."""
     import json
@@ -58,6 +60,7 @@ def train_generator_command(
         seed=seed, time_limit_s=time_limit,
     )
     train_rows, dev_rows = load_generator_jsonl(train), load_generator_jsonl(dev)
+    device = resolve_device(device)
     gen = Generator.load(GeneratorConfig(model=model, dtype=dtype, device=device))
     builder = PromptBuilder(gen, PromptTemplate(max_passage_tokens=max_passage_tokens))
     result = train_generator(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.options import DeviceOption, directory_output, resolve_device
 
 
 @train_app.command("reader")
@@ -15,24 +16,25 @@ def train_reader_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="T5-family model directory (weights + tokenizer) to start from.")],
     train: Annotated[Path, typer.Option(help="Training JSONL: {question, answers, passages} per line (passages optional with --index).")],
     dev: Annotated[Path, typer.Option(help="Dev JSONL, same format; decoded for EM/F1 at each evaluation.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.")],
-    steps: Annotated[int, typer.Option(min=1)] = 2000,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.",
+                                         callback=directory_output)],
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 2000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Questions per step (each with --n-passages passages).")] = 16,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (1e-3 suits small models trained from scratch; fine-tuning a pretrained T5 wants ~1e-4).")] = 1e-3,
     warmup: Annotated[int, typer.Option(min=0, help="Linear warmup steps before the cosine decay.")] = 200,
     n_passages: Annotated[int, typer.Option(min=1, help="Passages read per question (FiD's N).")] = 10,
-    max_passage_tokens: Annotated[int, typer.Option(min=2)] = 200,
-    max_question_tokens: Annotated[int, typer.Option(min=1)] = 40,
+    max_passage_tokens: Annotated[int, typer.Option(min=2, help="Tokens kept per passage; longer passages are truncated.")] = 200,
+    max_question_tokens: Annotated[int, typer.Option(min=1, help="Tokens kept of the question.")] = 40,
     live_layers: Annotated[int | None, typer.Option(min=1, help="LUMEN: live encoder layers K; the others are frozen.")] = None,
-    eval_every: Annotated[int, typer.Option(min=1)] = 250,
-    eval_examples: Annotated[int, typer.Option(min=1)] = 200,
+    eval_every: Annotated[int, typer.Option(min=1, help="Steps between dev evaluations (EM/F1).")] = 250,
+    eval_examples: Annotated[int, typer.Option(min=1, help="Dev examples decoded per evaluation.")] = 200,
     checkpoint_every: Annotated[int, typer.Option(min=0, help="0: only the final checkpoint.")] = 0,
     time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Retrieve passages for questions that have none from this index.")] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, help="Passages retrieved per question (default: --n-passages).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="Retrieval for --index: bm25, dense or hybrid.")] = "hybrid",
-    seed: int = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and dropout.")] = 0,
+    device: DeviceOption = "auto",
 ) -> None:
     """Teacher-forced FiD training with warmup + cosine LR, dev EM/F1 and checkpoints (seeded)."""
     import json
@@ -52,6 +54,7 @@ def train_reader_command(
 
         retriever = open_index(index).retriever(mode)  # type: ignore[arg-type]  (checked by retriever())
         train_rows, dev_rows = (retrieve_passages(rows, retriever, k or n_passages) for rows in (train_rows, dev_rows))
+    device = resolve_device(device)
     reader = FiDReader.from_pretrained(model, reader_cfg, device=device)
     result = train_reader(
         reader, train_rows, dev_rows, train_cfg, out, score=lambda p, g: (exact_match(p, g), f1_score(p, g)),

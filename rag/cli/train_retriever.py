@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.options import DeviceOption, directory_output, resolve_device
 
 
 @train_app.command("retriever")
 def train_retriever_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write (usable as rag index --encoder).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write (usable as rag index --encoder).",
+                                         callback=directory_output)],
     corpus: Annotated[Path | None, typer.Option(help="Corpus (BEIR corpus.jsonl or any rag index format).")] = None,
     queries: Annotated[Path | None, typer.Option(help="Queries JSONL (_id, text); metadata is never read.")] = None,
     qrels: Annotated[Path | None, typer.Option(help="Training qrels (BEIR TSV or TREC).")] = None,
@@ -42,7 +44,7 @@ def train_retriever_command(
     crop_max: Annotated[float, typer.Option(help="Unsupervised: longest crop.")] = 0.5,
     deletion: Annotated[float, typer.Option(help="Unsupervised: probability of deleting each word of a crop.")] = 0.1,
     max_documents: Annotated[int | None, typer.Option(help="Unsupervised: train on a random subset of documents.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Fine-tune a bi-encoder with InfoNCE; writes OUT with training.json beside the weights."""
@@ -70,6 +72,7 @@ def train_retriever_command(
                          warmup_ratio=warmup_ratio, temperature=temperature, symmetric=symmetric,
                          mini_batch_size=cache_batch, max_seq_length=max_seq_length, seed=seed,
                          eval_steps=eval_steps, logging_steps=logging_steps, progress=not quiet)
+    device = resolve_device(device)
     common = dict(config=config, checkpoints=checkpoints, resume=resume, device=device)
     documents = load_documents(corpus) if corpus is not None else {}
     if unsupervised:

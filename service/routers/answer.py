@@ -1,10 +1,11 @@
-"""``POST /answer``: retrieve, then answer with numbered citations through :func:`rag.pipeline.ask`.
+"""``POST /answer``: retrieve, then answer with numbered citations through :func:`rag.pipeline.answer_one`
+(the function ``rag ask`` and ``rag eval qa`` answer with).
 
 With a configured generator (``RAG_GENERATOR``) the answer is generated, one at a time per index
-(a causal LM is not shared between threads) — by a Fusion-in-Decoder reader through
-:func:`rag.pipeline.ask_fid` when the model is a T5-family encoder-decoder (LUMEN memory with
-``RAG_FID_LIVE_LAYERS``); without one it is *extractive* — sentences quoted
-from the top passages, ranked by the index's bi-encoder and labelled as such (``kind``). An index
+(a causal LM is not shared between threads) — by a Fusion-in-Decoder reader when the model is a
+T5-family encoder-decoder (LUMEN memory with ``RAG_FID_LIVE_LAYERS``); without one it is *extractive* — sentences quoted
+from the top passages, ranked by the index's bi-encoder and marked as such by ``kind``
+(``no_answer`` when no sentence is close enough to the question). An index
 without a dense part has no encoder to rank sentences with, so without a generator the request
 gets a 503 body that says so: never a crash, never a made-up answer.
 """
@@ -22,16 +23,13 @@ from service.streaming import SSE_RESPONSE, answer_stream
 
 def _answer(entry: LoadedIndex, question: str, k: int, mode: str, generator, max_new_tokens: int) -> dict:
     from rag.generation.sampling import SamplingConfig
-    from rag.pipeline import AskConfig, ask, ask_fid
+    from rag.pipeline import AskConfig, answer_one
 
     config = AskConfig(k=k, mode=mode, sampling=SamplingConfig(max_new_tokens=max_new_tokens))
-    if entry.reader is not None:  # Fusion-in-Decoder (with LUMEN memory when configured)
-        with entry.lock:
-            return ask_fid(question, entry.index, entry.reader, config).to_dict()
-    if generator is None:
-        return ask(question, entry.index, None, config).to_dict()
-    with entry.lock:
-        return ask(question, entry.index, generator, config).to_dict()
+    if entry.reader is None and generator is None:  # extractive: no model state shared between threads
+        return answer_one(question, entry.index, None, config).answer.to_dict()
+    with entry.lock:  # Fusion-in-Decoder (with LUMEN memory when configured) or causal LM
+        return answer_one(question, entry.index, generator, config, reader=entry.reader).answer.to_dict()
 
 
 def build_router(models: RequestModels) -> APIRouter:

@@ -100,9 +100,9 @@ def test_answer_is_extractive_with_citations(server):
     # Then
     assert r.status_code == 200
     body = r.json()
-    assert body["kind"] == "extractive" and body["answer"].startswith("Extractive answer")
+    assert body["kind"] == "extractive" and not body["answer"].startswith("Extractive answer")  # kind in `kind` only
     assert "sky1" in {c["id"] for c in body["citations"]}
-    assert set(body["timings"]) == {"retrieval_ms", "ttft_ms", "decode_ms"}
+    assert set(body["timings"]) == {"retrieval_ms", "extract_ms"}  # nothing generated: no ttft/decode
 
 
 # A hybrid query with no indexed term: BM25 contributes nothing, dense still ranks.

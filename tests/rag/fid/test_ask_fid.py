@@ -47,3 +47,27 @@ def test_ask_fid_option_errors(tmp_path, capsys, args, message):
     assert main(["index", str(CORPUS), "--out", str(tmp_path / "idx"), "--no-dense"]) == 0
     rc = main(["ask", "q?", "--index", str(tmp_path / "idx"), *args])
     assert rc == 1 and message in capsys.readouterr().err
+
+
+def test_ask_fid_batch_equals_single_answers(tiny, tmp_path, capsys):
+    # Given the tiny T5 and a BM25 index, and two questions in a file
+    tiny.model.save_pretrained(tmp_path / "m")
+    tiny.tokenizer.save_pretrained(tmp_path / "m")
+    assert main(["index", str(CORPUS), "--out", str(tmp_path / "idx"), "--no-dense"]) == 0
+    questions = ["why is the sky blue", "how do vaccines work"]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"id": f"q{i}", "question": q}) + "\n"
+                                              for i, q in enumerate(questions)))
+    common = ["--index", str(tmp_path / "idx"), "--fid", "--generator", str(tmp_path / "m"), "--mode", "bm25", "-k", "3",
+              "--max-new-tokens", "5"]
+    capsys.readouterr()
+    # When answered as a batch (the reader loaded once) and one by one
+    assert main(["ask", "--questions", str(tmp_path / "q.jsonl"), "--out", str(tmp_path / "a.jsonl"), *common]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").open()]
+    single = []
+    for q in questions:
+        assert main(["ask", q, *common, "--json"]) == 0
+        single.append(json.loads(capsys.readouterr().out))
+    # Then the rows are the single answers with their ids (timings aside)
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("id", "timings")}  # noqa: E731
+    assert [r["id"] for r in rows] == ["q0", "q1"] and [strip(r) for r in rows] == [strip(s) for s in single]
+    assert all(r["kind"] == "generated" for r in rows)
