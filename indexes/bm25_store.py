@@ -19,15 +19,62 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from indexes.atomic import atomic_write_bytes, atomic_write_text
 from indexes.errors import IndexFormatError
 
+if TYPE_CHECKING:  # scipy costs ~0.5 s to import; searching needs only the plain arrays (BM25Postings)
+    import scipy.sparse as sp
+
 POSTINGS_NAME = "bm25_postings.npz"
 VOCAB_NAME = "bm25_vocab.json"
+
+
+@dataclass(frozen=True)
+class BM25Postings:
+    """The stored arrays as they are, for searching: no scipy, nothing copied.
+
+    Attributes:
+        vocab: term strings; ``vocab[t]`` is term id ``t``.
+        indptr: (V+1,) int64 start of each term's postings.
+        indices: (nnz,) passage rows, ascending within each term.
+        tf: (nnz,) raw counts.
+        doc_lengths: (N,) analyzed tokens per passage.
+    """
+
+    vocab: tuple[str, ...]
+    indptr: np.ndarray
+    indices: np.ndarray
+    tf: np.ndarray
+    doc_lengths: np.ndarray
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.doc_lengths.shape[0])
+
+    def term_index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.vocab)}
+
+    @classmethod
+    def read(cls, directory: str | Path) -> BM25Postings:
+        """Read ``bm25_postings.npz`` and ``bm25_vocab.json`` from ``directory``.
+
+        Raises:
+            IndexFormatError: a file is missing, unreadable, or the two disagree.
+        """
+        directory = Path(directory)
+        try:
+            with np.load(directory / POSTINGS_NAME, allow_pickle=False) as z:
+                indptr, indices, tf, lengths = z["indptr"], z["indices"], z["tf"], z["doc_lengths"]
+            vocab = tuple(json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8")))
+        except (OSError, KeyError, ValueError) as exc:
+            raise IndexFormatError(f"{directory}: BM25 data unreadable ({exc}); rebuild the index") from None
+        if indptr.shape[0] != len(vocab) + 1 or indptr[-1] != indices.shape[0] or indices.shape != tf.shape:
+            raise IndexFormatError(f"{directory}: BM25 vocabulary and postings disagree; rebuild the index")
+        return cls(vocab, indptr, indices, tf, lengths)
 
 
 @dataclass(frozen=True)
@@ -51,6 +98,8 @@ class BM25Data:
     @classmethod
     def from_token_lists(cls, docs: Iterable[Sequence[str]]) -> BM25Data:
         """Count terms of already-analyzed passages (one token list per passage, in row order)."""
+        import scipy.sparse as sp
+
         term_ids: dict[str, int] = {}
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
@@ -76,6 +125,8 @@ class BM25Data:
 
     def append(self, other: BM25Data) -> BM25Data:
         """This corpus followed by ``other``'s passages (rows ``N..N+M-1``); vocabularies merge."""
+        import scipy.sparse as sp
+
         index = self.term_index()
         extra = [t for t in other.vocab if t not in index]
         vocab = self.vocab + tuple(extra)
@@ -108,14 +159,8 @@ class BM25Data:
 
     @classmethod
     def read(cls, directory: str | Path) -> BM25Data:
-        directory = Path(directory)
-        try:
-            with np.load(directory / POSTINGS_NAME, allow_pickle=False) as z:
-                indptr, indices, tf, lengths = z["indptr"], z["indices"], z["tf"], z["doc_lengths"]
-            vocab = tuple(json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8")))
-        except (OSError, KeyError, ValueError) as exc:
-            raise IndexFormatError(f"{directory}: BM25 data unreadable ({exc}); rebuild the index") from None
-        if indptr.shape[0] != len(vocab) + 1:
-            raise IndexFormatError(f"{directory}: BM25 vocabulary and postings disagree; rebuild the index")
-        matrix = sp.csr_matrix((tf, indices, indptr), shape=(len(vocab), lengths.shape[0]))
-        return cls(vocab, matrix, lengths)
+        import scipy.sparse as sp
+
+        p = BM25Postings.read(directory)
+        matrix = sp.csr_matrix((p.tf, p.indices, p.indptr), shape=(len(p.vocab), p.n_docs))
+        return cls(p.vocab, matrix, p.doc_lengths)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexes.bm25_store import BM25Data
+from indexes.bm25_store import BM25Data, BM25Postings
 from indexes.manifest import BM25Spec
 
 
@@ -74,7 +74,8 @@ class BM25Scorer:
     """Eagerly computed BM25 weights and a fast top-k search over them.
 
     Args:
-        data: term frequencies of the corpus.
+        data: term frequencies of the corpus: a :class:`BM25Data` (scipy matrix) or the stored
+            arrays as read for searching (:class:`BM25Postings`, which needs no scipy).
         params: variant, ``k1``, ``b``, ``δ``, ``ε``.
 
     Example:
@@ -86,7 +87,7 @@ class BM25Scorer:
         [0.0, 0.9023]
     """
 
-    def __init__(self, data: BM25Data, params: BM25Spec) -> None:
+    def __init__(self, data: BM25Data | BM25Postings, params: BM25Spec) -> None:
         self.params = params
         self.n_docs = data.n_docs
         self.term_ids = data.term_index()
@@ -94,16 +95,21 @@ class BM25Scorer:
         dl = data.doc_lengths.astype(np.float64)  # (N,)
         avgdl = float(dl.mean()) if N else 1.0
         self.avgdl = avgdl
-        tf = data.tf.tocsr()  # (V, N)
-        df = np.diff(tf.indptr)  # (V,) passages containing each term
+        if isinstance(data, BM25Postings):
+            indptr, indices, counts = data.indptr, data.indices, data.tf  # (V+1,), (nnz,), (nnz,)
+        else:
+            tf = data.tf.tocsr()  # (V, N)
+            tf.sort_indices()  # rows ascending within each term: pruned search looks rows up by bisection
+            indptr, indices, counts = tf.indptr, tf.indices, tf.data
+        df = np.diff(indptr)  # (V,) passages containing each term
         w_idf = idf(params.variant, N, df, params.epsilon)  # (V,)
-        term_of_entry = np.repeat(np.arange(tf.shape[0]), df)  # (nnz,)
-        weights = w_idf[term_of_entry] * tfc(params.variant, tf.data, dl[tf.indices], avgdl, params.k1, params.b, params.delta)
+        term_of_entry = np.repeat(np.arange(df.shape[0]), df)  # (nnz,)
+        weights = w_idf[term_of_entry] * tfc(params.variant, counts, dl[indices], avgdl, params.k1, params.b, params.delta)
         # Score of a term in passages where it does not occur (non-zero for bm25l and bm25+ only).
         zero = tfc(params.variant, np.zeros(1), np.ones(1), 1.0, params.k1, 1.0, params.delta)[0]
         self.absent = w_idf * zero  # (V,)
-        self.indptr = tf.indptr.astype(np.int64)
-        self.indices = tf.indices.astype(np.int64)
+        self.indptr = indptr.astype(np.int64)
+        self.indices = indices.astype(np.int64)
         self.weights = (weights - self.absent[term_of_entry]) if zero else weights  # (nnz,)
 
     def lookup(self, terms: list[str]) -> np.ndarray:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from indexes.bm25_store import BM25Data
+from indexes.bm25_store import BM25Postings
 from indexes.dense_store import DenseStore
 from indexes.errors import InputError
 from indexes.manifest import BM25Spec, Manifest
@@ -76,7 +76,7 @@ class Index:
                 info = self.manifest.bm25
                 if info is None:
                     raise InputError(f"{self.path} has no BM25 index (built with --no-bm25); use --mode dense")
-                scorer = BM25Scorer(BM25Data.read(self.path), self._bm25_params or info.params)
+                scorer = BM25Scorer(BM25Postings.read(self.path), self._bm25_params or info.params)
                 self._bm25 = BM25Retriever(scorer, Analyzer(info.analyzer), self.store)
             return self._bm25
 
