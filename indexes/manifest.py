@@ -158,6 +158,9 @@ class DenseInfo(_Spec):
     faiss: FaissSpec
     vectors: int  # rows of vectors.npy: passages, or windows when ``windows`` is set
     windows: WindowSpec | None = None  # None: one vector per passage (indexes built before windowing)
+    # How the passages were run through the encoder (same model, same vectors to ~1e-6 for onnx,
+    # int8-quantised for onnx-int8). None: not recorded (indexes built before; torch).
+    passage_backend: Literal["torch", "onnx", "onnx-int8"] | None = None
 
 
 class CacheInfo(_Spec):

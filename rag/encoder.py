@@ -51,8 +51,13 @@ class EncoderConfig:
         device: ``"cpu"``, ``"cuda"``; ``None`` picks CUDA when available.
         backend: ``"torch"`` (sentence-transformers), ``"onnx"`` (the same weights in ONNX Runtime,
             equal to ~1e-6, faster per query on CPU) or ``"onnx-int8"`` (dynamic int8 quantisation;
-            retrieval quality per backend in docs/benchmarks.md). Index builds record the model,
-            not the backend: a backend is a way of running it.
+            retrieval quality per backend in docs/benchmarks.md). Index builds record the backend
+            that encoded the passages in the manifest (``DenseInfo.passage_backend``); queries may
+            use any backend.
+        workers: processes that encode passages in parallel (ONNX backends only; 1: in this
+            process). Each runs one ONNX Runtime session with one thread (:mod:`rag.onnx_pool`).
+        onnx_threads: intra-op threads of this process's ONNX session; 1 suits query serving
+            (one core per request thread), the number of cores suits an index build.
     """
 
     model: str = EMBEDDED_MODEL
@@ -62,6 +67,8 @@ class EncoderConfig:
     max_seq_length: int | None = None
     device: str | None = None
     backend: Backend = "torch"
+    workers: int = 1
+    onnx_threads: int = 1
 
     @classmethod
     def from_spec(cls, spec: EncoderSpec, *, query_encoder: str | Path | None = None, index_name: str = "the index",
@@ -175,7 +182,7 @@ class Encoder:
                 raise ModelLoadError(f"the {config.backend} backend runs on CPU; use the torch backend on {self.model.device.type}")
             from rag.onnx_backend import OnnxEncoderModel
 
-            self._onnx = OnnxEncoderModel(self.model, quantize=config.backend == "onnx-int8")
+            self._onnx = OnnxEncoderModel(self.model, quantize=config.backend == "onnx-int8", threads=config.onnx_threads)
 
     @property
     def dim(self) -> int:
@@ -222,6 +229,9 @@ class Encoder:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc="encode", unit="text")
+        if self._onnx is not None and self.config.workers > 1 and not alone:
+            self._encode_in_pool(texts, groups, out, bar)
+            groups = []
         for group in groups:  # (G,) rows of texts of one token length
             chunk = [texts[i] for i in group]
             if self._onnx is not None:
@@ -234,6 +244,18 @@ class Encoder:
         if bar is not None:
             bar.close()
         return out
+
+    def _encode_in_pool(self, texts: list[str], groups: list[np.ndarray], out: np.ndarray, bar) -> None:
+        """Encode equal-length ``groups`` in ``config.workers`` processes, batch by batch, into ``out`` (B, d)."""
+        from rag.onnx_pool import PassagePool
+
+        size = self.config.batch_size
+        batches = [g[i : i + size] for g in groups for i in range(0, g.size, size)]  # (b,) rows, one token length each
+        with PassagePool(self._onnx, self.config.workers) as pool:
+            for rows, vectors in zip(batches, pool.map([[texts[i] for i in rows] for rows in batches], size)):
+                out[rows] = vectors  # (b, d)
+                if bar is not None:
+                    bar.update(rows.size)
 
     def encode_queries(self, queries: Sequence[str], alone: bool = True) -> np.ndarray:
         """(B, d) float32 unit vectors for queries (with the query prefix).

@@ -117,7 +117,7 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
             if options.faiss.kind != "flat":
                 write_faiss(tmp, build_faiss(vectors, options.faiss))
             dense_info = DenseInfo(encoder=encoder.spec(), faiss=options.faiss, vectors=int(vectors.shape[0]),
-                                   windows=windows)
+                                   windows=windows, passage_backend=encoder.config.backend)
             stats.seconds["faiss"] = time.perf_counter() - t
         manifest = Manifest(
             corpus=CorpusInfo(source=str(corpus), sha256=corpus_sha256(corpus), documents=stats.documents,
