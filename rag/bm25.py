@@ -34,6 +34,7 @@ import numpy as np
 
 from indexes.bm25_store import BM25Data, BM25Postings
 from indexes.manifest import BM25Spec
+from rag.bm25_pruning import maxscore_top_k, term_bounds
 
 
 def idf(variant: str, N: int, df: np.ndarray, epsilon: float = 0.25) -> np.ndarray:
@@ -111,6 +112,7 @@ class BM25Scorer:
         self.indptr = indptr.astype(np.int64)
         self.indices = indices.astype(np.int64)
         self.weights = (weights - self.absent[term_of_entry]) if zero else weights  # (nnz,)
+        self.upper, self.lower = term_bounds(self.indptr, self.weights)  # (V,), (V,) for MaxScore pruning
 
     def lookup(self, terms: list[str]) -> np.ndarray:
         """Term ids of the analyzed query terms that are in the vocabulary (repeats kept)."""
@@ -136,6 +138,22 @@ class BM25Scorer:
 
     def top_k(self, term_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the ``k`` best passages that contain at least one query term.
+
+        Exact MaxScore dynamic pruning (:mod:`rag.bm25_pruning`): the same passages and scores as
+        :meth:`top_k_exhaustive` (scores to float rounding), ties at the k-th score to the lowest
+        rows; queries with a negative term weight run exhaustively.
+        """
+        if term_ids.size == 0 or k < 1:
+            return np.zeros(0, np.int64), np.zeros(0)
+        found = maxscore_top_k(self.indptr, self.indices, self.weights, self.upper, self.lower, self.n_docs,
+                               np.asarray(term_ids, dtype=np.int64), k)
+        if found is None:
+            return self.top_k_exhaustive(term_ids, k)
+        rows, scores = found
+        return rows, scores + self.absent[term_ids].sum()
+
+    def top_k_exhaustive(self, term_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top_k` by scoring every posting of every query term (the reference path).
 
         Scores accumulate in a dense (N,) array (``bincount``: O(postings + N), no sort), the
         top ``k`` are selected in linear time, and ties at the k-th score go to the lowest
