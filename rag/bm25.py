@@ -110,7 +110,7 @@ class BM25Scorer:
         zero = tfc(params.variant, np.zeros(1), np.ones(1), 1.0, params.k1, 1.0, params.delta)[0]
         self.absent = w_idf * zero  # (V,)
         self.indptr = indptr.astype(np.int64)
-        self.indices = indices.astype(np.int64)
+        self.indices = indices.astype(np.int32 if N < 2**31 else np.int64)  # (nnz,) rows; int32 halves the memory
         self.weights = (weights - self.absent[term_of_entry]) if zero else weights  # (nnz,)
         self.upper, self.lower = term_bounds(self.indptr, self.weights)  # (V,), (V,) for MaxScore pruning
 

@@ -9,11 +9,13 @@ reach. No passage outside the essential lists can then enter the top ``k``; the 
 terms are only looked up (binary search) for the candidates, never scanned. With long posting
 lists for common words ("effect", "cell") this skips most of the work at scale.
 
-Here ``θ`` is the k-th best *partial* score (essential terms only) of the candidates: a lower
-bound on their full scores, since the remaining contributions are >= 0. A term is made essential
-one at a time, highest bound first, until ``Σ_{non-essential} U_t < θ`` holds strictly, with a
-relative margin of 1e-12 for rounding; otherwise every term ends up essential and the search is
-exhaustive. Results are therefore exact: the same passages and scores as a full scan, equal scores
+The first ``θ`` is the k-th largest weight in the highest-bound term's own posting list (k
+passages score at least that much): the essential terms are the shortest prefix, by bound, whose
+complement's bounds sum to less than ``θ`` (strictly, with a relative margin of 1e-12 for
+rounding); if there is none every term is essential and the search is exhaustive. After the
+essential lists are scanned, ``θ`` rises to the k-th best *partial* score of the candidates (a
+lower bound on their full scores, since the remaining contributions are >= 0), and candidates
+whose partial score plus the non-essential bounds stays below it are dropped before any look-up. Results are therefore exact: the same passages and scores as a full scan, equal scores
 ordered by row. Every passage accumulates its terms in one fixed order, so passages with equal
 term statistics get bit-identical scores and ties stay ties.
 
@@ -81,30 +83,33 @@ def maxscore_top_k(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
     order = np.argsort(-bound, kind="stable")
     terms, counts, bound = terms[order], counts[order], bound[order]
     rest = np.concatenate([np.cumsum(bound[::-1])[::-1][1:], [0.0]])  # (m,) bound of the terms after each
+    # θ0: the k-th largest weight in the highest-bound term's list: k passages score at least that.
+    s, e = indptr[terms[0]], indptr[terms[0] + 1]
+    theta = np.partition(weights[s:e], e - s - k)[e - s - k] * counts[0] if e - s >= k else -np.inf
+    n_ess = int(np.argmax(rest * (1 + _MARGIN) < theta)) + 1 if rest[-1] * (1 + _MARGIN) < theta else terms.size
+    n_ess = max(n_ess, 1)
     acc = np.zeros(n_docs)  # (N,) partial scores; only candidate rows are ever read
-    lists: list[np.ndarray] = []
-    candidates = np.zeros(0, np.int64)
-    n_essential = terms.size
-    for i, (t, c) in enumerate(zip(terms, counts)):
+    lists = []
+    for t, c in zip(terms[:n_ess], counts[:n_ess]):  # essential: scan
         s, e = indptr[t], indptr[t + 1]
         acc[indices[s:e]] += weights[s:e] * c if c > 1 else weights[s:e]  # rows are distinct within a list
         lists.append(indices[s:e])
-        if i + 1 == terms.size:
-            break
-        if rest[i] * (1 + _MARGIN) >= bound[: i + 1].sum():
-            continue  # θ cannot exceed the processed bounds yet: no test needed
+    if len(lists) == 1:
+        candidates = lists[0]
+    elif sum(x.size for x in lists) * 16 < n_docs:
         candidates = np.unique(np.concatenate(lists))
-        lists = [candidates]
-        if candidates.size >= k:
-            partial = acc[candidates]
-            theta = partial[np.argpartition(-partial, k - 1)[k - 1]]
-            if rest[i] * (1 + _MARGIN) < theta:
-                n_essential = i + 1
-                break
-    if n_essential == terms.size:
-        candidates = np.unique(np.concatenate(lists))
-        return select_top_k(candidates, acc[candidates], k)
-    for t, c in zip(terms[n_essential:], counts[n_essential:]):  # non-essential: look up, never scan
+    else:
+        mask = np.zeros(n_docs, dtype=bool)
+        for x in lists:
+            mask[x] = True
+        candidates = np.flatnonzero(mask)
+    if n_ess < terms.size and candidates.size > k:
+        # θ: the k-th best partial score; a candidate that cannot reach it even with every
+        # non-essential term at its bound is dropped before any look-up.
+        partial = acc[candidates]
+        theta = max(theta, partial[np.argpartition(-partial, k - 1)[k - 1]])
+        candidates = candidates[(partial + rest[n_ess - 1]) * (1 + _MARGIN) >= theta]
+    for t, c in zip(terms[n_ess:], counts[n_ess:]):  # non-essential: look up, never scan
         s, e = indptr[t], indptr[t + 1]
         if e - s <= 4 * candidates.size:  # short list: scanning it is cheaper than bisecting
             acc[indices[s:e]] += weights[s:e] * c if c > 1 else weights[s:e]
