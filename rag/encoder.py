@@ -221,6 +221,13 @@ class Encoder:
             return out
         if alone:
             groups = [np.array([i]) for i in range(len(texts))]
+        elif self._onnx is not None:
+            # ONNX Runtime: batches of neighbours in token-length order. Exact-length groups hold
+            # one or two texts each in a corpus of a few hundred, and tiny batches waste most of
+            # the matrix kernels; sorted neighbours differ by a few pad tokens, which the
+            # attention mask excludes (vectors equal to ~1e-7, see the tests).
+            order = np.argsort(self._lengths(texts), kind="stable")  # (B,)
+            groups = [order[i : i + self.config.batch_size] for i in range(0, len(texts), self.config.batch_size)]
         else:
             lengths = self._lengths(texts)  # (B,)
             groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
@@ -246,11 +253,11 @@ class Encoder:
         return out
 
     def _encode_in_pool(self, texts: list[str], groups: list[np.ndarray], out: np.ndarray, bar) -> None:
-        """Encode equal-length ``groups`` in ``config.workers`` processes, batch by batch, into ``out`` (B, d)."""
+        """Encode ``groups`` of rows in ``config.workers`` processes, batch by batch, into ``out`` (B, d)."""
         from rag.onnx_pool import PassagePool
 
         size = self.config.batch_size
-        batches = [g[i : i + size] for g in groups for i in range(0, g.size, size)]  # (b,) rows, one token length each
+        batches = [g[i : i + size] for g in groups for i in range(0, g.size, size)]  # (b,) rows per batch
         with PassagePool(self._onnx, self.config.workers) as pool:
             for rows, vectors in zip(batches, pool.map([[texts[i] for i in rows] for rows in batches], size)):
                 out[rows] = vectors  # (b, d)

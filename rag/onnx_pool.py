@@ -7,8 +7,9 @@ length-sorted batches instead. Workers are started with ``spawn`` (safe with the
 tokenizer threads of the parent) and rebuild the encoder from its pickled graph and tokenizer,
 so they never import torch.
 
-Each batch holds texts of one token length (no padding), so a text's vector does not depend on
-which worker encoded it: the result equals the single-process one to float rounding (~1e-7).
+The batches are the same as in one process (neighbours in token-length order), so a text's
+vector does not depend on which worker encoded it: the result equals the single-process one to
+float rounding (~1e-7).
 
 Example:
     >>> with PassagePool(onnx_model, workers=2) as pool:                 # doctest: +SKIP

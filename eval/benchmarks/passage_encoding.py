@@ -4,7 +4,6 @@ A fixed random sample of SciFact passages is cut into the encoder's windows (as 
 does) and encoded by each contender in turn in one process, so the figures compare as ratios:
 
 * ``st-default``: ``SentenceTransformer.encode(windows)`` with default settings (batch 32);
-* ``torch``: :meth:`rag.encoder.Encoder.encode_passages` (token-length groups, no padding);
 * ``onnx`` / ``onnx-int8``: ONNX Runtime, one process with one intra-op thread per core;
 * ``onnx-int8 ×W``: ``W`` worker processes with one thread each (:mod:`rag.onnx_pool`).
 
@@ -57,7 +56,6 @@ def main() -> None:
         windows += torch_enc.passage_windows(p, overlap=64)
     contenders = {
         "st-default": lambda: torch_enc.model.encode(windows),
-        "torch (length groups)": lambda: torch_enc.encode_passages(windows),
     }
     encoders = {
         "onnx": EncoderConfig(device="cpu", backend="onnx", onnx_threads=cores),
