@@ -2,7 +2,7 @@
 
 Two corpora: BEIR SciFact (5,183 abstracts) and a synthetic corpus of ``--passages`` passages
 (1,000,000 by default; ``--queries`` of the SciFact queries are timed on it) made of real text: every sentence of SciFact and of SQuAD v1.1 dev, each
-analyzed once by our analyzer, recombined at random (seeded) into passages of 1-8 sentences. Both
+analyzed once by our analyzer, recombined at random (seeded) into passages of 1-6 sentences. Both
 libraries get the same analyzed tokens (bm25s through its ``Tokenized`` ids), the same BM25
 (``lucene``, k1=0.9, b=0.4, as Anserini) and the same queries (the 1,109 SciFact queries,
 analyzed, repeated terms removed, out-of-vocabulary terms dropped). Each query is answered alone
@@ -48,14 +48,14 @@ def sentences(data: Path) -> list[str]:
 
 
 def synthetic(token_lists: list[list[str]], n: int, seed: int) -> tuple[BM25Data, dict]:
-    """``n`` passages of 1-8 random sentences (as token lists), built directly as a CSR matrix."""
+    """``n`` passages of 1-6 random sentences (as token lists), built directly as a CSR matrix."""
     vocab: dict[str, int] = {}
     ids = [np.fromiter((vocab.setdefault(t, len(vocab)) for t in toks), np.int64, len(toks)) for toks in token_lists]
     flat = np.concatenate(ids)  # (T,)
     lens = np.fromiter((a.size for a in ids), np.int64, len(ids))  # (S,)
     offs = np.concatenate([[0], np.cumsum(lens)[:-1]])  # (S,)
     rng = np.random.default_rng(seed)
-    per = rng.integers(1, 9, size=n)  # sentences per passage
+    per = rng.integers(1, 7, size=n)  # sentences per passage (1-6: ~60 analyzed tokens, MS MARCO-like)
     chosen = rng.integers(0, len(ids), size=int(per.sum()))  # (C,)
     owner = np.repeat(np.arange(n), per)  # (C,) passage of each chosen sentence
     clen = lens[chosen]
@@ -188,7 +188,7 @@ def main() -> None:
     sents = sentences(args.data)
     data, stats = synthetic([analyzer(s) for s in sents], args.passages, args.seed)
     print(f"synthetic corpus built in {time.perf_counter() - t:.0f}s: {stats}", flush=True)
-    out += [f"Synthetic corpus: {stats['passages']:,} passages of 1-8 sentences drawn (seed {args.seed}) from "
+    out += [f"Synthetic corpus: {stats['passages']:,} passages of 1-6 sentences drawn (seed {args.seed}) from "
             f"{stats['sentences_pool']:,} SciFact and SQuAD-dev sentences; vocabulary {stats['vocabulary']:,} terms, "
             f"{stats['tokens']:,} tokens, {stats['postings']:,} postings; analyzed length mean {stats['len_mean']:.1f}, "
             f"median {stats['len_median']:.0f}, p90 {stats['len_p90']:.0f}, max {stats['len_max']}.", ""]
