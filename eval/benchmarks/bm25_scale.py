@@ -122,7 +122,7 @@ def agreement(scorer: BM25Scorer, ours: list, theirs: list, queries: list[np.nda
 def bench(name: str, data: BM25Data, analyzer: Analyzer, query_texts: list[str], rank_bm25_tokens=None,
           n_queries: int | None = None) -> list[str]:
     t = time.perf_counter()
-    scorer = BM25Scorer(data, BM25Spec(variant="lucene", k1=0.9, b=0.4))
+    scorer = BM25Scorer(data, BM25Spec(variant="lucene", k1=0.9, b=0.4), prune_min_docs=0)
     ours_build = time.perf_counter() - t
     queries = [np.unique(scorer.lookup(analyzer(q))) for q in query_texts]
     queries = [q for q in queries if q.size][:n_queries]
