@@ -22,7 +22,7 @@ from indexes.errors import RagError
 class BuildInProgressError(RagError):
     """Another process is building the same target right now."""
 
-    http_status = 409
+    code = "build_in_progress"
 
 
 def _alive(pid: int) -> bool:

@@ -38,6 +38,8 @@ QUERY_ENCODER_RECORD = "query_encoder.json"  # written by `rag train query-encod
 class ModelLoadError(RagError):
     """A model could not be loaded from local files."""
 
+    code = "model_load"
+
 
 @dataclass(frozen=True)
 class EncoderConfig:

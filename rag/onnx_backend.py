@@ -37,6 +37,8 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 class OnnxBackendError(RagError):
     """The model cannot run on the ONNX backend (missing package or unsupported pipeline)."""
 
+    code = "onnx_backend"
+
 
 def _pipeline(st_model) -> tuple[object, str]:
     """The transformer module and pooling mode of ``st_model``, or an error naming what is unsupported."""

@@ -1,23 +1,25 @@
 """Every error leaves the service as ``{"error": {"code", "message"}}`` with a fitting status.
 
 - body fails the schema → 422 ``validation_error``; the message and ``fields`` name the fields;
-- a :class:`~indexes.errors.RagError` → its ``http_status``, code = the class name in snake case
-  without ``_error``: ``invalid_input`` (422), ``index_not_found`` (404), ``not_ready`` and
-  ``answer_unavailable`` (503);
+- a :class:`~indexes.errors.RagError` → its declared ``code`` and the status :data:`STATUS` gives
+  that code: ``invalid_input`` (422), ``index_not_found`` (404), ``not_ready`` and
+  ``answer_unavailable`` (503), ...; the table lives here, the storage layer knows no HTTP;
 - a body FastAPI cannot even decode (not UTF-8) → 400 ``malformed_body``;
 - unknown route or method → 404 ``not_found`` / 405 ``method_not_allowed``;
 - missing or wrong API key → 401 ``unauthorized``; body too large → 413 ``payload_too_large``;
 - anything else is a bug → 500 ``internal_error`` with the request id; the traceback goes to the
   log only.
 
-Server paths never reach a client: messages are written by this package or by ``RagError``
-subclasses raised with index *names*.
+Server paths never reach a client: messages are written by this package, or are ``RagError``
+messages in which every served index directory is replaced by the index's name
+(:func:`public_message`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Mapping
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,10 +43,38 @@ def error_response(status: int, code: str, message: str, fields: list[str] | Non
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def _code(exc: RagError) -> str:
-    """``IndexNotFoundError`` → ``index_not_found``; ``InputError`` → ``invalid_input``."""
-    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower().removesuffix("_error")
-    return "invalid_input" if name == "input" else name
+#: HTTP status of each declared :attr:`RagError.code <indexes.errors.RagError.code>`.
+STATUS: dict[str, int] = {
+    "invalid_input": 422,  # the request names a mode, field or value this index cannot serve
+    "index_not_found": 404,
+    "index_format": 409,  # the served index is damaged or of another format: rebuild it
+    "storage_unavailable": 503,  # the server's disk refused a read (full, read-only, permissions)
+    "build_in_progress": 409,
+    "model_load": 400,
+    "onnx_backend": 400,
+    "not_ready": 503,
+    "answer_unavailable": 503,
+    "encoder_closed": 503,  # shutting down
+}
+
+
+def status_of(exc: RagError) -> int:
+    """The HTTP status for ``exc``'s declared code (400 for a code missing from :data:`STATUS`)."""
+    return STATUS.get(exc.code, 400)
+
+
+def public_message(message: str, indexes: Mapping[str, Path]) -> str:
+    """``message`` with each served index directory replaced by ``index 'NAME'``.
+
+    Example:
+        >>> public_message("/srv/ix/a/bm25_postings.npz: damaged", {"a": Path("/srv/ix/a")})
+        "index 'a'/bm25_postings.npz: damaged"
+    """
+    spellings = sorted(((str(p), n) for n, p in indexes.items() for p in {Path(p), Path(p).resolve()}),
+                       key=lambda item: -len(item[0]))  # longest first: nested paths stay whole
+    for path, name in spellings:
+        message = message.replace(path, f"index {name!r}")
+    return message
 
 
 def _field(loc: tuple) -> str:
@@ -62,7 +92,9 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _rag(request: Request, exc: RagError) -> JSONResponse:
-    return error_response(exc.http_status, _code(exc), str(exc))
+    settings = getattr(request.app.state, "settings", None)
+    message = public_message(str(exc), settings.indexes) if settings is not None else str(exc)
+    return error_response(status_of(exc), exc.code, message)
 
 
 async def _http(request: Request, exc: HTTPException) -> JSONResponse:

@@ -32,13 +32,13 @@ log = logging.getLogger("rag.service")
 class NotReadyError(RagError):
     """The service is still loading (or failed to load) its indexes and models."""
 
-    http_status = 503
+    code = "not_ready"
 
 
 class AnswerUnavailableError(RagError):
     """``/answer`` cannot run for this index in this configuration."""
 
-    http_status = 503
+    code = "answer_unavailable"
 
 
 @dataclass
