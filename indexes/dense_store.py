@@ -15,6 +15,7 @@ import numpy as np
 
 from indexes.atomic import atomic_write_bytes
 from indexes.errors import IndexFormatError, InputError
+from indexes.io_errors import reporting_storage
 from indexes.manifest import FaissSpec
 
 VECTORS_NAME = "vectors.npy"
@@ -28,6 +29,25 @@ def write_vectors(directory: str | Path, vectors: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
     atomic_write_bytes(Path(directory) / VECTORS_NAME, buf.getvalue())
+
+
+def read_vectors(path: Path) -> np.ndarray:
+    """Memory-map ``vectors.npy`` as an (N, d) float32 array.
+
+    Raises:
+        IndexFormatError: the file is missing, empty, truncated or not an (N, d) float32 array.
+        StorageError: the file system refused the read.
+    """
+    if not path.is_file():
+        raise IndexFormatError(f"{path}: missing dense vectors; rebuild the index with `rag index`")
+    try:
+        with reporting_storage(path, "read"):
+            vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (EOFError, ValueError) as exc:  # EOFError: empty file; ValueError: bad header or short data
+        raise IndexFormatError(f"{path}: damaged dense vectors ({type(exc).__name__}: {exc}); rebuild the index with `rag index`") from None
+    if vectors.ndim != 2 or vectors.dtype != np.float32:
+        raise IndexFormatError(f"{path}: expected an (N, d) float32 array, found {vectors.dtype} {vectors.shape}; rebuild the index with `rag index`")
+    return vectors
 
 
 def build_faiss(vectors: np.ndarray, spec: FaissSpec):
@@ -87,19 +107,25 @@ class DenseStore:
         import faiss
 
         directory = Path(directory)
-        try:
-            self.vectors = np.load(directory / VECTORS_NAME, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"{directory}: dense vectors unreadable ({exc}); rebuild the index") from None
+        self.vectors = read_vectors(directory / VECTORS_NAME)
         self.spec = spec
         if spec.kind == "flat":
             index = faiss.IndexFlatIP(self.vectors.shape[1])
             index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
         else:
+            path = directory / FAISS_NAME
+            if not path.is_file():
+                raise IndexFormatError(f"{path}: missing FAISS index; rebuild the index with `rag index`")
+            with reporting_storage(path, "read"):
+                raw = np.fromfile(path, dtype=np.uint8)
             try:
-                index = faiss.deserialize_index(np.fromfile(directory / FAISS_NAME, dtype=np.uint8))
-            except (OSError, RuntimeError) as exc:
-                raise IndexFormatError(f"{directory}: {FAISS_NAME} unreadable ({exc}); rebuild the index") from None
+                index = faiss.deserialize_index(raw)
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                raise IndexFormatError(f"{path}: damaged FAISS index ({first}); rebuild the index with `rag index`") from None
+            if index.ntotal != len(self.vectors) or index.d != self.vectors.shape[1]:
+                raise IndexFormatError(f"{path}: FAISS index holds {index.ntotal}×{index.d}, {VECTORS_NAME} {self.vectors.shape}; "
+                                       "rebuild the index with `rag index`")
             if spec.kind == "hnsw":
                 index.hnsw.efSearch = spec.hnsw_ef_search
             else:

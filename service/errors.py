@@ -7,6 +7,9 @@
 - a body FastAPI cannot even decode (not UTF-8) → 400 ``malformed_body``;
 - unknown route or method → 404 ``not_found`` / 405 ``method_not_allowed``;
 - missing or wrong API key → 401 ``unauthorized``; body too large → 413 ``payload_too_large``;
+  a body that stalls → 408 ``request_timeout``; below the app (:mod:`service.connections`): a
+  request head too slow → 408 ``request_timeout``, too long → 431 ``headers_too_large``, one
+  connection too many → 503 ``too_many_connections``;
 - anything else is a bug → 500 ``internal_error`` with the request id; the traceback goes to the
   log only.
 
@@ -18,6 +21,7 @@ messages in which every served index directory is replaced by the index's name
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,8 +34,8 @@ from indexes.errors import RagError
 
 log = logging.getLogger("rag.service")
 
-_CODES = {400: "malformed_body", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-          415: "unsupported_media_type", 503: "unavailable"}
+_CODES = {400: "malformed_body", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+          413: "payload_too_large", 415: "unsupported_media_type", 503: "unavailable"}
 
 
 def error_response(status: int, code: str, message: str, fields: list[str] | None = None,
@@ -64,17 +68,23 @@ def status_of(exc: RagError) -> int:
 
 
 def public_message(message: str, indexes: Mapping[str, Path]) -> str:
-    """``message`` with each served index directory replaced by ``index 'NAME'``.
+    """``message`` as a client may see it: each served index directory replaced by
+    ``index 'NAME'``, any other absolute path shortened to ``…/`` and its last component.
+
+    The file name and what to do stay; the server's directory layout does not leave it.
 
     Example:
-        >>> public_message("/srv/ix/a/bm25_postings.npz: damaged", {"a": Path("/srv/ix/a")})
-        "index 'a'/bm25_postings.npz: damaged"
+        >>> public_message("/srv/ix/a/bm25_postings.npz: damaged; see /opt/m/e5", {"a": Path("/srv/ix/a")})
+        "index 'a'/bm25_postings.npz: damaged; see …/e5"
     """
     spellings = sorted(((str(p), n) for n, p in indexes.items() for p in {Path(p), Path(p).resolve()}),
                        key=lambda item: -len(item[0]))  # longest first: nested paths stay whole
     for path, name in spellings:
         message = message.replace(path, f"index {name!r}")
-    return message
+    return _ABSOLUTE_PATH.sub(r"…/\1", message)
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.'])/(?:[^\s/'\"():,;]+/)+([^\s/'\"():,;]*)")
 
 
 def _field(loc: tuple) -> str:
