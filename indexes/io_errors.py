@@ -49,6 +49,8 @@ _SQLITE_DAMAGE = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
 def storage_error(path: str | os.PathLike[str], exc: OSError, action: str = "write") -> StorageError:
     """A :class:`StorageError` naming ``path``, why ``action`` failed and what to do."""
     why, todo = _OS_REASONS.get(exc.errno or 0, (exc.strerror or str(exc), "check the path and the disk, then run again"))
+    if action == "read" and exc.errno in (errno.EACCES, errno.EPERM):
+        todo = "fix its permissions, or run as a user who may read it"
     return StorageError(f"cannot {action} {os.fspath(path)}: {why}; {todo}")
 
 

@@ -261,3 +261,28 @@ def test_unexpected_eof_is_not_reported_as_aborted(capsys, monkeypatch):
     rc, err = run_cli(capsys, "search", "--index", FIXTURES, "sky")
     # Then an error with exit 1, not "rag: aborted" with 130
     assert rc == 1 and "empty or truncated" in one_line_error(err)
+
+
+@pytest.mark.parametrize(("content", "expected"), [(b"", "damaged manifest"), (b'{"format_version": 1, "corpus": 3}',
+                                                                              "invalid manifest field 'corpus'")])
+def test_damaged_manifest(capsys, copy_of, lexical, content, expected):
+    # Given an index whose manifest.json is empty or has a wrong field
+    index = copy_of(lexical)
+    (index / "manifest.json").write_bytes(content)
+    # When / Then
+    rc, err = run_cli(capsys, "search", "--index", index, "--mode", "bm25", "sky")
+    line = one_line_error(err)
+    assert rc == 1 and "manifest.json" in line and expected in line and "rebuild the index" in line
+
+
+def test_unreadable_manifest_is_a_storage_error(monkeypatch, lexical):
+    # Given a manifest the file system refuses to read
+    from indexes.manifest import Manifest
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    # When / Then
+    with pytest.raises(StorageError, match=r"cannot read .*manifest\.json: permission denied"):
+        Manifest.read(lexical)
