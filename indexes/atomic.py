@@ -70,6 +70,18 @@ def refuse_foreign(target: Path, owned: Callable[[str], bool]) -> None:
                          "the whole folder and would delete them: move them out of it, or write somewhere else")
 
 
+def refuse_unless_ours(target: Path, record: str) -> None:
+    """Before a long job: refuse an existing, non-empty ``target`` that lacks the writer's ``record``
+    file (a folder of someone else's files, which replacing it would delete).
+
+    Raises:
+        InputError: naming the folder and what to do.
+    """
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / record).is_file())):
+        raise InputError(f"{target} exists and was not written by this command (no {record}); writing there would replace "
+                         "it and delete what it holds: choose a new or empty folder")
+
+
 def _fresh_dir(parent: Path, prefix: str) -> Path:
     """A new, empty directory ``parent/prefix<random>``, created with mode 0o777 less the umask."""
     while True:

@@ -131,10 +131,11 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
 
-    from indexes.atomic import atomic_directory
+    from indexes.atomic import atomic_directory, refuse_unless_ours
     from indexes.manifest import Manifest
     from rag.encoder import resolve_model_path
 
+    refuse_unless_ours(Path(out), QUERY_ENCODER_RECORD)  # before the work: replace only a student it wrote
     manifest = Manifest.read(Path(index_path))
     if manifest.dense is None:
         raise InputError(f"{index_path} has no dense index: a query encoder is distilled from the index's encoder")

@@ -154,11 +154,12 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
-    from indexes.atomic import atomic_directory
+    from indexes.atomic import atomic_directory, refuse_unless_ours
 
     if not pairs:
         raise InputError("no training pairs")
     out = Path(out)
+    refuse_unless_ours(out, TRAINING_RECORD)  # before training: a retrain replaces only a model it wrote
     ckpt = Path(checkpoints) if checkpoints else out.parent / f"{out.name}.checkpoints"
     if resume and not any(ckpt.glob("checkpoint-*")):
         raise InputError(f"--resume: no checkpoint in {ckpt}")

@@ -66,3 +66,20 @@ def test_a_non_index_folder_is_still_refused(tmp_path):
     (tmp_path / "docs" / "a.txt").write_text("x")
     with pytest.raises(InputError, match="is not an index"):
         build_index(FIXTURES / "corpus.jsonl", tmp_path / "docs", BM25_ONLY)
+
+
+@pytest.mark.parametrize("command", ["retriever", "query-encoder"])
+def test_training_into_a_folder_of_other_files_is_refused_before_training(capsys, tmp_path, sample_index, command):
+    # Given an --out folder holding the user's files (no record of an earlier run of this command)
+    out = tmp_path / "models"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    args = {"retriever": ["train", "retriever", "--out", str(out), "--corpus", str(FIXTURES / "corpus.jsonl"),
+                          "--queries", str(FIXTURES / "queries.jsonl"), "--qrels", str(FIXTURES / "qrels.tsv")],
+            "query-encoder": ["train", "query-encoder", "--index", str(sample_index), "--out", str(out)]}[command]
+    # When
+    rc = main(args)
+    err = capsys.readouterr().err
+    # Then it stops at once with one line, and the folder is untouched
+    assert rc == 1 and "was not written by this command" in err and str(out) in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
