@@ -154,7 +154,6 @@ class Encoder:
     """A loaded bi-encoder; encoding is thread-safe for inference."""
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.config = config
         self.path = resolve_model_path(config.model)
         from sentence_transformers import SentenceTransformer
