@@ -66,6 +66,25 @@ def isolated_torch_rng(seed: int, model: torch.nn.Module) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def kept_global_rng() -> Iterator[None]:
+    """Put Python's, NumPy's and torch's global generator states back after the block.
+
+    For blocks that run a dependency which seeds them itself (the transformers ``Trainer`` calls
+    ``set_seed``): the run stays reproducible and the caller's random state is not changed.
+    """
+    import numpy as np
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
 def lr_lambda(step: int, cfg: LoopConfig) -> float:
     """Multiplier of ``lr`` at ``step``: linear warmup, then cosine decay to ``min_lr_ratio``."""
     if step < cfg.warmup_steps:

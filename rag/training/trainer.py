@@ -155,6 +155,7 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
     from sentence_transformers.base.sampler import BatchSamplers
 
     from indexes.atomic import atomic_directory, refuse_unless_ours
+    from rag.training.step_loop import kept_global_rng
 
     if not pairs:
         raise InputError("no training pairs")
@@ -177,11 +178,12 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
         metric_for_best_model=f"eval_{evaluator.name}_ndcg@10" if evaluator else None, greater_is_better=True,
         logging_steps=config.logging_steps, report_to="none", disable_tqdm=not config.progress,
         use_cpu=device == "cpu")
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs_dataset(pairs),
-                                        loss=info_nce_loss(model, config), evaluator=evaluator)
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if resume else None)
-    seconds = time.perf_counter() - start
+    with kept_global_rng():  # the transformers Trainer seeds the global generators (set_seed)
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs_dataset(pairs),
+                                            loss=info_nce_loss(model, config), evaluator=evaluator)
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=True if resume else None)
+        seconds = time.perf_counter() - start
     history = trainer.state.log_history
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
     key = f"eval_{evaluator.name}_ndcg@10" if evaluator else None
