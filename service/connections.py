@@ -39,6 +39,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 #: Seconds a refused connection is drained before it is closed (the response reaches the client).
 LINGER_S = 2.0
@@ -71,12 +72,8 @@ def refusal(status: int, code: str, message: str, extra: dict[str, str] | None =
     return head.encode("latin-1") + b"\r\n" + body
 
 
-class GuardedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
-    """uvicorn's HTTP protocol with a connection cap, a request-head timeout and a head-size limit.
-
-    Use as ``uvicorn.run(..., http="service.connections:GuardedHTTPProtocol")``; the limits come
-    from :attr:`limits` when set (tests) or from the ``RAG_*`` settings of the process.
-    """
+class _Guard:
+    """The limits, mixed in front of a uvicorn HTTP protocol class (httptools or h11)."""
 
     limits: ClassVar[ConnectionLimits | None] = None
 
@@ -159,3 +156,16 @@ class GuardedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         if transport.can_write_eof():
             transport.write_eof()
         asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+
+
+class GuardedHTTPProtocol(_Guard, AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    """uvicorn's HTTP protocol (httptools when installed, else h11) with a connection cap, a
+    request-head timeout and a head-size limit.
+
+    Use as ``uvicorn.run(..., http="service.connections:GuardedHTTPProtocol")``; the limits come
+    from :attr:`limits` when set (tests) or from the ``RAG_*`` settings of the process.
+    """
+
+
+class GuardedH11Protocol(_Guard, H11Protocol):  # type: ignore[misc, valid-type]
+    """The same limits over the pure-Python h11 parser (``--http h11`` equivalents, tests)."""
