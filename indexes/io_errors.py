@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 
@@ -124,5 +125,12 @@ def save_safetensors(tensors: dict, path: str | os.PathLike[str], metadata: dict
 def describe_os_error(exc: OSError) -> str:
     """One line for an ``OSError`` that reached a program's top level: the file, why, what to do."""
     why, todo = _OS_REASONS.get(exc.errno or 0, (exc.strerror or str(exc), "check the path and the disk, then run again"))
-    where = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
+    where = f"{_final_name(os.fsdecode(exc.filename))}: " if exc.filename is not None else ""
     return f"{where}{why}; {todo}"
+
+
+def _final_name(path: str) -> str:
+    """The file a temporary sibling ``DIR/.NAME.tmp-XXXX`` (atomic writes) stands for: ``DIR/NAME``."""
+    folder, name = os.path.split(path)
+    match = re.fullmatch(r"\.(.+)\.tmp-[0-9A-Za-z_-]+", name)
+    return os.path.join(folder, match.group(1)) if match else path

@@ -286,3 +286,16 @@ def test_unreadable_manifest_is_a_storage_error(monkeypatch, lexical):
     # When / Then
     with pytest.raises(StorageError, match=r"cannot read .*manifest\.json: permission denied"):
         Manifest.read(lexical)
+
+
+def test_any_refused_write_of_a_command_is_one_line(capsys, lexical, tmp_path):
+    # Given a run file path whose folder is a regular file (a real ENOTDIR from the OS)
+    (tmp_path / "file").write_text("x")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"_id": "q1", "text": "sky"}\n')
+    # When a batch search writes its run there
+    rc, err = run_cli(capsys, "search", "--index", lexical, "--mode", "bm25", "--queries", queries,
+                      "--run", tmp_path / "file" / "run.trec")
+    # Then one line (after the progress bar) names the file, not its temporary twin, and the reason; exit 1
+    line = one_line_error(err.strip().splitlines()[-1])
+    assert rc == 1 and f"{tmp_path / 'file' / 'run.trec'}: Not a directory" in line and "Traceback" not in err
