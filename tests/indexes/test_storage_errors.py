@@ -299,3 +299,39 @@ def test_any_refused_write_of_a_command_is_one_line(capsys, lexical, tmp_path):
     # Then one line (after the progress bar) names the file, not its temporary twin, and the reason; exit 1
     line = one_line_error(err.strip().splitlines()[-1])
     assert rc == 1 and f"{tmp_path / 'file' / 'run.trec'}: Not a directory" in line and "Traceback" not in err
+
+
+@pytest.fixture()
+def small_tmpfs(tmp_path):
+    """A 64 KiB tmpfs (real ENOSPC, and EROFS after a read-only remount); skipped where mounting is not allowed."""
+    import subprocess
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                                                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_really_full_and_a_really_read_only_file_system(capsys, small_tmpfs, tmp_path):
+    # Given a corpus of ~600 KB and a 64 KiB file system
+    import subprocess
+
+    corpus = tmp_path / "big.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "text": f"passage {i} " + "lorem ipsum dolor " * 40}) + "\n"
+                              for i in range(800)))
+    # When it is indexed there, Then SQLite's real "database or disk is full" is one line, nothing is left
+    rc, err = run_cli(capsys, "index", corpus, "--out", small_tmpfs / "idx", "--no-dense")
+    line = one_line_error(err.strip().splitlines()[-1])
+    assert rc == 1 and f"{small_tmpfs / 'idx' / 'passages.sqlite'}: no space left" in line
+    assert [p.name for p in small_tmpfs.iterdir()] == [".idx.lock"]
+    # When the file system is remounted read-only (root cannot write there either)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
+    rc, err = run_cli(capsys, "index", FIXTURES / "corpus.jsonl", "--out", small_tmpfs / "other", "--no-dense")
+    # Then
+    line = one_line_error(err.strip().splitlines()[-1])
+    assert rc == 1 and "the file system is read-only" in line and str(small_tmpfs) in line
