@@ -6,15 +6,14 @@ Parts load on first use (a BM25-only user never loads an encoder) under a lock, 
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 from indexes.bm25_store import BM25Data
 from indexes.dense_store import DenseStore
-from indexes.errors import IndexFormatError, InputError
-from indexes.manifest import MANIFEST_NAME, BM25Spec, Manifest
+from indexes.errors import InputError
+from indexes.manifest import BM25Spec, Manifest
 from indexes.passage_store import PassageStore
 from rag.analyzer import Analyzer
 from rag.bm25 import BM25Scorer
@@ -77,11 +76,7 @@ class Index:
                 info = self.manifest.bm25
                 if info is None:
                     raise InputError(f"{self.path} has no BM25 index (built with --no-bm25); use --mode dense")
-                try:
-                    analyzer = Analyzer(info.analyzer)
-                except re.error as exc:  # a hand-edited manifest: say which field, before loading the postings
-                    raise IndexFormatError(f"{self.path / MANIFEST_NAME}: bm25.analyzer.token_pattern {info.analyzer.token_pattern!r} "
-                                           f"is not a valid regular expression ({exc}); restore it or rebuild the index with `rag index`") from None
+                analyzer = Analyzer(info.analyzer)  # its token_pattern was validated with the manifest
                 scorer = BM25Scorer(BM25Data.read(self.path), self._bm25_params or info.params)
                 self._bm25 = BM25Retriever(scorer, analyzer, self.store)
             return self._bm25
