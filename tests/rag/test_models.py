@@ -153,3 +153,13 @@ def test_cli_models_import_and_list(tiny_gguf, tmp_path, capsys):
     assert "tiny-llama-" in out and f"from {path}" in out
     assert main(["models", "import", "not-a-model", "--cache-dir", str(tmp_path / "c")]) == 1
     assert "neither a named model (smollm2) nor a .gguf file" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_missing_generator_before_starting(sample_index, tmp_path, capsys):
+    from rag.cli import main
+
+    # When: the service is started with a generator path that does not exist
+    rc = main(["serve", "--index", str(sample_index), "--generator", str(tmp_path / "nope")])
+    # Then: one line from the loader, before any worker starts
+    assert rc == 1
+    assert f"cannot load generator '{tmp_path / 'nope'}': no such file or folder" in capsys.readouterr().err
