@@ -163,3 +163,31 @@ def test_serve_refuses_a_missing_generator_before_starting(sample_index, tmp_pat
     # Then: one line from the loader, before any worker starts
     assert rc == 1
     assert f"cannot load generator '{tmp_path / 'nope'}': no such file or folder" in capsys.readouterr().err
+
+
+def test_a_gguf_generator_runs_cache_build_and_cached_ask_by_path(tiny_gguf, sample_index, cache, tmp_path, capsys):
+    import shutil
+
+    from rag.cli import main
+
+    # Given: a copy of the sample index and a GGUF file given by path
+    path, _ = tiny_gguf
+    index = tmp_path / "idx"
+    shutil.copytree(sample_index, index)
+    # When: its passage KV states are built and a question is answered from them, and with a full prefill
+    assert main(["cache", "build", "--index", str(index), "--generator", str(path), "--limit", "4"]) == 0
+    capsys.readouterr()
+    args = ["ask", "why is the sky blue", "--index", str(index), "--generator", str(path), "-k", "2", "--mode", "bm25",
+            "--max-new-tokens", "4", "--json"]
+    assert main([*args, "--kv-cache"]) == 0
+    cached = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    full = json.loads(capsys.readouterr().out)
+    # Then: both are generated over the same passages, the cache is keyed by the imported folder's revision
+    from indexes.manifest import Manifest
+
+    kv = [c for c in Manifest.read(index).caches if c.kind == "kv"]
+    assert kv[0].model == str(path) and kv[0].revision == resolve_model(str(path), "generator").revision
+    assert cached["kind"] == full["kind"] == "generated"
+    assert [c["id"] for c in cached["citations"]] == [c["id"] for c in full["citations"]]
+    assert cached["prompt_tokens"] == full["prompt_tokens"] and cached["cached_tokens"] > 0
