@@ -170,7 +170,7 @@ def resolve_model(name: str | Path, kind: ModelKind, *, progress: bool = True) -
     if local.exists() or name.startswith(("/", "./", "../", "~")) or local.suffix.lower() == ".gguf":
         what = "not a model folder or .gguf file" if local.exists() else "no such file or folder"
         raise model_error(kind, name, f"{what}; give a Hugging Face model folder, a .gguf file or a named model "
-                                      f"({', '.join(model_import.NAMED_MODELS)})")
+                                      f"({', '.join(model_import.NAMED_MODELS)}); {_NEVER_DOWNLOADS}")
     try:
         from huggingface_hub import snapshot_download
 
