@@ -85,22 +85,6 @@ def test_hyde_search_and_ask_run_with_smollm2(sample_demo_index, capsys):
     assert hyde["kind"] == "generated" and len(hyde["citations"]) == 3
 
 
-def test_eval_qa_with_smollm2_writes_a_report(sample_demo_index, tmp_path):
-    # Given: three questions about the sample corpus with gold answers
-    rows = [{"id": "q1", "question": QUESTION, "answers": ["Rayleigh scattering"]},
-            {"id": "q2", "question": "how do vaccines train the immune system", "answers": ["memory cells"]},
-            {"id": "q3", "question": "what colour is the sunset", "answers": ["red"]}]
-    data = tmp_path / "qa.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    # When
-    rc = main(["eval", "qa", "--dataset", str(data), "--report", str(tmp_path / "rep"), "--index", str(sample_demo_index),
-               "--generator", "smollm2", "-k", "3", "--gold-labels", "2", "--judge", "f1"])
-    # Then: a report over the three generated answers
-    assert rc == 0
-    report = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert report["n_items"] == 3
-
-
 def test_lora_block_attention_training_of_smollm2_gives_an_adapter_rag_ask_loads(sample_demo_index, tmp_path, capsys):
     # Given: two training questions over sample passages
     sky = {"title": "Why the sky is blue", "text": "Air molecules scatter short wavelengths more than long ones."}
