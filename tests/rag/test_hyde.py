@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kv_tiny import tiny_generator, tiny_index
 
 from rag.hyde import HydeConfig, hyde_search, hyde_vector
+from tests.rag.kv_tiny import tiny_generator, tiny_index
 
 
 class FakeGenerator:

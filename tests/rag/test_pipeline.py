@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from kv_tiny import save_tiny_generator, tiny_generator, tiny_index
 
 from rag.cli import main
 from rag.generation.cache_build import build_passage_cache
@@ -14,6 +13,7 @@ from rag.generation.passage_cache import CacheConfig
 from rag.generation.prompt import PromptBuilder
 from rag.generation.sampling import SamplingConfig
 from rag.pipeline import EXTRACTIVE_LABEL, AnswerStream, AskConfig, ask
+from tests.rag.kv_tiny import save_tiny_generator, tiny_generator, tiny_index
 
 TIMINGS = {"retrieval_ms", "ttft_ms", "decode_ms"}
 
