@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from sentence_transformers.base.evaluation import BaseEvaluator
 
+from rag.compat.sentence_transformers import BaseEvaluator
 from rag.training.data import Pair
 
 Run = dict[str, dict[str, float]]
