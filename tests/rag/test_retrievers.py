@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from rag.fusion import convex, ranks_of, rrf
 from rag.index import open_index
+
+
+def fuse_by_definition(sparse: dict[int, float], dense: dict[int, float], method: str, alpha: float, norm: str,
+                       rrf_k: int) -> dict[int, float]:
+    """Fused score per candidate row, written from the definitions in plain Python (not rag.fusion).
+
+    RRF (Cormack et al. 2009): Σ over the two lists of 1 / (k + rank), ranks 1-based over the
+    candidates by descending score, ties to the lower row. Convex (Bruch et al. 2023):
+    alpha·N(dense) + (1 - alpha)·N(sparse), N min-max or z-score over the candidates.
+    """
+    rows = sorted(sparse)
+    if method == "rrf":
+        def rank(scores):
+            return {r: i + 1 for i, r in enumerate(sorted(rows, key=lambda r: (-scores[r], r)))}
+        rs, rd = rank(sparse), rank(dense)
+        return {r: 1 / (rrf_k + rs[r]) + 1 / (rrf_k + rd[r]) for r in rows}
+
+    def normalise(scores):
+        values = [scores[r] for r in rows]
+        if norm == "minmax":
+            lo, hi = min(values), max(values)
+            return {r: (scores[r] - lo) / (hi - lo) if hi > lo else 0.0 for r in rows}
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        return {r: (scores[r] - mean) / sd if sd > 0 else 0.0 for r in rows}
+
+    ns, nd = normalise(sparse), normalise(dense)
+    return {r: alpha * nd[r] + (1 - alpha) * ns[r] for r in rows}
 
 
 @pytest.mark.parametrize("method", ["convex", "rrf"])
@@ -17,16 +46,19 @@ def test_hybrid_fuses_exact_scores_of_the_union(sample_index, method):
     hybrid = index.retriever("hybrid", method=method, depth=5)
     # When
     rows, fused = hybrid.rank_batch([query], 5)[0]
-    # Then: recompute by hand over the union of both top-5 lists
+    # Then: the fusion recomputed from its definition over the union of both top-5 lists, with
+    # each candidate's full BM25 score and its exact dot product with the query vector
     bm25, dense = index.bm25, index.dense
-    cand = np.unique(np.concatenate([bm25.rank(query, 5)[0], dense.rank_batch([query], 5)[0][0]]))
-    sparse = bm25.scorer.scores(bm25.scorer.lookup(bm25.analyzer(query)))[cand]
-    dense_scores = dense.dense.vectors[cand] @ dense.encoder.encode_queries([query])[0]
+    cand = sorted({int(r) for r in bm25.rank(query, 5)[0]} | {int(r) for r in dense.rank_batch([query], 5)[0][0]})
+    all_sparse = bm25.scorer.scores(bm25.scorer.lookup(bm25.analyzer(query)))
+    q = dense.encoder.encode_queries([query])[0]
+    sparse = {r: float(all_sparse[r]) for r in cand}
+    dense_scores = {r: float(np.dot(dense.dense.vectors[r].astype(np.float64), q)) for r in cand}
     c = hybrid.config
-    expected = rrf([ranks_of(sparse), ranks_of(dense_scores)], c.rrf_k) if method == "rrf" else convex(sparse, dense_scores, c.alpha, c.norm)
-    order = np.lexsort((cand, -expected))[:5]
-    assert rows.tolist() == cand[order].tolist()
-    np.testing.assert_allclose(fused, expected[order], atol=1e-6)
+    expected = fuse_by_definition(sparse, dense_scores, method, c.alpha, c.norm, c.rrf_k)
+    top = sorted(cand, key=lambda r: (-expected[r], r))[:5]
+    assert rows.tolist() == top
+    np.testing.assert_allclose(fused, [expected[r] for r in top], atol=1e-6)
 
 
 def test_dense_search_matches_stored_vectors(sample_index):
