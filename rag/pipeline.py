@@ -142,6 +142,7 @@ class AnswerStream:
     """Answer text as it is generated; ``answer`` holds the :class:`Answer` once iterated.
 
     Example:
+        (Not run as a doctest: needs an index and a causal LM.)
         >>> stream = AnswerStream("why is the sky blue", index, generator)  # doctest: +SKIP
         >>> for piece in stream: print(piece, end="")                     # doctest: +SKIP
         >>> stream.answer.timings                                          # doctest: +SKIP

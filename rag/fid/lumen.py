@@ -11,8 +11,8 @@ the FiD encoder's ``N_layers`` layers into a *memory* encoder (the first ``N_lay
     y   = Dec([G_1 ; ... ; G_N])             # fusion in the decoder, as in FiD
 
 so question-time encoder cost falls from ``N_layers`` to about ``K`` layers per passage token. The
-paper's question encoder is a separately fine-tuned copy of the memory layers; here (as the issue
-specifies) the question goes through the memory layers themselves, which keeps one set of weights.
+paper's question encoder is a separately fine-tuned copy of the memory layers; here the question
+goes through the memory layers themselves, which keeps one set of weights.
 With ``K = N_layers`` the memory is the token embeddings and LUMEN equals FiD exactly; the tests
 check that to 1e-4.
 
@@ -23,6 +23,7 @@ passes them (:func:`rag.compat.transformers.run_t5_blocks`, the one place that k
 so relative positions match FiD's ``q ++ p`` rows.
 
 Example:
+    (Not run as a doctest: needs a loaded T5-family model.)
     >>> enc = LumenEncoder(model, live_layers=2)          # doctest: +SKIP
     >>> reader = FiDReader(model, tokenizer, encoder=enc) # doctest: +SKIP
 """

@@ -8,6 +8,7 @@ is injected (the CLI passes :func:`eval.retrieval.evaluate`'s nDCG@10), keeping 
 imports from the ``eval`` layer above it.
 
 Example:
+    (Not run as a doctest: needs dev pairs, an index and a SentenceTransformer.)
     >>> pool = dev_pool(dev_pairs, documents, index, depth=10)          # doctest: +SKIP
     >>> evaluator = DevEvaluator(pool, ndcg10)                           # doctest: +SKIP
     >>> evaluator(model)["dev_ndcg@10"]                                 # doctest: +SKIP

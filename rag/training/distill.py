@@ -13,6 +13,7 @@ only ever used with an index whose passages its teacher encoded
 (:func:`rag.encoder.check_query_encoder`).
 
 Example:
+    (Not run as a doctest: needs an index with a dense part; training takes minutes.)
     >>> distill_query_encoder("build/scifact", "build/scifact-q3", DistillConfig(layers=3))  # doctest: +SKIP
     $ rag serve --index build/scifact --query-encoder build/scifact-q3
 """
