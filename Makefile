@@ -43,7 +43,7 @@ test: setup
 
 # The suite at the minimum declared versions (CI runs both).
 test-min: $(MIN_STAMP)
-	$(MIN_VENV)/bin/python -m pytest -q
+	$(MIN_VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning -W ignore::FutureWarning
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
