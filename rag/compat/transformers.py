@@ -15,6 +15,7 @@ Importing it checks the installed version (:data:`MIN_VERSION`, the lower bound 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 
@@ -98,15 +99,33 @@ def bidirectional_mask(config, inputs_embeds: torch.Tensor, attention_mask: torc
     """The encoder attention mask ``T5Stack.forward`` builds from a ``(R, T)`` padding mask."""
     from transformers.masking_utils import create_bidirectional_mask
 
-    return create_bidirectional_mask(config=config, inputs_embeds=inputs_embeds, attention_mask=attention_mask.long())
+    # The embeddings argument is `input_embeds` in 5.0 and `inputs_embeds` in later 5.x releases.
+    params = inspect.signature(create_bidirectional_mask).parameters
+    embeds = "inputs_embeds" if "inputs_embeds" in params else "input_embeds"
+    return create_bidirectional_mask(config=config, attention_mask=attention_mask.long(), **{embeds: inputs_embeds})
+
+
+@functools.cache
+def _mask_folded_into_bias(attention_class: type) -> bool:
+    """Whether this T5 attention adds the mask to the position bias it computes, and ignores the
+    mask when it is given a bias (transformers 5.0), rather than applying the mask separately (later 5.x)."""
+    return "position_bias + causal_mask" in inspect.getsource(attention_class.forward)
 
 
 def run_t5_blocks(stack, h: torch.Tensor, mask: torch.Tensor, blocks: Sequence[torch.nn.Module]) -> torch.Tensor:
-    """Run ``blocks`` over hidden states ``h`` ``(R, T, d)`` with padding ``mask`` ``(R, T)``, as ``T5Stack.forward`` does."""
+    """Run ``blocks`` over hidden states ``h`` ``(R, T, d)`` with padding ``mask`` ``(R, T)``, as ``T5Stack.forward`` does.
+
+    ``T5Stack`` lets its first block compute the relative position bias and hands it to the
+    others; here the bias comes from block 0 explicitly, so that the live layers of LUMEN (which
+    do not start at block 0) see the same bias, with the padding mask applied as each
+    transformers release expects it.
+    """
     if len(blocks) == 0:
         return h
     attn_mask = bidirectional_mask(stack.config, h, mask)
     bias = t5_position_bias(stack, h.shape[1], h.device)  # (1, heads, T, T)
+    if attn_mask is not None and _mask_folded_into_bias(type(blocks[0].layer[0].SelfAttention)):
+        bias = bias + attn_mask[:, :, :, : h.shape[1]]  # (R, heads, T, T)
     for block in blocks:
         h = block(h, attn_mask, bias)[0]  # (R, T, d)
     return h
