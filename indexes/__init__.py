@@ -12,5 +12,7 @@ Modules:
     kv_store: cached generator key/value states per passage (safetensors shards).
     lumen_store: LUMEN passage memory (safetensors).
     atomic: atomic files and directories, and the build lock.
-    errors: the user-facing error types every layer raises.
+    errors: the user-facing error types every layer raises, each with its declared code.
+    io_errors: one-line messages for what the file system and SQLite refuse.
+    layout: which entries of an index directory belong to the index (a rebuild replaces only those).
 """

@@ -11,9 +11,11 @@ Modules:
     schemas: request and response bodies.
     errors: every error as ``{"error": {"code", "message"}}`` with its status.
     security: API key and request limits.
+    connections: connection-level limits (open connections, request-head size and time).
+    streaming: ``POST /answer`` as Server-Sent Events.
     observability: request logs and Prometheus metrics.
     batching: concurrent query encodings merged into one encoder call.
     passages: an in-memory cache in front of the passage store.
 
-Sub-package ``routers``: one module per resource (search, answer, indexes, health, metrics).
+Sub-package ``routers``: one module per resource (search, answer, indexes, health, metrics, page: the browser page).
 """
