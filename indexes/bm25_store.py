@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from indexes.atomic import atomic_write_bytes, atomic_write_text
-from indexes.errors import IndexFormatError
+from indexes.errors import IndexFormatError, StorageError
+from indexes.io_errors import reporting_storage
 
 if TYPE_CHECKING:  # scipy costs ~0.5 s to import; searching needs only the plain arrays (BM25Postings)
     import scipy.sparse as sp
@@ -60,21 +63,43 @@ class BM25Postings:
 
     @classmethod
     def read(cls, directory: str | Path) -> BM25Postings:
-        """Read ``bm25_postings.npz`` and ``bm25_vocab.json`` from ``directory``.
+        """Read the two files written by :meth:`BM25Data.write`.
 
         Raises:
-            IndexFormatError: a file is missing, unreadable, or the two disagree.
+            IndexFormatError: a file is missing, empty, truncated or damaged, or the two disagree
+                (the message names the file and says to rebuild).
+            StorageError: the file system refused the read (permissions).
         """
         directory = Path(directory)
+        postings, vocab_path = directory / POSTINGS_NAME, directory / VOCAB_NAME
         try:
-            with np.load(directory / POSTINGS_NAME, allow_pickle=False) as z:
+            with reporting_storage(postings, "read"), np.load(postings, allow_pickle=False) as z:
                 indptr, indices, tf, lengths = z["indptr"], z["indices"], z["tf"], z["doc_lengths"]
-            vocab = tuple(json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8")))
-        except (OSError, KeyError, ValueError) as exc:
-            raise IndexFormatError(f"{directory}: BM25 data unreadable ({exc}); rebuild the index") from None
-        if indptr.shape[0] != len(vocab) + 1 or indptr[-1] != indices.shape[0] or indices.shape != tf.shape:
-            raise IndexFormatError(f"{directory}: BM25 vocabulary and postings disagree; rebuild the index")
-        return cls(vocab, indptr, indices, tf, lengths)
+        except StorageError as exc:
+            if not postings.is_file():
+                raise IndexFormatError(f"{postings}: missing BM25 postings; rebuild the index with `rag index`") from None
+            raise exc
+        # np.load: EOFError for an empty file, BadZipFile/zlib.error for a damaged one, KeyError
+        # for a missing array, ValueError for a bad header.
+        except (EOFError, zipfile.BadZipFile, zlib.error, KeyError, ValueError) as exc:
+            raise IndexFormatError(f"{postings}: damaged BM25 postings ({type(exc).__name__}: {exc}); rebuild the index with `rag index`") from None
+        try:
+            with reporting_storage(vocab_path, "read"):
+                vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+        except StorageError:
+            if not vocab_path.is_file():
+                raise IndexFormatError(f"{vocab_path}: missing BM25 vocabulary; rebuild the index with `rag index`") from None
+            raise
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise IndexFormatError(f"{vocab_path}: damaged BM25 vocabulary ({exc}); rebuild the index with `rag index`") from None
+        if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+            raise IndexFormatError(f"{vocab_path}: not a JSON list of terms; rebuild the index with `rag index`")
+        n_terms, nnz = len(vocab), indices.shape[0] if indices.ndim == 1 else -1
+        if (indptr.ndim != 1 or indptr.shape[0] != n_terms + 1 or tf.shape != indices.shape or lengths.ndim != 1
+                or nnz < 0 or (n_terms and (indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0)))
+                or (nnz and (indices.min() < 0 or indices.max() >= lengths.shape[0]))):
+            raise IndexFormatError(f"{directory}: BM25 vocabulary and postings disagree ({POSTINGS_NAME}, {VOCAB_NAME}); rebuild the index with `rag index`")
+        return cls(tuple(vocab), indptr, indices, tf, lengths)
 
 
 @dataclass(frozen=True)

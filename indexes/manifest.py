@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from indexes.atomic import atomic_write_text
+from indexes.atomic import atomic_write_text, build_lock
 from indexes.errors import IndexFormatError, IndexNotFoundError
+from indexes.io_errors import storage_error
 
 #: Bumped whenever a reader of the previous version could misread a new index.
 FORMAT_VERSION = 1
@@ -194,6 +195,7 @@ class Manifest(_Spec):
         Raises:
             IndexNotFoundError: the directory or its manifest does not exist.
             IndexFormatError: the manifest is damaged or of an unknown format version.
+            StorageError: the file system refused the read (permissions).
         """
         path = Path(directory) / MANIFEST_NAME
         if not Path(directory).is_dir():
@@ -202,8 +204,10 @@ class Manifest(_Spec):
             raise IndexNotFoundError(f"{directory} is not an index (no {MANIFEST_NAME}); build one with `rag index`")
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IndexFormatError(f"{path}: unreadable manifest ({exc})") from None
+        except OSError as exc:
+            raise storage_error(path, exc, "read") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexFormatError(f"{path}: damaged manifest ({exc}); rebuild the index with `rag index`") from None
         version = raw.get("format_version") if isinstance(raw, dict) else None
         if version != FORMAT_VERSION:
             raise IndexFormatError(
@@ -214,4 +218,23 @@ class Manifest(_Spec):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise IndexFormatError(f"{path}: invalid manifest field {where!r}: {first['msg']}") from None
+            raise IndexFormatError(f"{path}: invalid manifest field {where!r}: {first['msg']}; restore it or rebuild the index "
+                                   "with `rag index`") from None
+
+
+def record_cache(index_dir: str | Path, info: CacheInfo) -> CacheInfo:
+    """Add ``info`` to the index's ``caches`` (replacing the entry with the same key), under the
+    index's build lock, so concurrent cache builds and index builds never lose each other's writes.
+
+    Raises:
+        IndexFormatError: the store ``info.path`` is not in the index (it was rebuilt meanwhile).
+    """
+    index_dir = Path(index_dir)
+    with build_lock(index_dir, wait=True):  # held only for this read-modify-write
+        if not (index_dir / info.path).exists():
+            raise IndexFormatError(f"{index_dir / info.path}: the cache store is gone (the index was rebuilt while "
+                                   "it was built); build the cache again")
+        manifest = Manifest.read(index_dir)
+        caches = tuple(c for c in manifest.caches if c.key != info.key) + (info,)
+        manifest.model_copy(update={"caches": caches}).write(index_dir)
+    return info

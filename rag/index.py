@@ -76,8 +76,9 @@ class Index:
                 info = self.manifest.bm25
                 if info is None:
                     raise InputError(f"{self.path} has no BM25 index (built with --no-bm25); use --mode dense")
+                analyzer = Analyzer(info.analyzer)  # its token_pattern was validated with the manifest
                 scorer = BM25Scorer(BM25Postings.read(self.path), self._bm25_params or info.params)
-                self._bm25 = BM25Retriever(scorer, Analyzer(info.analyzer), self.store)
+                self._bm25 = BM25Retriever(scorer, analyzer, self.store)
             return self._bm25
 
     @property

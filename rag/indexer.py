@@ -2,7 +2,9 @@
 
 The build happens in a temporary sibling of the output directory, which replaces the output
 only when everything succeeded (:func:`indexes.atomic.atomic_directory`): a failed or
-interrupted build leaves the previous index intact and no half-written one.
+interrupted build leaves the previous index intact and no half-written one. A rebuild replaces
+only an index: an output folder that also holds files the index did not create (a user's notes,
+a sub-folder) is refused before any work, never emptied (:mod:`indexes.layout`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexes.atomic import atomic_directory
+from indexes.atomic import atomic_directory, refuse_foreign
 from indexes.bm25_store import BM25Data
 from indexes.dense_store import build_faiss, write_faiss, write_vectors
 from indexes.errors import InputError
+from indexes.layout import index_owner
 from indexes.manifest import MANIFEST_NAME, AnalyzerSpec, BM25Info, BM25Spec, ChunkingSpec, CorpusInfo, DenseInfo, FaissSpec, Manifest, WindowSpec
 from indexes.passage_store import write_passages
 from rag.analyzer import Analyzer
@@ -55,6 +58,7 @@ class BuildStats:
 def _check_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).is_file())):
         raise InputError(f"{out} exists and is not an index; refusing to overwrite it (choose another --out)")
+    refuse_foreign(out, index_owner(out))  # before the work: a rebuild never deletes a user's files
 
 
 def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = IndexOptions(),
@@ -88,7 +92,7 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
     if options.encoder is not None and encoder is None:
         encoder = Encoder(options.encoder)
     texts = [passage_text(p.title, p.text) for p in passages]
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, owned=index_owner(out)) as tmp:
         t = time.perf_counter()
         try:
             write_passages(tmp, passages)

@@ -7,6 +7,7 @@ accepting connections, lets in-flight requests finish (up to ``--graceful-timeou
 the encoder threads and closes the passage stores.
 
 Example:
+    (Not run as a doctest: needs an index on disk; starts a server.)
     >>> app = create_app(Settings(indexes={"scifact": "build/scifact"}))   # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                     # doctest: +SKIP
 
@@ -82,6 +83,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics_)  # outermost: sees every status
     return app

@@ -6,7 +6,7 @@ of a small decoder-only model trained from random initialisation twice from the 
 seed: once with the block attention mask and cached-path positions (Block-Attention, Sun et al.,
 2024, arXiv:2409.15355, §3), evaluated through ``cached_prefill`` (passage states computed
 separately, as a passage cache serves them); once with the plain causal mask, evaluated with a full
-prefill. Issue 6's target: block attention reaches ≥ 90% of full attention's held-out exact match.
+prefill. Target: block attention reaches ≥ 90% of full attention's held-out exact match.
 
 Run (writes data, models, curves and ``summary.json`` under --out; prints a JSON summary)::
 
@@ -104,7 +104,7 @@ def run_one(init: Path, attention: str, train_path: Path, dev_path: Path, args) 
         res = train_generator(gen, data, dev, stage_cfg, stage_out, score=score, builder=builder,
                               log=lambda r, n=n: print(json.dumps({"attention": attention, "stage": n} | {k: round(v, 4) for k, v in r.items()}), flush=True))
         history += [r | {"step": r["step"] + steps, "elapsed_s": r["elapsed_s"] + wall, "stage": n} for r in res.history]
-        steps, wall = steps + res.steps, wall + res.wall_s
+        steps, wall = steps + res.steps, wall + res.seconds
         if stage_cfg.time_limit_s is not None and res.steps < stage_cfg.steps:
             break  # out of time
     plot_curves(history, out / "curves.png", title=f"decoder single fact ({attention} attention)")

@@ -18,13 +18,17 @@ def serve_command(
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (each loads the models); see docs/benchmarks.md (service).", min=1)] = 1,
     api_key: Annotated[str | None, typer.Option(envvar="RAG_API_KEY", show_envvar=True, help="Require 'Authorization: Bearer KEY' (prefer the environment variable).")] = None,
-    generator: Annotated[str | None, typer.Option(help="Model for /answer (local path or cached HF id): a causal LM, or a T5-family FiD reader; default: extractive answers.")] = None,
+    generator: Annotated[str | None, typer.Option(help="Model for /answer: smollm2, a folder, a .gguf file or a cached HF id; a causal LM or a T5-family FiD reader; default: extractive answers.")] = None,
     fid_live_layers: Annotated[int | None, typer.Option(help="FiD generator: read each index's LUMEN memory (`rag cache lumen`) and run only the last K encoder layers.", min=1)] = None,
     microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
     torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default 1: see docs/benchmarks.md (service)).", min=1)] = None,
     encoder_backend: Annotated[Backend | None, typer.Option(help="Query encoding: torch, onnx (same scores, faster on CPU) or onnx-int8 (quantised; see docs/benchmarks.md).")] = None,
     query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the indexes' encoder (`rag train query-encoder`).")] = None,
     encoder_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker, each on its own micro-batch (default: cores / workers).", min=1)] = None,
+    max_connections: Annotated[int | None, typer.Option(help="Open connections per worker; more are answered 503 at once (default 512).", min=1)] = None,
+    max_header_bytes: Annotated[int | None, typer.Option(help="Longest request head (request line + headers) in bytes; longer: 431 (default 32768).", min=1024)] = None,
+    header_timeout: Annotated[float | None, typer.Option(help="Seconds a request head may take to arrive; slower: 408 and closed (default 10).", min=0.001, max=300)] = None,
+    body_timeout: Annotated[float | None, typer.Option(help="Longest pause in seconds while a request body is read; longer: 408 (default 10).", min=0.001, max=300)] = None,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -58,6 +62,9 @@ def serve_command(
     if api_key:
         env["RAG_API_KEY"] = api_key
     if generator:
+        from rag.models import resolve_model
+
+        resolve_model(generator, "generator")  # fails here if missing; a GGUF is converted once, before the workers
         env["RAG_GENERATOR"] = generator
     if fid_live_layers is not None:
         if not generator:
@@ -73,14 +80,21 @@ def serve_command(
         env["RAG_QUERY_ENCODER"] = str(query_encoder.resolve())
     if encoder_threads or workers > 1:  # default: the cores shared out between the workers
         env["RAG_ENCODER_THREADS"] = str(encoder_threads or max(1, (os.cpu_count() or 1) // workers))
+    for name, value in (("MAX_CONNECTIONS", max_connections), ("MAX_HEADER_BYTES", max_header_bytes),
+                        ("HEADER_TIMEOUT_S", header_timeout), ("BODY_TIMEOUT_S", body_timeout)):
+        if value is not None:
+            env[f"RAG_{name}"] = str(value)
     os.environ.update(env)
     try:
-        Settings()  # fail here, with the field named, rather than in every worker
+        settings = Settings()  # fail here, with the field named, rather than in every worker
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InputError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     with tempfile.TemporaryDirectory(prefix="rag-metrics-") as metrics_dir:
         if workers > 1:  # prometheus-client aggregates the workers' metrics through files here
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        # The guarded protocol bounds open connections, request-head size and time, which uvicorn's
+        # own options do not (service/connections.py); h11's head limit is set for completeness.
         uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False, timeout_graceful_shutdown=graceful_timeout)
+                    log_level=log_level, access_log=False, timeout_graceful_shutdown=graceful_timeout,
+                    http="service.connections:GuardedHTTPProtocol", h11_max_incomplete_event_size=settings.max_header_bytes)

@@ -13,6 +13,7 @@ only ever used with an index whose passages its teacher encoded
 (:func:`rag.encoder.check_query_encoder`).
 
 Example:
+    (Not run as a doctest: needs an index with a dense part; training takes minutes.)
     >>> distill_query_encoder("build/scifact", "build/scifact-q3", DistillConfig(layers=3))  # doctest: +SKIP
     $ rag serve --index build/scifact --query-encoder build/scifact-q3
 """
@@ -95,16 +96,15 @@ def keep_layers(n_teacher: int, n: int) -> list[int]:
 
 def _truncate(model, n: int) -> list[int]:
     """Keep ``n`` of the BERT-style encoder's layers in place; returns the kept indices."""
-    import torch
+    from rag.compat.transformers import encoder_layers, set_encoder_layers
 
     auto = model[0].auto_model
-    layers = getattr(getattr(auto, "encoder", None), "layer", None)
+    layers = encoder_layers(auto)
     if layers is None:
         raise InputError(f"query-encoder distillation needs a BERT-style encoder (encoder.layer); "
                          f"{type(auto).__name__} has none")
     keep = keep_layers(len(layers), n)
-    auto.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
-    auto.config.num_hidden_layers = len(keep)
+    set_encoder_layers(auto, [layers[i] for i in keep])
     return keep
 
 
@@ -128,13 +128,18 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
         InputError: the index has no dense part, too few texts, or an unsupported encoder.
     """
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer import losses
-
-    from indexes.atomic import atomic_directory
+    from indexes.atomic import atomic_directory, refuse_unless_ours
+    from rag.compat.sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        mse_loss,
+        warmup_arguments,
+    )
     from indexes.manifest import Manifest
-    from rag.encoder import resolve_model_path
+    from rag.models import load_sentence_transformer
+    from rag.training.step_loop import kept_global_rng
 
+    refuse_unless_ours(Path(out), QUERY_ENCODER_RECORD)  # before the work: replace only a student it wrote
     manifest = Manifest.read(Path(index_path))
     if manifest.dense is None:
         raise InputError(f"{index_path} has no dense index: a query encoder is distilled from the index's encoder")
@@ -148,27 +153,27 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
     if not held_out or len(texts) < config.batch_size:
         raise InputError(f"{index_path}: {len(texts)} training sentences after holding out {len(held_out)}; "
                          f"need at least --batch-size ({config.batch_size}) and 10 sentences")
-    path = resolve_model_path(spec.model)
-    teacher = SentenceTransformer(path, device=device, local_files_only=True)
+    teacher = load_sentence_transformer(spec.model, "encoder", device)[0]
     if spec.query_prefix:  # the student is trained on what it will see: prefixed queries
         texts, held_out = [spec.query_prefix + t for t in texts], [spec.query_prefix + t for t in held_out]
     # Targets are the unit vectors the index stores; the student learns to output them directly.
     target = teacher.encode(texts, batch_size=128, convert_to_numpy=True, normalize_embeddings=True,
                             show_progress_bar=progress)  # (n, d)
     held_target = teacher.encode(held_out, batch_size=128, convert_to_numpy=True, normalize_embeddings=True)  # (h, d)
-    student = SentenceTransformer(path, device=device, local_files_only=True)
+    student = load_sentence_transformer(spec.model, "encoder", device)[0]
     kept = _truncate(student, config.layers)
     mse_before, _ = _mse_cos(student, held_out, held_target)
     data = Dataset.from_dict({"text": texts, "label": list(target)})
     with tempfile.TemporaryDirectory(prefix="rag-distill-") as scratch:  # no checkpoints: nothing to keep
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch, num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate, warmup_steps=0.05, seed=config.seed, data_seed=config.seed,
+            learning_rate=config.learning_rate, **warmup_arguments(0.05), seed=config.seed, data_seed=config.seed,
             save_strategy="no", logging_steps=10, report_to="none", disable_tqdm=not progress, use_cpu=device == "cpu")
-        trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=losses.MSELoss(student))
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
+        with kept_global_rng():  # the transformers Trainer seeds the global generators (set_seed)
+            trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=mse_loss(student))
+            start = time.perf_counter()
+            trainer.train()
+            seconds = time.perf_counter() - start
     mse_after, cos_after = _mse_cos(student, held_out, held_target)
     record = {"teacher": spec.model_dump(), "kept_layers": kept, "config": asdict(config), "texts": len(texts),
               "held_out": len(held_out), "mse_before": mse_before, "mse_after": mse_after,

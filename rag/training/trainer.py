@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from indexes.errors import InputError
-from rag.encoder import EMBEDDED_MODEL, ModelLoadError, resolve_model_path
+from rag.models import EMBEDDED_MODEL, load_sentence_transformer
+from rag.training.result import TrainResult
 from rag.training.data import Pair, data_sha256
 
 TRAINING_RECORD = "training.json"
@@ -84,43 +85,21 @@ class TrainConfig:
             raise InputError("epochs and learning rate must be positive")
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """What a run produced: the model directory, its dev score, the loss curve and the wall time."""
-
-    out: Path
-    best_dev_ndcg10: float | None
-    losses: list[tuple[int, float]]
-    dev_history: list[tuple[int, float]]
-    seconds: float
-
-
 def load_base_model(config: TrainConfig, device: str | None = None):
     """The base SentenceTransformer, from local files only.
 
     Raises:
         ModelLoadError: the base model is not available locally or does not load.
     """
-    from sentence_transformers import SentenceTransformer
-
-    path = resolve_model_path(config.base_model)
-    try:
-        model = SentenceTransformer(path, device=device, local_files_only=True)
-    except Exception as exc:  # the user's model, not our bug
-        raise ModelLoadError(f"cannot load base model {config.base_model!r} from {path}: {exc}") from None
-    return model
+    return load_sentence_transformer(config.base_model, "base model", device)[0]
 
 
 def info_nce_loss(model, config: TrainConfig):
     """InfoNCE over in-batch (+ hard) negatives: (Cached)MultipleNegativesRankingLoss, scale = 1/τ."""
-    from sentence_transformers.sentence_transformer import losses
+    from rag.compat.sentence_transformers import info_nce_loss as st_info_nce
 
-    directions = ("query_to_doc", "doc_to_query") if config.symmetric else ("query_to_doc",)
-    common = dict(scale=1.0 / config.temperature, directions=directions,
-                  partition_mode="per_direction" if config.symmetric else "joint")
-    if config.mini_batch_size:
-        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size, **common)
-    return losses.MultipleNegativesRankingLoss(model, **common)
+    return st_info_nce(model, scale=1.0 / config.temperature, symmetric=config.symmetric,
+                       mini_batch_size=config.mini_batch_size)
 
 
 def pairs_dataset(pairs: list[Pair]):
@@ -151,14 +130,19 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
         device: ``cpu``/``cuda``; ``None`` picks CUDA when available.
         extra_record: more fields for ``training.json`` (e.g. the input files and mining settings).
     """
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
-
-    from indexes.atomic import atomic_directory
+    from indexes.atomic import atomic_directory, refuse_unless_ours
+    from rag.compat.sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        no_duplicates_sampler,
+        warmup_arguments,
+    )
+    from rag.training.step_loop import kept_global_rng
 
     if not pairs:
         raise InputError("no training pairs")
     out = Path(out)
+    refuse_unless_ours(out, TRAINING_RECORD)  # before training: a retrain replaces only a model it wrote
     ckpt = Path(checkpoints) if checkpoints else out.parent / f"{out.name}.checkpoints"
     if resume and not any(ckpt.glob("checkpoint-*")):
         raise InputError(f"--resume: no checkpoint in {ckpt}")
@@ -168,19 +152,20 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
     strategy = "steps" if config.eval_steps else "epoch"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt), num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
-        data_seed=config.seed, batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate is a false negative
+        learning_rate=config.learning_rate, **warmup_arguments(config.warmup_ratio), seed=config.seed,
+        data_seed=config.seed, batch_sampler=no_duplicates_sampler(),  # a duplicate is a false negative
         eval_strategy=strategy if evaluator else "no", save_strategy=strategy,
         eval_steps=config.eval_steps, save_steps=config.eval_steps, save_total_limit=config.save_total_limit,
         load_best_model_at_end=evaluator is not None,
         metric_for_best_model=f"eval_{evaluator.name}_ndcg@10" if evaluator else None, greater_is_better=True,
         logging_steps=config.logging_steps, report_to="none", disable_tqdm=not config.progress,
         use_cpu=device == "cpu")
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs_dataset(pairs),
-                                        loss=info_nce_loss(model, config), evaluator=evaluator)
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if resume else None)
-    seconds = time.perf_counter() - start
+    with kept_global_rng():  # the transformers Trainer seeds the global generators (set_seed)
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs_dataset(pairs),
+                                            loss=info_nce_loss(model, config), evaluator=evaluator)
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=True if resume else None)
+        seconds = time.perf_counter() - start
     history = trainer.state.log_history
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
     key = f"eval_{evaluator.name}_ndcg@10" if evaluator else None
@@ -194,4 +179,6 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
     with atomic_directory(out) as tmp:
         model.save(str(tmp))
         (tmp / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    return TrainResult(out, best, losses, dev, seconds)
+    rows = [{"step": s, "loss": v} for s, v in losses] + [{"step": s, "ndcg@10": v} for s, v in dev]
+    return TrainResult(steps=trainer.state.global_step, seconds=seconds, history=tuple(sorted(rows, key=lambda r: r["step"])),
+                       out=out, dev_metric="ndcg@10" if evaluator else None, best_dev=best)

@@ -1,7 +1,7 @@
 """``POST /search`` and ``POST /search/batch``: ranked passages from a configured index.
 
 The hits are exactly those of ``rag search --json`` for the same index, query, mode and ``k``:
-both call ``Index.retriever(mode).search`` (see ``tests/service/test_search_parity.py``).
+both call ``Index.retriever(mode).search`` (``tests/service/test_search.py::test_http_hits_equal_rag_search_json``).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request models built in
@@ -62,7 +62,7 @@ def build_router(models: RequestModels) -> APIRouter:
         return {"hits": out, "index": entry.name, "mode": body.mode, "timing_ms": ms}
 
     @router.post("/search/batch", response_model=BatchResponse, responses=error_responses(400, 401, 404, 413, 422, 503),
-                 summary="Search many queries in one call")
+                 summary="Search many queries in one call", response_model_exclude_unset=True)
     async def search_batch(body: BatchSearchRequest, request: Request, state: State) -> dict:
         """One result list per query, in order; the queries are encoded as one batch."""
         entry = state.get(body.index)
