@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kv_tiny import tiny_index
+from tests.rag.kv_tiny import tiny_index
 
 from indexes.errors import InputError
 from rag.cli import main

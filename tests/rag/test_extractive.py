@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kv_tiny import tiny_index
+from tests.rag.kv_tiny import tiny_index
 
 from rag.extractive import ExtractiveConfig, extract, split_sentences
 from rag.pipeline import NO_ANSWER, AskConfig, ask

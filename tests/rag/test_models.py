@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from gguf_tiny import write_tiny_gguf
+from tests.rag.gguf_tiny import write_tiny_gguf
 from rag.models import ModelLoadError, model_revision, resolve_model
 
 

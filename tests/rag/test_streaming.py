@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kv_tiny import tiny_generator, tiny_index
+from tests.rag.kv_tiny import tiny_generator, tiny_index
 
 from rag.generation.sampling import SamplingConfig
 from rag.pipeline import Answer, AskConfig, ask
@@ -62,7 +62,7 @@ def test_rag_ask_prints_each_piece_as_it_is_decoded(tmp_path, monkeypatch):
     import io
     import sys
 
-    from kv_tiny import save_tiny_generator
+    from tests.rag.kv_tiny import save_tiny_generator
 
     from rag.cli import main
     from rag.generation.generator import Generator

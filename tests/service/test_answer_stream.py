@@ -10,7 +10,7 @@ import json
 import re
 import time
 
-from conftest import launch, save_tiny_llama
+from tests.service.conftest import launch, save_tiny_llama
 from fastapi import Request  # module level: FastAPI resolves the route's annotations here
 
 QUESTION = "why is the sky blue"

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import pytest
 
-from conftest import API_KEY
+from tests.service.conftest import API_KEY
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
