@@ -44,6 +44,23 @@ def _remove_stale(target: Path) -> None:
 
 
 @contextlib.contextmanager
+def target_lock(target: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the build lock of ``target`` (``.NAME.lock`` beside it) for the block.
+
+    Raises:
+        BuildInProgressError: another process holds it (a build, ``rag add``, ``rag delete``, ...).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildInProgressError(f"another process is building {target} right now; wait for it or choose another output") from None
+        yield
+
+
+@contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``target`` when the block succeeds.
 
@@ -61,12 +78,7 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
         'hello'
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildInProgressError(f"another process is building {target} right now; wait for it or choose another output") from None
+    with target_lock(target):
         _remove_stale(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
         os.chmod(tmp, 0o777 & ~_umask())
