@@ -16,7 +16,7 @@ import numpy as np
 
 from indexes.bm25_store import BM25Data
 from indexes.commits import segments_of, sha256_file
-from indexes.dense_store import PASSAGES_NAME, VECTORS_NAME
+from indexes.dense_store import FAISS_NAME, PASSAGES_NAME, VECTORS_NAME
 from indexes.errors import IndexFormatError
 from indexes.manifest import Manifest, SegmentInfo
 from indexes.passage_store import Passage, PassageStore
@@ -163,10 +163,39 @@ class CommitView:
         """The dense search over live passages (a non-flat structure over several segments is rebuilt in memory)."""
         info = self.manifest.dense
         assert info is not None
-        if self.simple:
+        if self.simple and (info.backend.kind == "flat" or (self.folders[0] / FAISS_NAME).is_file()):
             return open_vector_store(self.folders[0], info.backend, windowed=info.windows is not None, use_gpu=use_gpu)
         return vector_store_from_arrays(*self.vector_arrays(), info.backend)
 
     def close(self) -> None:
         self.store.close()
 
+
+
+def check_index(directory: str | Path) -> tuple[int, int]:
+    """Verify every file of every commit still present (the current one and those readers hold).
+
+    Returns:
+        ``(files verified, commits)``.
+
+    Raises:
+        IndexFormatError: a damaged file or commit (one line naming it).
+        IndexNotFoundError: no index at ``directory``.
+    """
+    from indexes.commits import COMMITS_DIR
+
+    directory = Path(directory)
+    commits = [Manifest.read(directory)]
+    for path in sorted((directory / COMMITS_DIR).glob("*.json")):
+        try:
+            commits.append(Manifest.model_validate_json(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"{path}: damaged commit ({str(exc).splitlines()[0]})") from None
+    seen: set[tuple[str, str]] = set()
+    for m in commits:
+        for seg in segments_of(m):
+            todo = [n for n in seg.files if (seg.name, n) not in seen]
+            verify_segment(directory, seg, todo)
+            seen.update((seg.name, n) for n in todo)
+            tombstones(directory, seg)
+    return len(seen), len(commits) - 1 if len(commits) > 1 else 1

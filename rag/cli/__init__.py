@@ -21,6 +21,7 @@ from rag.cli.apps import app
 #: Command modules, imported for their registration side effect on the Typer apps.
 COMMAND_MODULES = (
     "rag.cli.index",
+    "rag.cli.live",
     "rag.cli.search",
     "rag.cli.eval_retrieval",
     "rag.cli.eval_qa",
