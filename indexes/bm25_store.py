@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from indexes.atomic import atomic_write_bytes, atomic_write_text
-from indexes.errors import IndexFormatError
+from indexes.errors import IndexFormatError, StorageError
+from indexes.io_errors import reporting_storage
 
 POSTINGS_NAME = "bm25_postings.npz"
 VOCAB_NAME = "bm25_vocab.json"
@@ -114,14 +117,41 @@ class BM25Data:
 
     @classmethod
     def read(cls, directory: str | Path) -> BM25Data:
+        """Read the two files written by :meth:`write`.
+
+        Raises:
+            IndexFormatError: a file is missing, empty, truncated or damaged, or the two disagree
+                (the message names the file and says to rebuild).
+            StorageError: the file system refused the read (permissions).
+        """
         directory = Path(directory)
+        postings, vocab_path = directory / POSTINGS_NAME, directory / VOCAB_NAME
         try:
-            with np.load(directory / POSTINGS_NAME, allow_pickle=False) as z:
+            with reporting_storage(postings, "read"), np.load(postings, allow_pickle=False) as z:
                 indptr, indices, tf, lengths = z["indptr"], z["indices"], z["tf"], z["doc_lengths"]
-            vocab = tuple(json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8")))
-        except (OSError, KeyError, ValueError) as exc:
-            raise IndexFormatError(f"{directory}: BM25 data unreadable ({exc}); rebuild the index") from None
-        if indptr.shape[0] != len(vocab) + 1:
-            raise IndexFormatError(f"{directory}: BM25 vocabulary and postings disagree; rebuild the index")
-        matrix = sp.csr_matrix((tf, indices, indptr), shape=(len(vocab), lengths.shape[0]))
-        return cls(vocab, matrix, lengths)
+        except StorageError as exc:
+            if not postings.is_file():
+                raise IndexFormatError(f"{postings}: missing BM25 postings; rebuild the index with `rag index`") from None
+            raise exc
+        # np.load: EOFError for an empty file, BadZipFile/zlib.error for a damaged one, KeyError
+        # for a missing array, ValueError for a bad header.
+        except (EOFError, zipfile.BadZipFile, zlib.error, KeyError, ValueError) as exc:
+            raise IndexFormatError(f"{postings}: damaged BM25 postings ({type(exc).__name__}: {exc}); rebuild the index with `rag index`") from None
+        try:
+            with reporting_storage(vocab_path, "read"):
+                vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+        except StorageError:
+            if not vocab_path.is_file():
+                raise IndexFormatError(f"{vocab_path}: missing BM25 vocabulary; rebuild the index with `rag index`") from None
+            raise
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise IndexFormatError(f"{vocab_path}: damaged BM25 vocabulary ({exc}); rebuild the index with `rag index`") from None
+        if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+            raise IndexFormatError(f"{vocab_path}: not a JSON list of terms; rebuild the index with `rag index`")
+        n_terms, nnz = len(vocab), indices.shape[0] if indices.ndim == 1 else -1
+        if (indptr.ndim != 1 or indptr.shape[0] != n_terms + 1 or tf.shape != indices.shape or lengths.ndim != 1
+                or nnz < 0 or (n_terms and (indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0)))
+                or (nnz and (indices.min() < 0 or indices.max() >= lengths.shape[0]))):
+            raise IndexFormatError(f"{directory}: BM25 vocabulary and postings disagree ({POSTINGS_NAME}, {VOCAB_NAME}); rebuild the index with `rag index`")
+        matrix = sp.csr_matrix((tf, indices, indptr), shape=(n_terms, lengths.shape[0]))
+        return cls(tuple(vocab), matrix, lengths)

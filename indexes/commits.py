@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from indexes.atomic import atomic_write_text
-from indexes.errors import IndexFormatError
+from indexes.errors import IndexFormatError, StorageError
 from indexes.manifest import MANIFEST_NAME, Manifest, SegmentInfo
 
 COMMITS_DIR = "commits"
@@ -87,6 +87,9 @@ def new_segment(directory: str | os.PathLike[str], name: str) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+    except StorageError as exc:  # name the file the user will look for, not its temporary twin
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(str(exc).replace(str(tmp), str(final))) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -166,11 +169,14 @@ def _referenced(manifest: Manifest) -> set[str]:
     return names
 
 
-def collect_garbage(directory: str | os.PathLike[str], current: Manifest, previous: Manifest | None = None) -> list[str]:
+def collect_garbage(directory: str | os.PathLike[str], current: Manifest, previous: Manifest | None = None,
+                    sweep: bool = False) -> list[str]:
     """Remove commits no reader holds (all but ``current``) and files no kept commit references.
 
     Call with the build lock held. ``previous``: the commit replaced, when it was a format-1 one
-    (it has no commit file; its caches go too). Returns the removed paths (relative to ``directory``).
+    (it has no commit file; its caches go too). ``sweep`` (a full rebuild): also remove every other
+    entry the index owns (:mod:`indexes.layout`: stale files of older builds, unrecorded cache
+    folders) that no kept commit references. Returns the removed paths (relative to ``directory``).
     """
     directory = Path(directory)
     kept = [current]
@@ -203,6 +209,16 @@ def collect_garbage(directory: str | os.PathLike[str], current: Manifest, previo
             if (directory / name).exists():
                 (directory / name).unlink()
                 removed.append(name)
+    if sweep:
+        from indexes.layout import index_owner
+
+        owns = index_owner(directory)
+        structure = {MANIFEST_NAME, COMMITS_DIR, SEGMENTS_DIR, DELETES_DIR}
+        tops = {Path(name).parts[0] for name in live if name != "."}
+        for entry in sorted(directory.iterdir()):
+            if owns(entry.name) and entry.name not in structure and entry.name not in tops and not entry.name.startswith("."):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                removed.append(entry.name)
     for m in dropped:
         for cache in m.caches:
             if cache.path not in live and (directory / cache.path).exists():

@@ -25,6 +25,7 @@ import numpy as np
 
 from indexes.atomic import atomic_write_bytes
 from indexes.errors import IndexFormatError, InputError
+from indexes.io_errors import reporting_storage
 from indexes.manifest import FaissSpec
 
 VECTORS_NAME = "vectors.npy"
@@ -45,6 +46,25 @@ def write_vectors(directory: str | Path, vectors: np.ndarray, passage_of_row: np
     _save_npy(Path(directory) / VECTORS_NAME, np.ascontiguousarray(vectors, dtype=np.float32))
     if passage_of_row is not None:
         _save_npy(Path(directory) / PASSAGES_NAME, np.ascontiguousarray(passage_of_row, dtype=np.int64))
+
+
+def read_vectors(path: Path) -> np.ndarray:
+    """Memory-map ``vectors.npy`` as an (N, d) float32 array.
+
+    Raises:
+        IndexFormatError: the file is missing, empty, truncated or not an (N, d) float32 array.
+        StorageError: the file system refused the read.
+    """
+    if not path.is_file():
+        raise IndexFormatError(f"{path}: missing dense vectors; rebuild the index with `rag index`")
+    try:
+        with reporting_storage(path, "read"):
+            vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (EOFError, ValueError) as exc:  # EOFError: empty file; ValueError: bad header or short data
+        raise IndexFormatError(f"{path}: damaged dense vectors ({type(exc).__name__}: {exc}); rebuild the index with `rag index`") from None
+    if vectors.ndim != 2 or vectors.dtype != np.float32:
+        raise IndexFormatError(f"{path}: expected an (N, d) float32 array, found {vectors.dtype} {vectors.shape}; rebuild the index with `rag index`")
+    return vectors
 
 
 def build_faiss(vectors: np.ndarray, spec: FaissSpec):
@@ -93,12 +113,23 @@ def write_dense(directory: str | Path, vectors: np.ndarray, passage_of_row: np.n
 
 
 def read_faiss(directory: str | Path, spec: FaissSpec):
+    """Load the saved structure ``faiss.index`` of ``directory``.
+
+    Raises:
+        IndexFormatError: missing or damaged (one line naming the file).
+    """
     import faiss
 
+    path = Path(directory) / FAISS_NAME
+    if not path.is_file():
+        raise IndexFormatError(f"{path}: missing FAISS index; rebuild the index with `rag index`")
+    with reporting_storage(path, "read"):
+        raw = np.fromfile(path, dtype=np.uint8)
     try:
-        return faiss.deserialize_index(np.fromfile(Path(directory) / FAISS_NAME, dtype=np.uint8))
-    except (OSError, RuntimeError) as exc:
-        raise IndexFormatError(f"{Path(directory) / FAISS_NAME}: unreadable ({str(exc).splitlines()[0]}); rebuild the index") from None
+        return faiss.deserialize_index(raw)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise IndexFormatError(f"{path}: damaged FAISS index ({first}); rebuild the index with `rag index`") from None
 
 
 def _maybe_gpu(index):
@@ -125,14 +156,23 @@ class DenseStore:
 
     def __init__(self, directory: str | Path, spec: FaissSpec, use_gpu: bool = True, windowed: bool = False) -> None:
         directory = Path(directory)
-        try:
-            vectors = np.load(directory / VECTORS_NAME, mmap_mode="r", allow_pickle=False)  # (R, d)
-            owner = np.load(directory / PASSAGES_NAME, allow_pickle=False) if windowed else None
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"{directory}: dense vectors unreadable ({exc}); rebuild the index") from None
+        vectors = read_vectors(directory / VECTORS_NAME)  # (R, d)
+        owner = None
+        if windowed:
+            path = directory / PASSAGES_NAME
+            if not path.is_file():
+                raise IndexFormatError(f"{path}: missing map of vector rows onto passages; rebuild the index with `rag index`")
+            try:
+                with reporting_storage(path, "read"):
+                    owner = np.load(path, allow_pickle=False)
+            except (EOFError, ValueError) as exc:
+                raise IndexFormatError(f"{path}: damaged ({type(exc).__name__}: {exc}); rebuild the index with `rag index`") from None
         index = None
         if spec.kind != "flat":
             index = read_faiss(directory, spec)
+            if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
+                raise IndexFormatError(f"{directory / FAISS_NAME}: FAISS index holds {index.ntotal}×{index.d}, {VECTORS_NAME} {vectors.shape}; "
+                                       "rebuild the index with `rag index`")
         self._setup(vectors, owner, spec, index, use_gpu, where=f"{directory}/{PASSAGES_NAME}")
 
     @classmethod

@@ -18,7 +18,7 @@ states built for another model or template are refused instead of silently misus
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from indexes.atomic import atomic_write_text
 from indexes.errors import IndexFormatError
+from indexes.io_errors import reporting_storage, save_safetensors
 
 SPEC_NAME = "kv_store.json"
 PREFIX_NAME = "prefix.safetensors"
@@ -61,15 +62,13 @@ class KVStoreSpec(BaseModel):
 
 
 def _save(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
     try:
-        save_file({k: t.contiguous() for k, t in tensors.items()}, tmp)
-        os.replace(tmp, path)
+        save_safetensors({k: t.contiguous() for k, t in tensors.items()}, tmp)
+        with reporting_storage(path):
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -101,7 +100,8 @@ class KVStoreWriter:
 
     def __init__(self, directory: str | Path, spec: KVStoreSpec, shard_size: int = 64) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        with reporting_storage(self.directory, "create the folder"):
+            self.directory.mkdir(parents=True, exist_ok=True)
         self.shard_size = shard_size
         if (self.directory / SPEC_NAME).is_file():
             old = read_spec(self.directory)
@@ -190,5 +190,8 @@ class KVStore:
         path = self.directory / PREFIX_NAME
         if not path.is_file():
             return None
-        t = load_file(str(path))
-        return t["k"], t["v"]
+        try:
+            t = load_file(str(path))
+            return t["k"], t["v"]
+        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, a missing key: all damage
+            raise IndexFormatError(f"{path}: unreadable KV prefix ({exc}); rebuild with `rag cache build`") from None

@@ -34,6 +34,7 @@ import torch
 
 from indexes.atomic import atomic_directory
 from indexes.errors import IndexFormatError
+from indexes.io_errors import save_safetensors
 from indexes.manifest import CacheInfo
 
 MEMORY_NAME = "memory.safetensors"
@@ -67,17 +68,15 @@ def write_lumen_memory(
     Returns:
         The :class:`CacheInfo` to add to the index's manifest (the caller writes the manifest).
     """
-    from safetensors.torch import save_file
-
     chunks = [s.detach().to("cpu", torch.float16).contiguous() for s in states]  # each (Lp_j, d)
     if not chunks:
         raise IndexFormatError(f"{directory}: no passages to store LUMEN memory for")
     lengths = torch.tensor([0] + [c.shape[0] for c in chunks], dtype=torch.int64)
     offsets = torch.cumsum(lengths, 0)  # (P+1,)
     rel = lumen_dir_name(key)
-    with atomic_directory(Path(directory) / rel) as tmp:
+    with atomic_directory(Path(directory) / rel, owned=lambda name: name == MEMORY_NAME) as tmp:
         meta = {"model": model, "key": key, "live_layers": str(live_layers), "format": LUMEN_FORMAT}
-        save_file({"states": torch.cat(chunks, 0), "offsets": offsets}, str(tmp / MEMORY_NAME), metadata=meta)
+        save_safetensors({"states": torch.cat(chunks, 0), "offsets": offsets}, tmp / MEMORY_NAME, metadata=meta)
     return CacheInfo(kind="lumen", path=rel, model=model, revision=revision, key=key, dtype="float16", passages=len(chunks))
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from indexes.atomic import atomic_write_text
 from indexes.errors import IndexFormatError, IndexNotFoundError
+from indexes.io_errors import storage_error
 
 #: Bumped whenever a reader of the previous version could misread a new index. 2: the data
 #: files live in segments listed by the manifest (``indexes.commits``); 1: one set at the root.
@@ -231,6 +232,7 @@ class Manifest(_Spec):
         Raises:
             IndexNotFoundError: the directory or its manifest does not exist.
             IndexFormatError: the manifest is damaged or of an unknown format version.
+            StorageError: the file system refused the read (permissions).
         """
         path = Path(directory) / MANIFEST_NAME
         if not Path(directory).is_dir():
@@ -239,8 +241,10 @@ class Manifest(_Spec):
             raise IndexNotFoundError(f"{directory} is not an index (no {MANIFEST_NAME}); build one with `rag index`")
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IndexFormatError(f"{path}: unreadable manifest ({exc})") from None
+        except OSError as exc:
+            raise storage_error(path, exc, "read") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexFormatError(f"{path}: damaged manifest ({exc}); rebuild the index with `rag index`") from None
         version = raw.get("format_version") if isinstance(raw, dict) else None
         if version not in READABLE_VERSIONS:
             raise IndexFormatError(
@@ -251,4 +255,5 @@ class Manifest(_Spec):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise IndexFormatError(f"{path}: invalid manifest field {where!r}: {first['msg']}") from None
+            raise IndexFormatError(f"{path}: invalid manifest field {where!r}: {first['msg']}; restore it or rebuild the index "
+                                   "with `rag index`") from None

@@ -7,12 +7,16 @@ plain, inspectable with any client, and reads single rows without loading the co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from indexes.errors import IndexFormatError
+from indexes.io_errors import sqlite_error
 
 STORE_NAME = "passages.sqlite"
 
@@ -41,21 +45,40 @@ class Passage:
 
 
 def write_passages(directory: str | Path, passages: Iterable[Passage]) -> int:
-    """Create ``directory/passages.sqlite`` from ``passages`` (in row order); return the count."""
+    """Create ``directory/passages.sqlite`` from ``passages`` (in row order); return the count.
+
+    Raises:
+        sqlite3.IntegrityError: two passages share an id (the caller knows which input).
+        StorageError: the disk is full or refuses the write.
+    """
     path = Path(directory) / STORE_NAME
-    con = sqlite3.connect(path)
     try:
-        con.executescript(_SCHEMA)
-        rows = (
-            (i, p.id, p.doc_id, p.title, p.text, json.dumps(p.metadata, ensure_ascii=False))
-            for i, p in enumerate(passages)
-        )
-        con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)", rows)
-        con.commit()
-        (count,) = con.execute("SELECT COUNT(*) FROM passages").fetchone()
-    finally:
-        con.close()
+        con = sqlite3.connect(path)
+        try:
+            con.executescript(_SCHEMA)
+            rows = (
+                (i, p.id, p.doc_id, p.title, p.text, json.dumps(p.metadata, ensure_ascii=False))
+                for i, p in enumerate(passages)
+            )
+            con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)", rows)
+            con.commit()
+            (count,) = con.execute("SELECT COUNT(*) FROM passages").fetchone()
+        finally:
+            con.close()
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.Error as exc:
+        raise sqlite_error(path, exc, "write") from None
     return int(count)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """SQLite errors while reading ``path`` → a damaged-index or storage error naming it."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise sqlite_error(path, exc, "read") from None
 
 
 class PassageStore:
@@ -63,9 +86,12 @@ class PassageStore:
 
     def __init__(self, directory: str | Path) -> None:
         self.path = Path(directory) / STORE_NAME
-        # check_same_thread=False + read-only URI: the service reads from worker threads.
-        self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        (self._count,) = self._con.execute("SELECT COUNT(*) FROM passages").fetchone()
+        if not self.path.is_file():
+            raise IndexFormatError(f"{self.path}: missing passage store; rebuild the index with `rag index`")
+        with _reading(self.path):
+            # check_same_thread=False + read-only URI: the service reads from worker threads.
+            self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            (self._count,) = self._con.execute("SELECT COUNT(*) FROM passages").fetchone()
 
     def __len__(self) -> int:
         return int(self._count)
@@ -76,28 +102,35 @@ class PassageStore:
             return []
         wanted = [int(r) for r in rows]
         found: dict[int, Passage] = {}
-        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
-            chunk = wanted[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            cur = self._con.execute(f"SELECT row, id, doc_id, title, text, metadata FROM passages WHERE row IN ({marks})", chunk)
-            for row, pid, doc_id, title, text, meta in cur:
-                found[row] = Passage(pid, doc_id, title, text, json.loads(meta))
+        with _reading(self.path):
+            for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+                chunk = wanted[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                cur = self._con.execute(f"SELECT row, id, doc_id, title, text, metadata FROM passages WHERE row IN ({marks})", chunk)
+                for row, pid, doc_id, title, text, meta in cur:
+                    found[row] = Passage(pid, doc_id, title, text, json.loads(meta))
+        missing = [r for r in wanted if r not in found]
+        if missing:
+            raise IndexFormatError(f"{self.path}: passage row {missing[0]} is missing; the index parts disagree, rebuild it with `rag index`")
         return [found[r] for r in wanted]
 
     def ids(self) -> list[str]:
         """All passage ids in row order."""
-        return [pid for (pid,) in self._con.execute("SELECT id FROM passages ORDER BY row")]
+        with _reading(self.path):
+            return [pid for (pid,) in self._con.execute("SELECT id FROM passages ORDER BY row")]
 
     def doc_ids(self) -> list[str]:
         """The document id of every passage, in row order."""
-        return [d for (d,) in self._con.execute("SELECT doc_id FROM passages ORDER BY row")]
+        with _reading(self.path):
+            return [d for (d,) in self._con.execute("SELECT doc_id FROM passages ORDER BY row")]
 
     def rows_of(self, ids: Sequence[str]) -> list[int | None]:
         """Row numbers of the given passage ids (``None`` where unknown)."""
         out: list[int | None] = []
-        for pid in ids:
-            r = self._con.execute("SELECT row FROM passages WHERE id = ?", (pid,)).fetchone()
-            out.append(None if r is None else int(r[0]))
+        with _reading(self.path):
+            for pid in ids:
+                r = self._con.execute("SELECT row FROM passages WHERE id = ?", (pid,)).fetchone()
+                out.append(None if r is None else int(r[0]))
         return out
 
     def rows_of_documents(self, doc_ids: Sequence[str]) -> dict[str, list[int]]:
@@ -113,10 +146,14 @@ class PassageStore:
 
     def iter_all(self, batch: int = 1024) -> Iterable[Passage]:
         """Every passage in row order, streamed."""
-        cur = self._con.execute("SELECT id, doc_id, title, text, metadata FROM passages ORDER BY row")
-        while chunk := cur.fetchmany(batch):
+        with _reading(self.path):
+            cur = self._con.execute("SELECT id, doc_id, title, text, metadata FROM passages ORDER BY row")
+            chunk = cur.fetchmany(batch)
+        while chunk:
             for pid, doc_id, title, text, meta in chunk:
                 yield Passage(pid, doc_id, title, text, json.loads(meta))
+            with _reading(self.path):
+                chunk = cur.fetchmany(batch)
 
     def close(self) -> None:
         self._con.close()

@@ -38,6 +38,8 @@ QUERY_ENCODER_RECORD = "query_encoder.json"  # written by `rag train query-encod
 class ModelLoadError(RagError):
     """A model could not be loaded from local files."""
 
+    code = "model_load"
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -152,7 +154,6 @@ class Encoder:
     """A loaded bi-encoder; encoding is thread-safe for inference."""
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.config = config
         self.path = resolve_model_path(config.model)
         from sentence_transformers import SentenceTransformer

@@ -4,6 +4,8 @@ A new index is built in a temporary sibling of the output directory, renamed int
 when everything succeeded (:func:`indexes.atomic.atomic_directory`). Over an existing index the
 build writes one new segment and publishes it as the next commit (:mod:`indexes.commits`): the
 folder holds a complete index at every instant, and readers keep the commit they opened.
+A rebuild replaces only an index: an output folder that also holds files the index did not create
+(a user's notes, a sub-folder) is refused before any work, never emptied (:mod:`indexes.layout`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexes.atomic import atomic_directory, target_lock
+from indexes.atomic import atomic_directory, refuse_foreign, target_lock
 from indexes.bm25_store import BM25Data
 from indexes.commits import collect_garbage, new_segment, publish, segment_checksums
 from indexes.errors import IndexFormatError, InputError
+from indexes.layout import index_owner
 from indexes.manifest import (MANIFEST_NAME, AnalyzerSpec, BM25Info, BM25Spec, ChunkingSpec, CorpusInfo, DenseInfo, Manifest,
                               SegmentInfo, VectorBackendSpec, WindowSpec)
 from indexes.passage_store import Passage, write_passages
@@ -58,6 +61,7 @@ class BuildStats:
 def _check_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).is_file())):
         raise InputError(f"{out} exists and is not an index; refusing to overwrite it (choose another --out)")
+    refuse_foreign(out, index_owner(out))  # before the work: a rebuild never deletes a user's files
 
 
 def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = IndexOptions(),
@@ -110,13 +114,13 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
 
     previous = _current(out)
     if previous is None:
-        with atomic_directory(out) as tmp:
+        with atomic_directory(out, owned=index_owner(out)) as tmp:
             manifest = write(tmp, 1)
     else:
         with target_lock(out):
             previous = _current(out) or previous
             manifest = write(out, previous.generation + 1)
-            collect_garbage(out, manifest, previous)
+            collect_garbage(out, manifest, previous, sweep=True)
     stats.seconds["total"] = time.perf_counter() - t0
     return manifest, stats
 

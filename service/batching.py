@@ -35,7 +35,7 @@ _STOP = object()
 class EncoderClosedError(RagError):
     """The service is shutting down; the encoder takes no more work."""
 
-    http_status = 503
+    code = "encoder_closed"
 
 
 class MicroBatchEncoder:

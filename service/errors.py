@@ -1,23 +1,29 @@
 """Every error leaves the service as ``{"error": {"code", "message"}}`` with a fitting status.
 
 - body fails the schema → 422 ``validation_error``; the message and ``fields`` name the fields;
-- a :class:`~indexes.errors.RagError` → its ``http_status``, code = the class name in snake case
-  without ``_error``: ``invalid_input`` (422), ``index_not_found`` (404), ``not_ready`` and
-  ``answer_unavailable`` (503);
+- a :class:`~indexes.errors.RagError` → its declared ``code`` and the status :data:`STATUS` gives
+  that code: ``invalid_input`` (422), ``index_not_found`` (404), ``not_ready`` and
+  ``answer_unavailable`` (503), ...; the table lives here, the storage layer knows no HTTP;
 - a body FastAPI cannot even decode (not UTF-8) → 400 ``malformed_body``;
 - unknown route or method → 404 ``not_found`` / 405 ``method_not_allowed``;
 - missing or wrong API key → 401 ``unauthorized``; body too large → 413 ``payload_too_large``;
+  a body that stalls → 408 ``request_timeout``; below the app (:mod:`service.connections`): a
+  request head too slow → 408 ``request_timeout``, too long → 431 ``headers_too_large``, one
+  connection too many → 503 ``too_many_connections``;
 - anything else is a bug → 500 ``internal_error`` with the request id; the traceback goes to the
   log only.
 
-Server paths never reach a client: messages are written by this package or by ``RagError``
-subclasses raised with index *names*.
+Server paths never reach a client: messages are written by this package, or are ``RagError``
+messages in which every served index directory is replaced by the index's name
+(:func:`public_message`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,8 +34,8 @@ from indexes.errors import RagError
 
 log = logging.getLogger("rag.service")
 
-_CODES = {400: "malformed_body", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-          415: "unsupported_media_type", 503: "unavailable"}
+_CODES = {400: "malformed_body", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+          413: "payload_too_large", 415: "unsupported_media_type", 503: "unavailable"}
 
 
 def error_response(status: int, code: str, message: str, fields: list[str] | None = None,
@@ -41,10 +47,44 @@ def error_response(status: int, code: str, message: str, fields: list[str] | Non
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def _code(exc: RagError) -> str:
-    """``IndexNotFoundError`` → ``index_not_found``; ``InputError`` → ``invalid_input``."""
-    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower().removesuffix("_error")
-    return "invalid_input" if name == "input" else name
+#: HTTP status of each declared :attr:`RagError.code <indexes.errors.RagError.code>`.
+STATUS: dict[str, int] = {
+    "invalid_input": 422,  # the request names a mode, field or value this index cannot serve
+    "index_not_found": 404,
+    "index_format": 409,  # the served index is damaged or of another format: rebuild it
+    "storage_unavailable": 503,  # the server's disk refused a read (full, read-only, permissions)
+    "build_in_progress": 409,
+    "model_load": 400,
+    "onnx_backend": 400,
+    "not_ready": 503,
+    "answer_unavailable": 503,
+    "encoder_closed": 503,  # shutting down
+}
+
+
+def status_of(exc: RagError) -> int:
+    """The HTTP status for ``exc``'s declared code (400 for a code missing from :data:`STATUS`)."""
+    return STATUS.get(exc.code, 400)
+
+
+def public_message(message: str, indexes: Mapping[str, Path]) -> str:
+    """``message`` as a client may see it: each served index directory replaced by
+    ``index 'NAME'``, any other absolute path shortened to ``…/`` and its last component.
+
+    The file name and what to do stay; the server's directory layout does not leave it.
+
+    Example:
+        >>> public_message("/srv/ix/a/bm25_postings.npz: damaged; see /opt/m/e5", {"a": Path("/srv/ix/a")})
+        "index 'a'/bm25_postings.npz: damaged; see …/e5"
+    """
+    spellings = sorted(((str(p), n) for n, p in indexes.items() for p in {Path(p), Path(p).resolve()}),
+                       key=lambda item: -len(item[0]))  # longest first: nested paths stay whole
+    for path, name in spellings:
+        message = message.replace(path, f"index {name!r}")
+    return _ABSOLUTE_PATH.sub(r"…/\1", message)
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.'])/(?:[^\s/'\"():,;]+/)+([^\s/'\"():,;]*)")
 
 
 def _field(loc: tuple) -> str:
@@ -67,7 +107,9 @@ def rag_error_body(exc: RagError) -> dict:
 
 
 async def _rag(request: Request, exc: RagError) -> JSONResponse:
-    return error_response(exc.http_status, _code(exc), str(exc))
+    settings = getattr(request.app.state, "settings", None)
+    message = public_message(str(exc), settings.indexes) if settings is not None else str(exc)
+    return error_response(status_of(exc), exc.code, message)
 
 
 async def _http(request: Request, exc: HTTPException) -> JSONResponse:

@@ -4,8 +4,10 @@
   :func:`hmac.compare_digest` so the time taken does not reveal how much of a guess matched;
   401 with ``WWW-Authenticate: Bearer`` otherwise. ``/healthz``, ``/readyz`` and the OpenAPI
   document stay open for probes and clients.
-- **Body size**: :class:`BodyLimitMiddleware` refuses a declared ``Content-Length`` above the
-  limit before reading anything, and stops a chunked body as soon as it passes the limit (413).
+- **Body size and pace**: :class:`BodyLimitMiddleware` refuses a declared ``Content-Length`` above
+  the limit before reading anything, stops a chunked body as soon as it passes the limit (413),
+  and a body that stalls for ``body_timeout_s`` (408).
+- **Connections, request-head size and time**: :mod:`service.connections` (below the ASGI app).
 - **Query length, k, batch size**: part of the request schemas (:mod:`service.schemas`).
 - **Index selection by name only**: :meth:`service.state.ServiceState.get` looks names up in
   the configured mapping; no request field is ever joined to a filesystem path.
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from fastapi import Depends
@@ -45,16 +48,26 @@ class _TooLarge(HTTPException):
                          headers={"Connection": "close"})
 
 
+class _TooSlow(HTTPException):
+    """Raised from ``receive`` when the client pauses too long in the middle of a body."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(408, f"the request body paused for over {timeout_s:g} s (body_timeout_s); send it at once",
+                         headers={"Connection": "close"})
+
+
 class BodyLimitMiddleware:
-    """Pure ASGI middleware: 413 for request bodies over ``max_bytes``.
+    """Pure ASGI middleware: 413 for request bodies over ``max_bytes``, 408 for stalled bodies.
 
     Args:
         app: the wrapped application.
         max_bytes: largest body accepted.
+        timeout_s: longest wait for the next piece of an unfinished body (``None``: no limit);
+            once the body is complete, waiting for a disconnect is not limited.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float | None = None) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,11 +77,19 @@ class BodyLimitMiddleware:
             return await self._refuse(scope, receive, send)
         seen = 0
         started = False
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done or self.timeout_s is None:
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), self.timeout_s)
+                except asyncio.TimeoutError:
+                    raise _TooSlow(self.timeout_s) from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise _TooLarge(self.max_bytes)
@@ -81,13 +102,14 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except (_TooLarge, _TooSlow) as exc:
             if not started:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, exc)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = _TooLarge(self.max_bytes)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: HTTPException | None = None) -> None:
+        exc = exc or _TooLarge(self.max_bytes)
+        code = "payload_too_large" if exc.status_code == 413 else "request_timeout"
         # Connection: close, since the unread rest of the body must not be parsed as a request.
-        response = error_response(413, "payload_too_large", exc.detail, headers=exc.headers)
+        response = error_response(exc.status_code, code, exc.detail, headers=exc.headers)
         await response(scope, receive, send)
 

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         max_k: most results one query may ask for.
         max_batch: most queries in one ``/search/batch`` request.
         max_body_bytes: largest request body accepted (413 beyond).
+        max_connections: open connections per worker process; one more is answered 503 and
+            closed before anything is read (:mod:`service.connections`).
+        max_header_bytes: longest request head (request line and headers) accepted (431 beyond).
+        header_timeout_s: time a request head may take to arrive, from the connection's opening
+            or the next request's first byte (408 beyond): slow-header clients are cut off.
+        body_timeout_s: longest silence while a request body is being read (408 beyond).
         cors_origins: origins allowed by CORS; empty = CORS off.
         microbatch_wait_ms: how long the encoder waits for more queries after the first.
         microbatch_max: most queries in one encoder call (default: 64 for torch; 1 for the ONNX
@@ -75,6 +81,15 @@ class Settings(BaseSettings):
     max_k: int = Field(100, ge=1)  # the hybrid candidate depth; deeper lists are a batch job
     max_batch: int = Field(64, ge=1)  # one encoder batch (EncoderConfig.batch_size)
     max_body_bytes: int = Field(262_144, ge=1024)  # max_batch · max_query_chars with JSON room
+    # Below the usual 1024 open-file soft limit, leaving room for index files, models and logs;
+    # slow clients are cut off by the timeouts below, so the cap is reached only by real load.
+    max_connections: int = Field(512, ge=1)
+    # nginx's default total for a request head (4 x 8 KiB buffers): room for cookies and long URLs.
+    max_header_bytes: int = Field(32_768, ge=1024)
+    # A head is a few hundred bytes: 10 s is ample on any link, and bounds how long a
+    # slow-header (slowloris) connection holds a slot (nginx: 60 s, Apache mod_reqtimeout: 20-40 s).
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    body_timeout_s: float = Field(10.0, gt=0, le=300)  # per gap between body chunks, not the whole body
     cors_origins: tuple[str, ...] = ()
     microbatch_wait_ms: float = Field(2.0, ge=0, le=50)  # measured: docs/benchmarks.md (service)
     # ONNX Runtime: a padded batch costs more per query than single calls, and a batch's results

@@ -32,13 +32,13 @@ log = logging.getLogger("rag.service")
 class NotReadyError(RagError):
     """The service is still loading (or failed to load) its indexes and models."""
 
-    http_status = 503
+    code = "not_ready"
 
 
 class AnswerUnavailableError(RagError):
     """``/answer`` cannot run for this index in this configuration."""
 
-    http_status = 503
+    code = "answer_unavailable"
 
 
 @dataclass
@@ -112,9 +112,8 @@ class ServiceState:
         try:
             self._load()
         except Exception as exc:  # a load failure is reported by /readyz, not a crashed server
-            # Clients see the error class only; the message may hold server paths and goes to the log.
-            self.status, self.error = "failed", type(exc).__name__
-            log.error("loading failed: %s: %s", self.error, exc, exc_info=not isinstance(exc, RagError))
+            self.status, self.error = "failed", self.public_error(exc)
+            log.error("loading failed: %s: %s", type(exc).__name__, exc, exc_info=not isinstance(exc, (RagError, OSError)))
             return
         if self.status == "loading":
             # Everything loaded so far lives as long as the process: keep it out of the cyclic
@@ -123,6 +122,18 @@ class ServiceState:
             gc.freeze()
             self.status = "ready"
             log.info("ready: %s", ", ".join(self.indexes))
+
+    def public_error(self, exc: BaseException) -> str:
+        """What ``/readyz`` and 503 bodies say about a load failure: the user-facing message (file
+        and what to do, index folders named by index name), or the class of an unexpected error."""
+        from indexes.io_errors import describe_os_error
+        from service.errors import public_message
+
+        if isinstance(exc, RagError):
+            return public_message(str(exc), self.settings.indexes)
+        if isinstance(exc, OSError):
+            return public_message(describe_os_error(exc), self.settings.indexes)
+        return f"{type(exc).__name__} (unexpected; the server log has the details)"
 
     def _load(self) -> None:
         from rag.index import Index
@@ -201,7 +212,7 @@ class ServiceState:
     def check_ready(self) -> None:
         """Raises :class:`NotReadyError` unless everything is loaded."""
         if self.status != "ready":
-            detail = f" ({self.error}; the server log has the details)" if self.error else "; retry shortly"
+            detail = f": {self.error}" if self.error else "; retry shortly"
             raise NotReadyError(f"the service is {self.status}{detail}")
 
     @property

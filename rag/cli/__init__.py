@@ -3,7 +3,8 @@
 Each command lives in its own module of this package and registers itself on :data:`app` or on
 one of the sub-apps in :mod:`rag.cli.apps`; command bodies are one or two library calls with
 heavy imports inside them, so ``rag --help`` stays fast. :func:`main` turns every
-:class:`~indexes.errors.RagError` into a one-line message and a non-zero exit code.
+:class:`~indexes.errors.RagError`, and any ``OSError`` (a full disk, a read-only folder) that
+reaches it, into a one-line message and exit code 1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 import typer
 
 from indexes.errors import RagError
+from indexes.io_errors import describe_os_error
 from rag.cli.apps import app
 
 #: Command modules, imported for their registration side effect on the Typer apps.
@@ -59,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as exc:
         click.echo(f"rag: error: {exc}", err=True)
         return 1
-    except _ABORTS:
+    except _ABORTS as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, EOFError):  # click turns *any* EOFError into Abort; no command prompts for input
+            click.echo(f"rag: error: a file ended before its data did ({cause}): it is empty or truncated; "
+                       "rebuild or replace it", err=True)
+            return 1
         click.echo("rag: aborted", err=True)
         return 130
     except _USAGE_ERRORS as exc:  # bad option values, missing arguments: click's one-line usage error
@@ -68,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             click.echo(f"rag: error: {exc}", err=True)
         return int(getattr(exc, "exit_code", 2))
+    except OSError as exc:  # the file system refused something no library call above reported itself
+        click.echo(f"rag: error: {describe_os_error(exc)}", err=True)
+        return 1
     except KeyboardInterrupt:
         click.echo("rag: interrupted; nothing was written", err=True)
         return 130

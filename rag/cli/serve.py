@@ -25,6 +25,10 @@ def serve_command(
     encoder_backend: Annotated[Backend | None, typer.Option(help="Query encoding: torch, onnx (same scores, faster on CPU) or onnx-int8 (quantised; see docs/benchmarks.md).")] = None,
     query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the indexes' encoder (`rag train query-encoder`).")] = None,
     encoder_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker, each on its own micro-batch (default: cores / workers).", min=1)] = None,
+    max_connections: Annotated[int | None, typer.Option(help="Open connections per worker; more are answered 503 at once (default 512).", min=1)] = None,
+    max_header_bytes: Annotated[int | None, typer.Option(help="Longest request head (request line + headers) in bytes; longer: 431 (default 32768).", min=1024)] = None,
+    header_timeout: Annotated[float | None, typer.Option(help="Seconds a request head may take to arrive; slower: 408 and closed (default 10).", min=0.001, max=300)] = None,
+    body_timeout: Annotated[float | None, typer.Option(help="Longest pause in seconds while a request body is read; longer: 408 (default 10).", min=0.001, max=300)] = None,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -73,14 +77,21 @@ def serve_command(
         env["RAG_QUERY_ENCODER"] = str(query_encoder.resolve())
     if encoder_threads or workers > 1:  # default: the cores shared out between the workers
         env["RAG_ENCODER_THREADS"] = str(encoder_threads or max(1, (os.cpu_count() or 1) // workers))
+    for name, value in (("MAX_CONNECTIONS", max_connections), ("MAX_HEADER_BYTES", max_header_bytes),
+                        ("HEADER_TIMEOUT_S", header_timeout), ("BODY_TIMEOUT_S", body_timeout)):
+        if value is not None:
+            env[f"RAG_{name}"] = str(value)
     os.environ.update(env)
     try:
-        Settings()  # fail here, with the field named, rather than in every worker
+        settings = Settings()  # fail here, with the field named, rather than in every worker
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InputError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     with tempfile.TemporaryDirectory(prefix="rag-metrics-") as metrics_dir:
         if workers > 1:  # prometheus-client aggregates the workers' metrics through files here
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        # The guarded protocol bounds open connections, request-head size and time, which uvicorn's
+        # own options do not (service/connections.py); h11's head limit is set for completeness.
         uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False, timeout_graceful_shutdown=graceful_timeout)
+                    log_level=log_level, access_log=False, timeout_graceful_shutdown=graceful_timeout,
+                    http="service.connections:GuardedHTTPProtocol", h11_max_incomplete_event_size=settings.max_header_bytes)

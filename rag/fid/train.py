@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from indexes.errors import InputError
 from rag.fid.lumen import LumenEncoder
 from rag.fid.reader import FiDReader, answer_labels
 from rag.training.qa_jsonl import qa_rows
-from rag.training.step_loop import TrainResult, run_steps
+from rag.training.step_loop import TrainResult, isolated_torch_rng, run_steps
 
 #: (prediction, gold answers) -> (exact match, F1), both in [0, 1].
 Scorer = Callable[[str, Sequence[str]], tuple[float, float]]
@@ -142,9 +141,15 @@ def train_reader(
         Steps done, wall time and the history rows (``step, loss, lr, elapsed_s`` and, at
         evaluations, ``em, f1``).
     """
+    with isolated_torch_rng(cfg.seed, reader.model):  # reproducible, and the caller's RNG state is kept
+        return _train_reader(reader, train, dev, cfg, out_dir, score, log)
+
+
+def _train_reader(
+    reader: FiDReader, train: Sequence[QAExample], dev: Sequence[QAExample], cfg: ReaderTrainConfig,
+    out_dir: str | Path, score: Scorer, log: Callable[[dict], None] | None = None,
+) -> TrainResult:
     out_dir = Path(out_dir)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     model = reader.model.train()
     if cfg.live_layers is not None:
         reader.encoder = LumenEncoder(model, cfg.live_layers)

@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ from rag.generation.prefill import cached_prefill, full_prefill
 from rag.generation.prompt import PromptBuilder
 from rag.generation.sampling import SamplingConfig
 from rag.training.qa_jsonl import qa_rows
-from rag.training.step_loop import TrainResult, run_steps
+from rag.training.step_loop import TrainResult, isolated_torch_rng, run_steps
 
 Attention = Literal["block", "full"]
 IGNORE = -100  # cross_entropy's ignore_index: no loss on prompt or padding tokens
@@ -219,9 +218,14 @@ def train_generator(generator, train: Sequence[GeneratorExample], dev: Sequence[
     ``final/`` is a plain HF model directory (LoRA merged), loadable by ``Generator.load``;
     with LoRA, ``checkpoint-S/`` holds the peft adapter.
     """
+    with isolated_torch_rng(cfg.seed, generator.model):  # reproducible, and the caller's RNG state is kept
+        return _train_generator(generator, train, dev, cfg, out_dir, score, builder, log)
+
+
+def _train_generator(generator, train: Sequence[GeneratorExample], dev: Sequence[GeneratorExample], cfg: GeneratorTrainConfig,
+                    out_dir: str | Path, score: Scorer, builder: PromptBuilder | None = None,
+                    log: Callable[[dict], None] | None = None) -> TrainResult:
     out_dir = Path(out_dir)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     builder = builder or PromptBuilder(generator)
     trained = generator.model
     if cfg.lora:

@@ -131,10 +131,12 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
 
-    from indexes.atomic import atomic_directory
+    from indexes.atomic import atomic_directory, refuse_unless_ours
     from indexes.manifest import Manifest
     from rag.encoder import resolve_model_path
+    from rag.training.step_loop import kept_global_rng
 
+    refuse_unless_ours(Path(out), QUERY_ENCODER_RECORD)  # before the work: replace only a student it wrote
     manifest = Manifest.read(Path(index_path))
     if manifest.dense is None:
         raise InputError(f"{index_path} has no dense index: a query encoder is distilled from the index's encoder")
@@ -165,10 +167,11 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
             output_dir=scratch, num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
             learning_rate=config.learning_rate, warmup_steps=0.05, seed=config.seed, data_seed=config.seed,
             save_strategy="no", logging_steps=10, report_to="none", disable_tqdm=not progress, use_cpu=device == "cpu")
-        trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=losses.MSELoss(student))
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
+        with kept_global_rng():  # the transformers Trainer seeds the global generators (set_seed)
+            trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=losses.MSELoss(student))
+            start = time.perf_counter()
+            trainer.train()
+            seconds = time.perf_counter() - start
     mse_after, cos_after = _mse_cos(student, held_out, held_target)
     record = {"teacher": spec.model_dump(), "kept_layers": kept, "config": asdict(config), "texts": len(texts),
               "held_out": len(held_out), "mse_before": mse_before, "mse_after": mse_after,

@@ -1,7 +1,8 @@
 """The hand-written optimisation loop shared by the generator trainers (FiD reader, decoder).
 
 Both train a model of ours (not a sentence-transformers one) from batches of QA examples:
-AdamW, linear warmup then cosine decay to a floor, gradient clipping, seeded epoch shuffles,
+AdamW, linear warmup then cosine decay to a floor, gradient clipping, seeded epoch shuffles (a
+``random.Random(cfg.seed)`` of its own; the global ``random`` state is never touched),
 periodic dev evaluation, checkpoints and an optional wall-clock limit. What differs — how a
 batch becomes a loss, how the dev set is scored, how a checkpoint is written — comes in as
 callables, so :func:`rag.fid.train.train_reader` and
@@ -13,10 +14,11 @@ at evaluation steps.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,6 +39,7 @@ class LoopConfig(Protocol):
     eval_every: int
     checkpoint_every: int
     time_limit_s: float | None
+    seed: int
 
 
 @dataclass
@@ -44,6 +47,42 @@ class TrainResult:
     steps: int
     wall_s: float
     history: list[dict] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def isolated_torch_rng(seed: int, model: torch.nn.Module) -> Iterator[None]:
+    """Seed torch's generators for the block, then restore them as they were.
+
+    Dropout and LoRA's initialisation draw from torch's global generators, which take no
+    generator object; this keeps a training run reproducible without changing the caller's
+    random state (CPU, and the CUDA devices ``model`` lives on).
+    """
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
+        torch.random.default_generator.manual_seed(seed)
+        for d in devices:
+            with torch.cuda.device(d):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def kept_global_rng() -> Iterator[None]:
+    """Put Python's, NumPy's and torch's global generator states back after the block.
+
+    For blocks that run a dependency which seeds them itself (the transformers ``Trainer`` calls
+    ``set_seed``): the run stays reproducible and the caller's random state is not changed.
+    """
+    import numpy as np
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 def lr_lambda(step: int, cfg: LoopConfig) -> float:
@@ -60,19 +99,20 @@ def run_steps(params: Sequence[torch.nn.Parameter], cfg: LoopConfig, n_train: in
               log: Callable[[dict], None] | None = None) -> TrainResult:
     """Optimise ``params`` for ``cfg.steps`` steps (or until ``cfg.time_limit_s``).
 
-    ``batch_loss`` maps training-example indices (epochs of a shuffle seeded by the caller's
-    ``random.seed``) to a scalar loss; ``evaluate`` runs at every ``eval_every`` steps, at the
+    ``batch_loss`` maps training-example indices (epochs of a shuffle seeded by ``cfg.seed``) to
+    a scalar loss; ``evaluate`` runs at every ``eval_every`` steps, at the
     last step and when time runs out; ``checkpoint(out_dir / "checkpoint-S")`` every
     ``checkpoint_every`` steps (0: never). The caller writes the final model and history.
     """
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg))
+    rng = random.Random(cfg.seed)
     order: list[int] = []
     history: list[dict] = []
     start, step = time.perf_counter(), 0
     while step < cfg.steps:
         if len(order) < cfg.batch_size:
-            order += random.sample(range(n_train), n_train)  # epochs of a seeded shuffle
+            order += rng.sample(range(n_train), n_train)  # epochs of a seeded shuffle
         batch = order[: cfg.batch_size]
         del order[: cfg.batch_size]
         loss = batch_loss(batch)

@@ -154,11 +154,13 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
-    from indexes.atomic import atomic_directory
+    from indexes.atomic import atomic_directory, refuse_unless_ours
+    from rag.training.step_loop import kept_global_rng
 
     if not pairs:
         raise InputError("no training pairs")
     out = Path(out)
+    refuse_unless_ours(out, TRAINING_RECORD)  # before training: a retrain replaces only a model it wrote
     ckpt = Path(checkpoints) if checkpoints else out.parent / f"{out.name}.checkpoints"
     if resume and not any(ckpt.glob("checkpoint-*")):
         raise InputError(f"--resume: no checkpoint in {ckpt}")
@@ -176,11 +178,12 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
         metric_for_best_model=f"eval_{evaluator.name}_ndcg@10" if evaluator else None, greater_is_better=True,
         logging_steps=config.logging_steps, report_to="none", disable_tqdm=not config.progress,
         use_cpu=device == "cpu")
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs_dataset(pairs),
-                                        loss=info_nce_loss(model, config), evaluator=evaluator)
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if resume else None)
-    seconds = time.perf_counter() - start
+    with kept_global_rng():  # the transformers Trainer seeds the global generators (set_seed)
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs_dataset(pairs),
+                                            loss=info_nce_loss(model, config), evaluator=evaluator)
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=True if resume else None)
+        seconds = time.perf_counter() - start
     history = trainer.state.log_history
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
     key = f"eval_{evaluator.name}_ndcg@10" if evaluator else None

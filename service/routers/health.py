@@ -2,8 +2,8 @@
 
 Liveness says the process serves HTTP; readiness says every index and model is loaded, so a
 load balancer sends queries only to instances that can answer them. Readiness is 503 while
-loading, after a load failure (the body names the error class; the log has the details) and
-during shutdown.
+loading, after a load failure (``detail`` is the error's one-line message: the file and what to
+do, with index folders named by index name) and during shutdown.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def build_router(models: RequestModels) -> APIRouter:
         return {"hits": out, "index": entry.name, "mode": body.mode, "timing_ms": ms}
 
     @router.post("/search/batch", response_model=BatchResponse, responses=error_responses(400, 401, 404, 413, 422, 503),
-                 summary="Search many queries in one call")
+                 summary="Search many queries in one call", response_model_exclude_unset=True)
     async def search_batch(body: BatchSearchRequest, request: Request, state: State) -> dict:
         """One result list per query, in order; the queries are encoded as one batch."""
         entry = state.get(body.index)

@@ -26,12 +26,34 @@ def test_failed_load_is_503_on_readyz_and_search_but_live(start_server, broken_i
         search = httpx.post(srv.url + "/search", json={"query": "sky", "mode": "bm25"})
     finally:
         srv.stop()
-    # Then the process lives, says it is not ready and why (error class only: no server paths)
+    # Then the process lives, says it is not ready and why: the error's own message (issue 12.13),
+    # with the index folder named by the index's name (no server paths)
     assert live.status_code == 200
     assert ready.status_code == 503 and ready.json()["status"] == "failed"
-    assert ready.json()["detail"] == "ModelLoadError" and str(broken_index) not in ready.text
+    assert "index 'broken'/no-such-model" in ready.json()["detail"] and str(broken_index) not in ready.text
     assert search.status_code == 503 and search.json()["error"]["code"] == "not_ready"
     assert any(r.get("message", "").startswith("loading failed: ModelLoadError") for r in srv.log_records())
+
+
+def test_damaged_index_file_is_named_on_readyz(start_server, bm25_index, tmp_path):
+    # Given a server over a copy of an index whose BM25 postings file is empty (a crash mid-copy)
+    import shutil
+
+    index = shutil.copytree(bm25_index, tmp_path / "lexical")
+    (index / "bm25_postings.npz").write_bytes(b"")
+    srv = start_server(tmp_path, [f"lexical={index}"], wait_ready=False)
+    try:
+        deadline = time.monotonic() + 60
+        while (ready := httpx.get(srv.url + "/readyz")).json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        search = httpx.post(srv.url + "/search", json={"query": "sky", "mode": "bm25"})
+    finally:
+        srv.stop()
+    # Then /readyz and the 503 say which file and what to do, not an exception class
+    detail = ready.json()["detail"]
+    assert ready.status_code == 503 and detail.startswith("index 'lexical'/bm25_postings.npz: damaged BM25 postings")
+    assert "rebuild the index" in detail and str(tmp_path) not in ready.text
+    assert search.status_code == 503 and detail in search.json()["error"]["message"]
 
 
 def test_metrics_count_requests_per_route_and_mode(server):

@@ -57,3 +57,20 @@ def test_resume_continues_from_the_last_checkpoint(tiny_encoder_dir, fixture_pai
     # Then: steps 4–6 were trained on top of the checkpoint at step 3 (the curve spans both runs)
     assert [s for s, _ in result.losses] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "m.checkpoints" / "checkpoint-6").is_dir()
+
+
+def test_training_keeps_the_callers_random_state(tiny_encoder_dir, fixture_pairs, tmp_path):
+    # Given the caller's global generator states (the transformers Trainer calls set_seed inside)
+    import random
+
+    import numpy as np
+    import torch
+
+    config = TrainConfig(base_model=str(tiny_encoder_dir), epochs=1, batch_size=4, max_seq_length=32, progress=False)
+    random.seed(11), np.random.seed(11), torch.manual_seed(11)
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state()
+    # When a retriever is trained
+    train_retriever(list(fixture_pairs), tmp_path / "m", config, device="cpu")
+    # Then Python's, NumPy's and torch's states are as they were
+    assert random.getstate() == states[0] and np.array_equal(np.random.get_state()[1], states[1])
+    assert torch.equal(torch.random.get_rng_state(), states[2])
