@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes.bm25_store import BM25Data
-from indexes.commits import segments_of, sha256_file
+from indexes.commits import open_commit, segments_of, sha256_file
 from indexes.dense_store import FAISS_NAME, PASSAGES_NAME, VECTORS_NAME
 from indexes.errors import IndexFormatError
 from indexes.manifest import Manifest, SegmentInfo
@@ -199,3 +199,12 @@ def check_index(directory: str | Path) -> tuple[int, int]:
             seen.update((seg.name, n) for n in todo)
             tombstones(directory, seg)
     return len(seen), len(commits) - 1 if len(commits) > 1 else 1
+
+
+def open_passage_store(directory: str | Path) -> PassageStore | SegmentedPassageStore:
+    """The passages of the index's current commit, addressed by its global rows (the commit is held
+    as long as the store lives)."""
+    manifest, lease = open_commit(directory)
+    store = CommitView(directory, manifest, verify=False).store
+    store.lease = lease  # type: ignore[union-attr]  # released with the store
+    return store

@@ -20,6 +20,7 @@ from pathlib import Path
 from indexes.errors import IndexFormatError
 from indexes.lumen_store import LumenStore
 from indexes.passage_store import Passage, PassageStore
+from indexes.segmented import open_passage_store
 from rag.fid.lumen import LumenEncoder
 from rag.fid.memory import attach_memory, lumen_key, model_revision, open_lumen_memory, passage_text
 from rag.fid.reader import FiDConfig, FiDReader
@@ -76,7 +77,7 @@ class FiDAnswerer:
         if index_dir is None:
             raise IndexFormatError("--live-layers needs an index with LUMEN memory (`rag cache lumen`)")
         key = lumen_key(str(model), model_revision(model), live_layers, reader.config.max_passage_tokens)
-        return cls(reader, open_lumen_memory(index_dir, key), PassageStore(index_dir))
+        return cls(reader, open_lumen_memory(index_dir, key), open_passage_store(index_dir))
 
     def answer(self, question: str, hits: Sequence[Hit], **decoding) -> str:
         """The answer to ``question`` read from the first ``n_passages`` hits (best first); fewer hits

@@ -29,7 +29,8 @@ import torch
 from indexes.errors import IndexFormatError
 from indexes.lumen_store import LumenStore, write_lumen_memory
 from indexes.manifest import CacheInfo, Manifest
-from indexes.passage_store import Passage, PassageStore
+from indexes.passage_store import Passage
+from indexes.segmented import open_passage_store
 from rag.fid.inputs import FiDInputs, tokenize
 from rag.fid.lumen import LumenEncoder
 from rag.fid.reader import FiDReader
@@ -73,7 +74,7 @@ def build_lumen_memory(
     Returns:
         The manifest record; a previous store with the same key is replaced.
     """
-    store = PassageStore(index_dir)
+    store = open_passage_store(index_dir)
     try:
         passages = [passage_text(p) for p in store.iter_all()]
     finally:
@@ -88,9 +89,9 @@ def build_lumen_memory(
         states += [mem[j, : int(mask[j].sum())] for j in range(len(chunk))]
     key = lumen_key(model_id, revision, encoder.live_layers, reader.config.max_passage_tokens)
     info = write_lumen_memory(index_dir, states, model=model_id, key=key, live_layers=encoder.live_layers, revision=revision)
-    manifest = Manifest.read(index_dir)
-    caches = tuple(c for c in manifest.caches if c.key != key) + (info,)
-    manifest.model_copy(update={"caches": caches}).write(index_dir)
+    from indexes.commits import record_cache
+
+    record_cache(index_dir, info)  # a new commit (format 2): readers keep theirs
     return info
 
 

@@ -116,9 +116,9 @@ def open_passage_states(index_dir: str | Path, generator, config: CacheConfig = 
 
 def record_in_manifest(index_dir: str | Path, spec: KVStoreSpec, path: Path) -> CacheInfo:
     """Add (or replace) the store's :class:`CacheInfo` in the index manifest."""
-    manifest = Manifest.read(index_dir)
+    from indexes.commits import record_cache
+
     info = CacheInfo(kind="kv", path=str(Path(path).relative_to(index_dir)), model=spec.model,
                      revision=spec.revision, key=spec.key, dtype=spec.dtype, passages=spec.passages)
-    caches = tuple(c for c in manifest.caches if c.key != spec.key) + (info,)
-    manifest.model_copy(update={"caches": caches}).write(index_dir)
+    record_cache(index_dir, info)  # a new commit (format 2): readers keep theirs
     return info
