@@ -94,19 +94,22 @@ def _fresh_dir(parent: Path, prefix: str) -> Path:
 
 
 @contextlib.contextmanager
-def target_lock(target: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold the build lock of ``target`` (``.NAME.lock`` beside it) for the block.
+def build_lock(target: str | os.PathLike[str], wait: bool = False) -> Iterator[None]:
+    """Hold ``target``'s build lock (``flock`` on ``.NAME.lock`` beside it) for the block.
+
+    Args:
+        wait: block until the lock is free (short updates of a built target, e.g. its manifest);
+            by default a held lock fails at once (a second build of the same target).
 
     Raises:
-        BuildInProgressError: another process holds it (a build, ``rag add``, ``rag delete``, ...).
+        BuildInProgressError: the lock is held and ``wait`` is False.
     """
     target = Path(target)
-    with reporting_storage(target.parent, "create the folder"):
-        target.parent.mkdir(parents=True, exist_ok=True)
+    with reporting_storage(target.parent, "create the lock file in"):
         lock = open(target.parent / f".{target.name}.lock", "w")  # noqa: SIM115 - closed below
     with lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BuildInProgressError(f"another process is building {target} right now; wait for it or choose another output") from None
         yield
@@ -143,12 +146,7 @@ def atomic_directory(target: str | os.PathLike[str], owned: Callable[[str], bool
     target = Path(target)
     with reporting_storage(target.parent, "create the folder"):
         target.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(target.parent / f".{target.name}.lock", "w")  # noqa: SIM115 - closed below
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildInProgressError(f"another process is building {target} right now; wait for it or choose another output") from None
+    with build_lock(target):
         _remove_stale(target)
         with reporting_storage(target.parent, "write into"):
             tmp = _fresh_dir(target.parent, f".{target.name}.tmp-{os.getpid()}-")

@@ -239,25 +239,3 @@ def _writer_alive(name: str) -> bool:
         return True
     return True
 
-
-def record_cache(directory: str | os.PathLike[str], info: CacheInfo) -> None:
-    """Record (or replace, by key) a generator-state cache in the index's manifest, as a new commit.
-
-    Raises:
-        InputError: the cache holds more passages than the index (it changed meanwhile).
-        BuildInProgressError: another process is changing the index.
-    """
-    from indexes.atomic import target_lock
-
-    directory = Path(directory)
-    with target_lock(directory):
-        manifest = Manifest.read(directory)
-        if info.passages > manifest.corpus.passages:  # a partial store (``--limit``) is fine
-            raise InputError(f"{directory} changed while the cache was computed ({manifest.corpus.passages} passages now, "
-                             f"{info.passages} cached); run the cache command again")
-        caches = tuple(c for c in manifest.caches if c.key != info.key) + (info,)
-        if not manifest.segments:  # format 1: one unnumbered commit
-            manifest.model_copy(update={"caches": caches}).write(directory)
-            return
-        publish(directory, manifest.model_copy(update={"caches": caches, "generation": manifest.generation + 1}))
-        collect_garbage(directory, Manifest.read(directory))

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from indexes.atomic import atomic_write_text
+from indexes.atomic import atomic_write_text, build_lock
 from indexes.errors import IndexFormatError, IndexNotFoundError
 from indexes.io_errors import storage_error
 
@@ -257,3 +257,28 @@ class Manifest(_Spec):
             where = ".".join(str(p) for p in first["loc"])
             raise IndexFormatError(f"{path}: invalid manifest field {where!r}: {first['msg']}; restore it or rebuild the index "
                                    "with `rag index`") from None
+
+
+def record_cache(index_dir: str | Path, info: CacheInfo) -> CacheInfo:
+    """Add ``info`` to the index's ``caches`` (replacing the entry with the same key), under the
+    index's build lock, so concurrent cache builds and index builds never lose each other's writes.
+
+    Raises:
+        IndexFormatError: the store ``info.path`` is not in the index (it was rebuilt meanwhile).
+    """
+    index_dir = Path(index_dir)
+    with build_lock(index_dir, wait=True):  # held only for this read-modify-write
+        if not (index_dir / info.path).exists():
+            raise IndexFormatError(f"{index_dir / info.path}: the cache store is gone (the index was rebuilt while "
+                                   "it was built); build the cache again")
+        manifest = Manifest.read(index_dir)
+        caches = tuple(c for c in manifest.caches if c.key != info.key) + (info,)
+        if not manifest.segments:  # format 1: one unnumbered commit
+            manifest.model_copy(update={"caches": caches}).write(index_dir)
+            return info
+        from indexes.commits import collect_garbage, publish  # format 2: a new commit; readers keep theirs
+
+        current = manifest.model_copy(update={"caches": caches, "generation": manifest.generation + 1})
+        publish(index_dir, current)
+        collect_garbage(index_dir, current)
+    return info

@@ -8,14 +8,13 @@ keep its files until :meth:`Index.close`.
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 from indexes.commits import open_commit
-from indexes.errors import IndexFormatError, InputError
-from indexes.manifest import MANIFEST_NAME, BM25Spec
+from indexes.errors import InputError
+from indexes.manifest import BM25Spec
 from indexes.segmented import CommitView
 from rag.analyzer import Analyzer
 from rag.bm25 import BM25Scorer
@@ -84,11 +83,7 @@ class Index:
                 info = self.manifest.bm25
                 if info is None:
                     raise InputError(f"{self.path} has no BM25 index (built with --no-bm25); use --mode dense")
-                try:
-                    analyzer = Analyzer(info.analyzer)
-                except re.error as exc:  # a hand-edited manifest: say which field, before loading the postings
-                    raise IndexFormatError(f"{self.path / MANIFEST_NAME}: bm25.analyzer.token_pattern {info.analyzer.token_pattern!r} "
-                                           f"is not a valid regular expression ({exc}); restore it or rebuild the index with `rag index`") from None
+                analyzer = Analyzer(info.analyzer)  # its token_pattern was validated with the manifest
                 scorer = BM25Scorer(self._view.bm25(), self._bm25_params or info.params)
                 self._bm25 = BM25Retriever(scorer, analyzer, self.store)
             return self._bm25

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexes.atomic import atomic_directory, refuse_foreign, target_lock
+from indexes.atomic import atomic_directory, refuse_foreign, build_lock
 from indexes.bm25_store import BM25Data
 from indexes.commits import collect_garbage, new_segment, publish, segment_checksums
 from indexes.errors import IndexFormatError, InputError
@@ -117,7 +117,7 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
         with atomic_directory(out, owned=index_owner(out)) as tmp:
             manifest = write(tmp, 1)
     else:
-        with target_lock(out):
+        with build_lock(out):
             previous = _current(out) or previous
             manifest = write(out, previous.generation + 1)
             collect_garbage(out, manifest, previous, sweep=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.atomic import atomic_write_bytes, target_lock
+from indexes.atomic import atomic_write_bytes, build_lock
 from indexes.commits import DELETES_DIR, collect_garbage, fault_point, new_segment, publish, segment_checksums, segments_of
 from indexes.errors import InputError
 from indexes.manifest import BM25Info, CorpusInfo, Manifest, SegmentInfo, VectorBackendSpec
@@ -142,7 +142,7 @@ def add_documents(index: str | Path, corpus: str | Path, spec: CorpusSpec = Corp
     """
     t0, index, corpus = time.perf_counter(), Path(index), Path(corpus)
     report = UpdateReport()
-    with target_lock(index):
+    with build_lock(index):
         current = Manifest.read(index)
         read = ReadReport()
         passages = sorted(split_corpus(read_corpus(corpus, spec, read), current.corpus.chunking), key=lambda p: p.doc_id)
@@ -186,7 +186,7 @@ def delete_documents(index: str | Path, doc_ids: Iterable[str]) -> UpdateReport:
     if not ids:
         raise InputError("no document ids to delete: give IDS or --ids-file")
     report = UpdateReport()
-    with target_lock(index):
+    with build_lock(index):
         current = Manifest.read(index)
         generation = current.generation + 1
         view = CommitView(index, current)
@@ -208,7 +208,7 @@ def compact_index(index: str | Path) -> UpdateReport:
     """Merge every segment into one and purge tombstones (results are unchanged; opening gets faster)."""
     t0, index = time.perf_counter(), Path(index)
     report = UpdateReport()
-    with target_lock(index):
+    with build_lock(index):
         current = Manifest.read(index)
         view = CommitView(index, current)
         try:

@@ -19,10 +19,13 @@ eval_app = typer.Typer(help="Evaluate retrieval runs and QA pipelines.", no_args
 train_app = typer.Typer(help="Train retrievers, readers and generators.", no_args_is_help=True, rich_markup_mode=None)
 cache_app = typer.Typer(help="Precompute generator states (passage KV caches, LUMEN memory).", no_args_is_help=True,
                         rich_markup_mode=None)
+models_app = typer.Typer(help="Local models: convert named models and GGUF files into Hugging Face folders.",
+                         no_args_is_help=True, rich_markup_mode=None)
 
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
 app.add_typer(cache_app, name="cache")
+app.add_typer(models_app, name="models")
 
 
 def _print_version(value: bool) -> None:

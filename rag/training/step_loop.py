@@ -19,11 +19,12 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
+
+from rag.training.result import TrainResult
 
 
 class LoopConfig(Protocol):
@@ -40,13 +41,6 @@ class LoopConfig(Protocol):
     checkpoint_every: int
     time_limit_s: float | None
     seed: int
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    wall_s: float
-    history: list[dict] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -133,4 +127,4 @@ def run_steps(params: Sequence[torch.nn.Parameter], cfg: LoopConfig, n_train: in
             checkpoint(out_dir / f"checkpoint-{step}")
         if out_of_time:
             break
-    return TrainResult(step, time.perf_counter() - start, history)
+    return TrainResult(steps=step, seconds=time.perf_counter() - start, history=tuple(history))

@@ -213,7 +213,7 @@ def test_invalid_token_pattern_in_the_manifest(capsys, copy_of, lexical):
     rc, err = run_cli(capsys, "search", "--index", index, "--mode", "bm25", "sky")
     # Then
     line = one_line_error(err)
-    assert rc == 1 and "manifest.json: bm25.analyzer.token_pattern" in line and "not a valid regular expression" in line
+    assert rc == 1 and "manifest.json: invalid manifest field 'bm25.analyzer.token_pattern'" in line and "not a valid regular expression" in line
 
 
 @pytest.mark.parametrize("content", [b"", b"\x93NUMPY garbage", None])
