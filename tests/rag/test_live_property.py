@@ -128,3 +128,28 @@ def test_upsert_replaces_every_passage_of_a_document(tmp_path):
     after = open_index(tmp_path / "idx").store.ids()
     assert len([p for p in before if p.startswith("long")]) == 3
     assert sorted(after) == ["long", "x"] and report.replaced == 1 and report.passages_deleted == 3
+
+
+def test_a_format_1_index_takes_changes_and_a_rebuild_removes_its_root_files(tmp_path):
+    # Given an index laid out as format 1 (files at the root, no commits)
+    import json
+
+    idx = tmp_path / "idx"
+    build_index(write_corpus(tmp_path / "a.jsonl", {"d0": 0, "d1": 0, "d2": 0}), idx, IndexOptions(progress=False), encoder=ENCODER)
+    manifest = json.loads((idx / "manifest.json").read_text())
+    (segment,) = manifest.pop("segments")
+    for f in (idx / segment["name"]).iterdir():
+        f.rename(idx / f.name)
+    shutil.rmtree(idx / "segments")
+    shutil.rmtree(idx / "commits")
+    (idx / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1, "generation": 0}))
+    # When documents are upserted and deleted
+    add_documents(idx, write_corpus(tmp_path / "b.jsonl", {"d1": 2, "d3": 1}), encoder=ENCODER, progress=False)
+    delete_documents(idx, ["d0"])
+    # Then it equals a fresh build, its root files serving as the first segment
+    _assert_equal_to_fresh(idx, {"d1": 2, "d2": 0, "d3": 1}, tmp_path)
+    assert (idx / "passages.sqlite").is_file()
+    # And after a compaction no root data file is left
+    compact_index(idx)
+    assert not (idx / "passages.sqlite").exists() and not (idx / "vectors.npy").exists()
+    _assert_equal_to_fresh(idx, {"d1": 2, "d2": 0, "d3": 1}, tmp_path)
