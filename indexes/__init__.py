@@ -1,7 +1,18 @@
 """Everything precomputed offline over a corpus, and its on-disk format.
 
-This layer knows files and arrays, not models: the passage store (SQLite), BM25 term statistics
-(``.npz`` + JSON), dense vectors (``.npy`` + FAISS), cached generator states (safetensors) and the
-``manifest.json`` that says how each was made. Nothing here is ever pickled, and every write is
-atomic (build in a temporary sibling, then rename).
+This layer knows files and arrays, not models, and never imports ``rag``, ``eval`` or
+``service`` (checked by ``tests/test_layers.py``). Nothing here is ever pickled, and every write
+is atomic (build in a temporary sibling, then rename).
+
+Modules:
+    manifest: ``manifest.json``, what the directory holds and exactly how each part was made.
+    passage_store: the passages (SQLite), addressed by row.
+    bm25_store: BM25 term statistics (``.npz`` + JSON).
+    dense_store: dense vectors (``.npy``) and their FAISS structure.
+    kv_store: cached generator key/value states per passage (safetensors shards).
+    lumen_store: LUMEN passage memory (safetensors).
+    atomic: atomic files and directories, and the build lock.
+    errors: the user-facing error types every layer raises, each with its declared code.
+    io_errors: one-line messages for what the file system and SQLite refuse.
+    layout: which entries of an index directory belong to the index (a rebuild replaces only those).
 """

@@ -1,1 +1,32 @@
-"""Models and pipeline: analyzer, encoders, retrievers, fusion, HyDE, generators, trainers, CLI."""
+"""Models and pipeline: text in, what the indexes store, and answers out.
+
+Modules:
+    analyzer: text → BM25 terms (Unicode word segmentation, case folding, stopwords, stemming).
+    highlight: where a query's terms occur in a passage, as the analyzer matched them.
+    bm25: the BM25 variants of Kamphuis et al. as pure functions, and the vectorised scorer.
+    fusion: reciprocal rank fusion and convex combination of normalised scores.
+    retrievers: BM25, dense and hybrid retrievers (a query-side model plus an index part).
+    types: the protocol between pieces (``Hit``, ``Retriever``).
+    encoder: the bi-encoder (sentence-transformers) → L2-normalised vectors.
+    encoder_cache: an encoder that computes each text once.
+    windows: token windows that fit a bi-encoder's input (long passages are never truncated).
+    models: one place that finds, identifies and loads every model; model_import: named local
+        models and GGUF files converted once into Hugging Face folders.
+    onnx_backend: ONNX Runtime execution of the bi-encoder for fast CPU queries.
+    corpus: corpus readers (BEIR JSONL, generic JSONL, CSV/TSV, SQuAD JSON, folders of text).
+    textfile: decoding the user's text files (BOM, bad UTF-8, lone surrogates) in one place.
+    tabular: CSV and TSV records with exact line numbers; squad: SQuAD JSON as corpus and queries.
+    queries: query, qrels and TREC run formats; questions: question files for batch answering.
+    chunking: documents → overlapping passages.
+    indexer: build an index directory; index: open one and get retrievers over it.
+    batch: a set of queries → a TREC run.
+    hyde: HyDE search with hypothetical documents from a generator.
+    pipeline: ``ask``: retrieve, then answer with numbered citations (one question or a batch).
+    extractive: extractive answers (the closest sentences, cited, or no answer).
+    streaming: an answer as a stream of text pieces, then the whole answer.
+
+Sub-packages: ``generation`` (decoder-only generators and passage KV caches), ``fid`` (FiD
+readers and LUMEN memory), ``training`` (retriever, query-encoder and generator trainers),
+``compat`` (the adapters over transformers' and sentence-transformers' internals) and ``cli``
+(the ``rag`` command, the composition root). Importing any of them loads no model.
+"""

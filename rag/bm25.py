@@ -112,7 +112,11 @@ class BM25Scorer:
         return np.fromiter((ids[t] for t in terms if t in ids), dtype=np.int64)
 
     def scores(self, term_ids: np.ndarray) -> np.ndarray:
-        """(N,) score of every passage: the reference path, used by tests and rank-bm25 parity."""
+        """(N,) score of every passage for the query terms ``term_ids`` (repeats count again).
+
+        The hybrid retriever's hot path (BM25 scores of the fused candidates, including those only
+        the dense side found) and the reference that :meth:`top_k` is tested against.
+        """
         out = np.zeros(self.n_docs)
         rows, weights = self._gather(np.asarray(term_ids, dtype=np.int64))
         np.add.at(out, rows, weights)

@@ -132,49 +132,31 @@ class Encoder:
         return EncoderSpec(model=c.model, revision=self.revision, dim=self.dim, query_prefix=c.query_prefix,
                            passage_prefix=c.passage_prefix, max_seq_length=self.model.max_seq_length, normalize=True)
 
-    def _lengths(self, texts: Sequence[str]) -> np.ndarray:
-        """(B,) token count of each text as the model reads it (special tokens in, truncated)."""
-        tok = self.model.tokenizer
-        enc = tok(list(texts), add_special_tokens=True, truncation=True, max_length=self.model.max_seq_length, verbose=False)
-        return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
-
     def _encode(self, texts: Sequence[str], prefix: str, progress: bool, alone: bool = False) -> np.ndarray:
-        """(B, d) unit vectors, computed in forward passes *without padding*.
+        """(B, d) unit vectors.
 
-        With ``alone`` each text is its own forward pass, so its vector depends on nothing else:
-        a query gets the same bits alone (``rag search``), in a batch run, over HTTP and inside
-        the service's micro-batches. Otherwise texts are grouped by token length and each group
-        runs in shared batches: no pad tokens are computed, and the vectors are deterministic for
-        a given list of texts, but a text's last bits (~1e-7) depend on the batch it shares,
-        because the matrix kernels sum in another order for another batch shape (and padding, which
-        sentence-transformers adds to a mixed batch, changes the reduction lengths too).
+        With ``alone`` each text is its own forward pass, unpadded, so its vector depends on
+        nothing else: a query gets the same bits alone (``rag search``), in a batch run, over HTTP
+        and inside the service's micro-batches. Otherwise texts run in sentence-transformers'
+        length-sorted, padded batches (fastest for bulk encoding); a text's last bits (~1e-7)
+        then depend on the batch it shares: padding changes the reduction lengths in attention
+        and pooling, and even without padding the matrix kernels sum in another order for another
+        batch shape. Index builds store passages in a fixed (document-id) order, so their vectors
+        do not depend on the corpus file's order.
         """
         texts = [prefix + t for t in texts] if prefix else list(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (B, d)
         if not texts:
-            return out
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._onnx is not None:
+            if alone:
+                return np.vstack([self._onnx.encode([t], batch_size=1) for t in texts])  # (B, d)
+            return self._onnx.encode(texts, batch_size=self.config.batch_size)  # (B, d)
         if alone:
-            groups = [np.array([i]) for i in range(len(texts))]
-        else:
-            lengths = self._lengths(texts)  # (B,)
-            groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(texts), desc="encode", unit="text")
-        for group in groups:  # (G,) rows of texts of one token length
-            chunk = [texts[i] for i in group]
-            if self._onnx is not None:
-                out[group] = self._onnx.encode(chunk, batch_size=self.config.batch_size)  # (G, d)
-            else:
-                out[group] = self.model.encode(chunk, batch_size=self.config.batch_size, normalize_embeddings=True,
-                                               convert_to_numpy=True, show_progress_bar=False)
-            if bar is not None:
-                bar.update(len(group))
-        if bar is not None:
-            bar.close()
-        return out
+            return np.vstack([self.model.encode([t], batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
+                                                show_progress_bar=False) for t in texts]).astype(np.float32)  # (B, d)
+        vectors = self.model.encode(texts, batch_size=self.config.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=progress)
+        return np.asarray(vectors, dtype=np.float32)  # (B, d)
 
     def encode_queries(self, queries: Sequence[str], alone: bool = True) -> np.ndarray:
         """(B, d) float32 unit vectors for queries (with the query prefix).
@@ -182,7 +164,7 @@ class Encoder:
         Args:
             queries: query texts.
             alone: one forward pass per query (default), so every query's vector is bit-identical
-                however it is batched; ``False`` shares passes between equal-length queries
+                however it is batched; ``False`` shares padded passes between queries
                 (faster; differences ~1e-7, see :meth:`_encode`).
         """
         return self._encode(queries, self.config.query_prefix, progress=False, alone=alone)

@@ -12,6 +12,7 @@ The paper's code samples ``N = 8`` documents at temperature 0.7 with at most 512
 We L2-normalise ``v`` so scores stay cosines (the ranking is unchanged for inner product).
 
 Example:
+    (Not run as a doctest: needs an index on disk and a causal LM.)
     >>> from rag.index import open_index                                       # doctest: +SKIP
     >>> dense = open_index("build/demo-index").retriever("dense")              # doctest: +SKIP
     >>> hits = hyde_search("why is the sky blue", generator, dense, k=3)      # doctest: +SKIP

@@ -14,6 +14,7 @@ sentence-transformers ``Pooling`` configuration. Supported pipelines: ``Transfor
 (mean | cls | max) [→ Normalize]``; anything else is refused with a clear error.
 
 Example:
+    (Not run as a doctest: needs a SentenceTransformer folder; the ONNX export takes seconds.)
     >>> model = OnnxEncoderModel(SentenceTransformer(path), quantize=True)   # doctest: +SKIP
     >>> model.encode(["what is BM25?"]).shape                               # doctest: +SKIP
     (1, 384)

@@ -145,6 +145,7 @@ class AnswerStream:
     :func:`sentence_encoder` of the index).
 
     Example:
+        (Not run as a doctest: needs an index and a causal LM.)
         >>> stream = AnswerStream("why is the sky blue", index, generator)  # doctest: +SKIP
         >>> for piece in stream: print(piece, end="")                     # doctest: +SKIP
         >>> stream.answer.timings                                          # doctest: +SKIP

@@ -7,6 +7,7 @@ accepting connections, lets in-flight requests finish (up to ``--graceful-timeou
 the encoder threads and closes the passage stores.
 
 Example:
+    (Not run as a doctest: needs an index on disk; starts a server.)
     >>> app = create_app(Settings(indexes={"scifact": "build/scifact"}))   # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                     # doctest: +SKIP
 

@@ -12,6 +12,7 @@ is idle, the first query waits at most ``wait_ms`` for company, which bounds the
 answer on top) batches transparently. Callers block in worker threads, never on the event loop.
 
 Example:
+    (Not run as a doctest: needs an index on disk; starts a worker thread.)
     >>> batcher = MicroBatchEncoder(Encoder(), wait_ms=2.0)        # doctest: +SKIP
     >>> index = open_index("build/scifact", encoder=batcher)       # doctest: +SKIP
     >>> batcher.close()                                            # doctest: +SKIP

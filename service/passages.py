@@ -8,6 +8,7 @@ adding: no eviction bookkeeping on the hot path). The passages are the store's o
 so hits are identical with and without the cache.
 
 Example:
+    (Not run as a doctest: needs an opened index.)
     >>> index.store = CachedPassageStore(index.store, max_passages=200_000)  # doctest: +SKIP
 """
 

@@ -6,7 +6,7 @@ of a small decoder-only model trained from random initialisation twice from the 
 seed: once with the block attention mask and cached-path positions (Block-Attention, Sun et al.,
 2024, arXiv:2409.15355, §3), evaluated through ``cached_prefill`` (passage states computed
 separately, as a passage cache serves them); once with the plain causal mask, evaluated with a full
-prefill. Issue 6's target: block attention reaches ≥ 90% of full attention's held-out exact match.
+prefill. Target: block attention reaches ≥ 90% of full attention's held-out exact match.
 
 Run (writes data, models, curves and ``summary.json`` under --out; prints a JSON summary)::
 

@@ -6,7 +6,7 @@ Each item has 10 real SQuAD v1.1 dev paragraphs; one carries a planted sentence
 disjoint code values, so a held-out answer has never been a training target: the reader must find
 the planted passage and copy the digits. A small T5 trained from random initialisation with a
 task tokenizer (digits one per token), warmup + cosine learning rate, and short passages should
-reach ≥ 90% exact match; the issue's naive setup (30k WordPiece vocabulary, constant LR, 80-token
+reach ≥ 90% exact match; a first, naive setup (30k WordPiece vocabulary, constant LR, 80-token
 passages) stayed at 0% after 1,000 steps.
 
 Run (writes data, model and curves under --out, prints a JSON summary)::

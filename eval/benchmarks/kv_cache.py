@@ -1,6 +1,6 @@
 """Speed of cached passage KV states: time to first token, cached vs full prefill, on CPU.
 
-Setup (the issue's acceptance): a ~100M-parameter Llama-architecture model with random weights
+Setup: a ~100M-parameter Llama-architecture model with random weights
 (12 layers, d=768, 12 heads, tied 30,522-token embeddings: 108M parameters), 10 real SciFact
 passages cut to 200 tokens each, a ~30-token question segment. Both paths produce the *same
 prompt tokens*; the full path prefills all of them, the cached path loads the stored fp16 states

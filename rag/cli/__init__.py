@@ -1,10 +1,13 @@
 """The ``rag`` command line: the composition root.
 
-Each command lives in its own module of this package and registers itself on :data:`app` or on
-one of the sub-apps in :mod:`rag.cli.apps`; command bodies are one or two library calls with
-heavy imports inside them, so ``rag --help`` stays fast. :func:`main` turns every
-:class:`~indexes.errors.RagError`, and any ``OSError`` (a full disk, a read-only folder) that
-reaches it, into a one-line message and exit code 1.
+Each command lives in its own module of this package (``index``, ``search``, ``eval_retrieval``,
+``eval_qa``, ``ask``, ``cache``, ``serve``, ``train_reader``, ``train_generator``, ``lumen``,
+``train_retriever``, ``train_query_encoder``, ``models``; shared options in ``options``) and
+registers itself on :data:`app` or on one of the sub-apps in :mod:`rag.cli.apps`; command bodies
+are one or two library calls with heavy imports inside them, so ``rag --help`` stays fast.
+:func:`main` turns every :class:`~indexes.errors.RagError`, and any ``OSError`` (a full disk, a
+read-only folder) that reaches it, into a one-line message and exit code 1. ``python -m rag.cli``
+runs it (``__main__``). Only this package may import ``eval`` and ``service``.
 """
 
 from __future__ import annotations

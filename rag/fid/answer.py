@@ -7,6 +7,7 @@ memory comes from the index's LUMEN store (built by ``rag cache lumen`` with the
 2023); without it the reader is plain FiD (Izacard & Grave 2021).
 
 Example:
+    (Not run as a doctest: needs a T5 reader folder and an index on disk.)
     >>> fid = FiDAnswerer.load("t5dir", "index", FiDConfig(n_passages=5), live_layers=2)  # doctest: +SKIP
     >>> fid.answer("who wrote Hamlet?", retriever.search("who wrote Hamlet?", k=5))         # doctest: +SKIP
     'shakespeare'

@@ -11,18 +11,19 @@ the FiD encoder's ``N_layers`` layers into a *memory* encoder (the first ``N_lay
     y   = Dec([G_1 ; ... ; G_N])             # fusion in the decoder, as in FiD
 
 so question-time encoder cost falls from ``N_layers`` to about ``K`` layers per passage token. The
-paper's question encoder is a separately fine-tuned copy of the memory layers; here (as the issue
-specifies) the question goes through the memory layers themselves, which keeps one set of weights.
+paper's question encoder is a separately fine-tuned copy of the memory layers; here the question
+goes through the memory layers themselves, which keeps one set of weights.
 With ``K = N_layers`` the memory is the token embeddings and LUMEN equals FiD exactly; the tests
 check that to 1e-4.
 
 The layers are the model's own ``T5Block`` modules called through their public ``forward`` with
 the relative position bias from the first block's ``compute_bias`` and the mask from
 ``transformers.masking_utils.create_bidirectional_mask``, exactly the arguments ``T5Stack.forward``
-passes them; ``[H_q ; M_n]`` is joined without a gap (:func:`rag.fid.inputs.join_question_passages`),
+passes them (:func:`rag.compat.transformers.run_t5_blocks`, the one place that knows the stack); ``[H_q ; M_n]`` is joined without a gap (:func:`rag.fid.inputs.join_question_passages`),
 so relative positions match FiD's ``q ++ p`` rows.
 
 Example:
+    (Not run as a doctest: needs a loaded T5-family model.)
     >>> enc = LumenEncoder(model, live_layers=2)          # doctest: +SKIP
     >>> reader = FiDReader(model, tokenizer, encoder=enc) # doctest: +SKIP
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import torch
 
 from indexes.errors import InputError
+from rag.compat.transformers import run_t5_blocks, t5_blocks
 from rag.fid.inputs import FiDInputs, join_question_passages
 
 
@@ -50,7 +52,8 @@ class LumenEncoder:
     def __init__(self, model, live_layers: int) -> None:
         self.model = model
         self.stack = model.get_encoder()
-        self.n_layers = len(self.stack.block)
+        self.blocks = t5_blocks(self.stack)
+        self.n_layers = len(self.blocks)
         if not 1 <= live_layers <= self.n_layers:
             raise InputError(f"--live-layers {live_layers}: must be between 1 and the encoder's {self.n_layers} layers")
         self.live_layers = live_layers
@@ -58,16 +61,7 @@ class LumenEncoder:
 
     def _run(self, h: torch.Tensor, mask: torch.Tensor, blocks) -> torch.Tensor:
         """Run ``blocks`` over ``h`` ``(R, T, d)`` with padding ``mask`` ``(R, T)``, as ``T5Stack.forward`` does."""
-        from transformers.masking_utils import create_bidirectional_mask
-
-        if len(blocks) == 0:
-            return h
-        T = h.shape[1]
-        attn_mask = create_bidirectional_mask(config=self.stack.config, inputs_embeds=h, attention_mask=mask.long())
-        bias = self.stack.block[0].layer[0].SelfAttention.compute_bias(T, T, device=h.device)  # (1, heads, T, T)
-        for block in blocks:
-            h = block(h, attn_mask, bias)[0]  # (R, T, d)
-        return h
+        return run_t5_blocks(self.stack, h, mask, blocks)  # (R, T, d)
 
     def memory(self, passage_ids: torch.Tensor, passage_mask: torch.Tensor) -> torch.Tensor:
         """Memory states of passages encoded alone: ``(P, Lp)`` ids → ``(P, Lp, d)``.
@@ -77,7 +71,7 @@ class LumenEncoder:
         """
         ids = passage_ids.to(self.model.device)
         h = self.stack.dropout(self.stack.embed_tokens(ids))  # (P, Lp, d)
-        return self._run(h, passage_mask.to(h.device), self.stack.block[: self.memory_layers])
+        return self._run(h, passage_mask.to(h.device), self.blocks[: self.memory_layers])
 
     def encode(
         self, question_ids: torch.Tensor, question_mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
@@ -95,11 +89,11 @@ class LumenEncoder:
         device = self.model.device
         q_mask = question_mask.to(device)
         hq = self.stack.dropout(self.stack.embed_tokens(question_ids.to(device)))  # (B, Lq, d)
-        hq = self._run(hq, q_mask, self.stack.block[: self.memory_layers])  # (B, Lq, d)
+        hq = self._run(hq, q_mask, self.blocks[: self.memory_layers])  # (B, Lq, d)
         memory = memory.to(device=device, dtype=hq.dtype)
         x, m = join_question_passages(hq, q_mask, memory, memory_mask.to(device))  # (B, N, L, d), (B, N, L)
         L = x.shape[2]
-        h = self._run(x.reshape(B * N, L, d), m.reshape(B * N, L), self.stack.block[self.memory_layers :])
+        h = self._run(x.reshape(B * N, L, d), m.reshape(B * N, L), self.blocks[self.memory_layers :])
         h = self.stack.dropout(self.stack.final_layer_norm(h))  # (B·N, L, d)
         return h.reshape(B, N * L, d), m  # (B, N·L, d), (B, N, L)
 
@@ -120,7 +114,7 @@ class LumenEncoder:
         frozen too; the live layers, the final layer norm and the rest of the decoder stay trainable.
         Returns the parameters that were frozen.
         """
-        frozen = [p for b in self.stack.block[: self.memory_layers] for p in b.parameters()]
+        frozen = [p for b in self.blocks[: self.memory_layers] for p in b.parameters()]
         frozen += list(self.stack.embed_tokens.parameters())  # block 0 (if memory) holds the shared position bias
         for p in frozen:
             p.requires_grad_(False)

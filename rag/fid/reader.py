@@ -15,6 +15,7 @@ patched, so any transformers version whose T5 takes ``encoder_outputs`` works. D
 beam search) is transformers' own ``generate``.
 
 Example:
+    (Not run as a doctest: needs a T5 checkpoint folder.)
     >>> reader = FiDReader.from_pretrained("path/to/t5", FiDConfig(n_passages=5))  # doctest: +SKIP
     >>> reader.answer(["who wrote Hamlet?"], [["Hamlet is a tragedy by Shakespeare.", ...]])  # doctest: +SKIP
     ['Shakespeare']

@@ -19,6 +19,7 @@ Input lines: ``{"question": str, "answers": [str, ...], "passages": [str | {"tit
 ``passages`` may be left out when they are retrieved from an index (:func:`retrieve_passages`).
 
 Example:
+    (Not run as a doctest: needs a reader and QA files; training takes minutes.)
     >>> train_reader(reader, load_qa_jsonl("train.jsonl"), load_qa_jsonl("dev.jsonl"),   # doctest: +SKIP
     ...              ReaderTrainConfig(steps=2000), out_dir="runs/fid", score=em_f1)
 """

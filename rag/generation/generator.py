@@ -102,9 +102,10 @@ class Generator:
         """
         x = torch.tensor([ids], device=self.device)  # (1, L)
         pos = None if positions is None else positions.reshape(1, -1).to(self.device)  # (1, L)
-        out = self.model(input_ids=x, position_ids=pos, past_key_values=cache, use_cache=True,
-                         logits_to_keep=1 if last_only else 0)
-        return out.logits[0], out.past_key_values  # (L, V) or (1, V)
+        from rag.compat.transformers import causal_lm_forward
+
+        logits, cache = causal_lm_forward(self.model, x, pos, cache, logits_to_keep=1 if last_only else 0)
+        return logits[0], cache  # (L, V) or (1, V)
 
     @torch.inference_mode()
     def iter_tokens(self, prefill, config: SamplingConfig) -> Iterator[int]:

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from transformers import DynamicLayer
 
+from rag.compat.transformers import DynamicLayer, cache_from_layers, cache_from_states
 from rag.generation.rope import rerotate_, rotary_module
 
 Positions = Literal["rerotate", "composite"]
@@ -65,12 +65,9 @@ class KVBlock:
 
 
 def _as_cache(block: KVBlock | None, dtype: torch.dtype, device):
-    from transformers import DynamicCache
-
     if block is None:
-        return DynamicCache()
-    k, v = block.keys.to(device, dtype), block.values.to(device, dtype)  # (n_layers, H, L, d)
-    return DynamicCache(ddp_cache_data=[(k[i : i + 1], v[i : i + 1]) for i in range(k.shape[0])])
+        return cache_from_states(None, None)
+    return cache_from_states(block.keys.to(device, dtype), block.values.to(device, dtype))  # (n_layers, H, L, d)
 
 
 def _block_of(cache, start: int) -> KVBlock:
@@ -200,8 +197,6 @@ def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: P
         ``(cache, q0)``: a ``transformers.Cache`` of :class:`AssembledLayer` s in the model's dtype
         and device; ``q0`` the position id of the first question token.
     """
-    from transformers import Cache
-
     model = generator.model
     dtype, device = next(model.parameters()).dtype, generator.device
     p, lengths = prefix.length, [b.length for b in blocks]
@@ -220,7 +215,7 @@ def assemble(generator, prefix: KVBlock, blocks: Sequence[KVBlock], positions: P
             rerotate_(k, offset - p, model)
         V[:, 0, :, offset : offset + b.length].copy_(b.values)
         offset += b.length
-    cache = Cache(layers=[AssembledLayer(K[i], V[i], T) for i in range(n_layers)])
+    cache = cache_from_layers([AssembledLayer(K[i], V[i], T) for i in range(n_layers)])
     if workspace is not None:
         weakref.finalize(cache, workspace.give_back, flat)
     q0 = offset if positions == "rerotate" else p + max(lengths, default=0)

@@ -11,7 +11,8 @@ Rotations compose, ``R(δ)·R(m) = R(m + δ)``, so a key cached at position ``m`
 2024, arXiv:2409.15355, §3.2 "position re-encoding") uses this to place independently encoded
 passage blocks at their actual offsets in a prompt.
 
-The angles come from the model's own rotary module (``model.model.rotary_emb``), so every RoPE
+The angles come from the model's own rotary module (``model.model.rotary_emb``, found by
+:func:`rag.compat.transformers.rotary_embedding`), so every RoPE
 variant whose frequencies do not depend on the sequence length (default, linear, llama3, YaRN
 without its attention scaling) is handled without copying its code.
 """
@@ -30,9 +31,10 @@ def rotary_module(model) -> torch.nn.Module:
         InputError: the model has no rotary position embeddings (e.g. GPT-2's learned absolute
             positions), so cached keys cannot be re-positioned.
     """
-    base = getattr(model, "base_model", model)
-    rotary = getattr(base, "rotary_emb", None)
-    if rotary is None or not hasattr(rotary, "inv_freq"):
+    from rag.compat.transformers import rotary_embedding
+
+    rotary = rotary_embedding(model)
+    if rotary is None:
         name = getattr(model.config, "model_type", type(model).__name__)
         raise InputError(
             f"model type {name!r} has no rotary position embeddings; passage KV caching needs a RoPE "

@@ -26,6 +26,7 @@ low-rank adapters (Hu et al., 2022, arXiv:2106.09685) through peft; ``final/`` i
 Input lines: ``{"question": str, "passages": [str | {"title", "text"}, ...], "answer": str}``.
 
 Example:
+    (Not run as a doctest: needs a causal LM folder and QA files; training takes minutes.)
     >>> train_generator(gen, load_generator_jsonl("train.jsonl"), load_generator_jsonl("dev.jsonl"),  # doctest: +SKIP
     ...                 GeneratorTrainConfig(steps=1000), "runs/block", score=em_f1)
 """

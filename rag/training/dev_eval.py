@@ -8,6 +8,7 @@ is injected (the CLI passes :func:`eval.retrieval.evaluate`'s nDCG@10), keeping 
 imports from the ``eval`` layer above it.
 
 Example:
+    (Not run as a doctest: needs dev pairs, an index and a SentenceTransformer.)
     >>> pool = dev_pool(dev_pairs, documents, index, depth=10)          # doctest: +SKIP
     >>> evaluator = DevEvaluator(pool, ndcg10)                           # doctest: +SKIP
     >>> evaluator(model)["dev_ndcg@10"]                                 # doctest: +SKIP
@@ -20,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from sentence_transformers.base.evaluation import BaseEvaluator
 
+from rag.compat.sentence_transformers import BaseEvaluator
 from rag.training.data import Pair
 
 Run = dict[str, dict[str, float]]

@@ -13,6 +13,7 @@ only ever used with an index whose passages its teacher encoded
 (:func:`rag.encoder.check_query_encoder`).
 
 Example:
+    (Not run as a doctest: needs an index with a dense part; training takes minutes.)
     >>> distill_query_encoder("build/scifact", "build/scifact-q3", DistillConfig(layers=3))  # doctest: +SKIP
     $ rag serve --index build/scifact --query-encoder build/scifact-q3
 """
@@ -95,16 +96,15 @@ def keep_layers(n_teacher: int, n: int) -> list[int]:
 
 def _truncate(model, n: int) -> list[int]:
     """Keep ``n`` of the BERT-style encoder's layers in place; returns the kept indices."""
-    import torch
+    from rag.compat.transformers import encoder_layers, set_encoder_layers
 
     auto = model[0].auto_model
-    layers = getattr(getattr(auto, "encoder", None), "layer", None)
+    layers = encoder_layers(auto)
     if layers is None:
         raise InputError(f"query-encoder distillation needs a BERT-style encoder (encoder.layer); "
                          f"{type(auto).__name__} has none")
     keep = keep_layers(len(layers), n)
-    auto.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
-    auto.config.num_hidden_layers = len(keep)
+    set_encoder_layers(auto, [layers[i] for i in keep])
     return keep
 
 
@@ -128,10 +128,13 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
         InputError: the index has no dense part, too few texts, or an unsupported encoder.
     """
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer import losses
-
     from indexes.atomic import atomic_directory, refuse_unless_ours
+    from rag.compat.sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        mse_loss,
+        warmup_arguments,
+    )
     from indexes.manifest import Manifest
     from rag.models import load_sentence_transformer
     from rag.training.step_loop import kept_global_rng
@@ -164,10 +167,10 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
     with tempfile.TemporaryDirectory(prefix="rag-distill-") as scratch:  # no checkpoints: nothing to keep
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch, num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate, warmup_steps=0.05, seed=config.seed, data_seed=config.seed,
+            learning_rate=config.learning_rate, **warmup_arguments(0.05), seed=config.seed, data_seed=config.seed,
             save_strategy="no", logging_steps=10, report_to="none", disable_tqdm=not progress, use_cpu=device == "cpu")
         with kept_global_rng():  # the transformers Trainer seeds the global generators (set_seed)
-            trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=losses.MSELoss(student))
+            trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=mse_loss(student))
             start = time.perf_counter()
             trainer.train()
             seconds = time.perf_counter() - start

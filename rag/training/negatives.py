@@ -13,6 +13,7 @@ margin. Negatives are drawn at random, seeded, from the surviving top-``depth`` 
 query with too few survivors is topped up with random corpus documents (easy but valid negatives).
 
 Example:
+    (Not run as a doctest: needs an index on disk and training pairs.)
     >>> cfg = NegativeConfig(count=1, depth=30)                     # doctest: +SKIP
     >>> negs = mine_negatives(pairs, open_index("idx"), documents, cfg)  # doctest: +SKIP
 """

@@ -96,14 +96,10 @@ def load_base_model(config: TrainConfig, device: str | None = None):
 
 def info_nce_loss(model, config: TrainConfig):
     """InfoNCE over in-batch (+ hard) negatives: (Cached)MultipleNegativesRankingLoss, scale = 1/τ."""
-    from sentence_transformers.sentence_transformer import losses
+    from rag.compat.sentence_transformers import info_nce_loss as st_info_nce
 
-    directions = ("query_to_doc", "doc_to_query") if config.symmetric else ("query_to_doc",)
-    common = dict(scale=1.0 / config.temperature, directions=directions,
-                  partition_mode="per_direction" if config.symmetric else "joint")
-    if config.mini_batch_size:
-        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size, **common)
-    return losses.MultipleNegativesRankingLoss(model, **common)
+    return st_info_nce(model, scale=1.0 / config.temperature, symmetric=config.symmetric,
+                       mini_batch_size=config.mini_batch_size)
 
 
 def pairs_dataset(pairs: list[Pair]):
@@ -134,10 +130,13 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
         device: ``cpu``/``cuda``; ``None`` picks CUDA when available.
         extra_record: more fields for ``training.json`` (e.g. the input files and mining settings).
     """
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
-
     from indexes.atomic import atomic_directory, refuse_unless_ours
+    from rag.compat.sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        no_duplicates_sampler,
+        warmup_arguments,
+    )
     from rag.training.step_loop import kept_global_rng
 
     if not pairs:
@@ -153,8 +152,8 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
     strategy = "steps" if config.eval_steps else "epoch"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt), num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate, warmup_steps=config.warmup_ratio, seed=config.seed,
-        data_seed=config.seed, batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate is a false negative
+        learning_rate=config.learning_rate, **warmup_arguments(config.warmup_ratio), seed=config.seed,
+        data_seed=config.seed, batch_sampler=no_duplicates_sampler(),  # a duplicate is a false negative
         eval_strategy=strategy if evaluator else "no", save_strategy=strategy,
         eval_steps=config.eval_steps, save_steps=config.eval_steps, save_total_limit=config.save_total_limit,
         load_best_model_at_end=evaluator is not None,

@@ -1,1 +1,6 @@
-"""Routers, one module per resource; each exposes ``router`` or ``build_router(...)``."""
+"""Routers, one module per resource; each exposes ``router`` or ``build_router(...)``.
+
+Modules: ``search`` (``POST /search``, ``/search/batch``), ``answer`` (``POST /answer``),
+``indexes`` (``GET /indexes``, ``/indexes/{name}``), ``health`` (``/healthz``, ``/readyz``) 
+``metrics`` (``GET /metrics``) and ``page`` (``GET /``: the search-and-ask page, and its static files).
+"""

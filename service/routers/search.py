@@ -1,7 +1,7 @@
 """``POST /search`` and ``POST /search/batch``: ranked passages from a configured index.
 
 The hits are exactly those of ``rag search --json`` for the same index, query, mode and ``k``:
-both call ``Index.retriever(mode).search`` (see ``tests/service/test_search_parity.py``).
+both call ``Index.retriever(mode).search`` (``tests/service/test_search.py::test_http_hits_equal_rag_search_json``).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request models built in

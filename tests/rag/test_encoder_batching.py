@@ -34,7 +34,7 @@ def test_padding_is_what_changed_the_bits(encoder):
 
 
 def test_shared_passes_are_deterministic_and_within_float_rounding(encoder):
-    # Given the faster path that shares forward passes between equal-length queries
+    # Given the faster path that shares (padded) forward passes between queries
     alone = np.vstack([encoder.encode_queries([q]) for q in QUERIES])
     # When
     shared = encoder.encode_queries(QUERIES, alone=False)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import copy
 
 import torch
-from kv_tiny import tiny_generator
 
 from rag.generation.generator import Generator
 from rag.generation.kv_blocks import BlockLayout
 from rag.generation.prefill import Prefill, cached_prefill, full_prefill
 from rag.generation.prompt import PromptBuilder, PromptTemplate
 from rag.generation.sampling import SamplingConfig
+from tests.rag.kv_tiny import tiny_generator
 
 
 def _prefill(gen, ids):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kv_tiny import tiny_generator, tiny_index
 
+from indexes.errors import InputError
 from rag.hyde import HydeConfig, hyde_search, hyde_vector
+from tests.rag.kv_tiny import tiny_generator, tiny_index
 
 
 class FakeGenerator:
@@ -67,7 +68,7 @@ def test_hyde_search_passes_the_paper_defaults_and_the_vector():
 
 
 def test_hyde_rejects_zero_documents():
-    with pytest.raises(Exception, match="at least one"):
+    with pytest.raises(InputError, match="at least one"):
         HydeConfig(n=0)
 
 

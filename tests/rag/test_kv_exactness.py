@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kv_tiny import tiny_generator
 
 from rag.generation.kv_blocks import BlockLayout, block_attention_mask, block_mask_logits, layout_positions
 from rag.generation.prefill import cached_prefill, full_prefill
 from rag.generation.prompt import PromptBuilder
 from rag.generation.rope import rerotate, rope_cos_sin
+from tests.rag.kv_tiny import tiny_generator
 
 PASSAGES = [
     ("Rayleigh scattering", "The sky is blue because air scatters short wavelengths more than long ones."),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from kv_tiny import save_tiny_generator, tiny_generator, tiny_index
 
 from rag.cli import main
 from rag.generation.cache_build import build_passage_cache
@@ -15,6 +14,7 @@ from rag.generation.prompt import PromptBuilder
 from rag.generation.sampling import SamplingConfig
 from rag.extractive import ExtractiveConfig
 from rag.pipeline import EXTRACTIVE_LABEL, AnswerStream, AskConfig, ask
+from tests.rag.kv_tiny import save_tiny_generator, tiny_generator, tiny_index
 
 TIMINGS = {"retrieval_ms", "ttft_ms", "decode_ms"}
 EXTRACTIVE_TIMINGS = {"retrieval_ms", "extract_ms"}  # no first token, no decoding: nothing was generated

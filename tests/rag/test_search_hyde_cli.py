@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from kv_tiny import save_tiny_generator
 from rag.cli import main
+from tests.rag.kv_tiny import save_tiny_generator
 
 
 def test_search_hyde_runs_and_scores_are_cosines_with_the_hyde_vector(capsys, tmp_path, sample_index):

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-from kv_tiny import save_tiny_generator, tiny_generator
 
 from indexes.errors import InputError
 from rag.generation.kv_blocks import BlockLayout, block_mask_logits
@@ -26,6 +25,7 @@ from rag.generation.train import (
     train_generator,
     training_sequence,
 )
+from tests.rag.kv_tiny import save_tiny_generator, tiny_generator
 
 TOL = 1e-4
 LONG = GeneratorExample("why is the sky blue?", (("Rayleigh scattering", "The sky is blue because air scatters short wavelengths."),

@@ -1,14 +1,13 @@
-"""The passage KV store: bit-exact disk round trip, resumable builds, the manifest record, and
-clear errors for states that do not fit (another model or template, a model without RoPE)."""
+"""The passage KV cache: states built into an index and read from disk reproduce the one-pass
+forward, the manifest record, and clear errors for states that do not fit (another model or template,
+a model without RoPE). The store's own round trip is tested in tests/indexes/test_kv_store.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from kv_tiny import tiny_generator, write_corpus
 
-from indexes.errors import IndexFormatError, InputError
-from indexes.kv_store import KVStore, KVStoreSpec, KVStoreWriter
+from indexes.errors import InputError
 from indexes.manifest import Manifest
 from indexes.segmented import open_passage_store
 from rag.generation.cache_build import build_passage_cache
@@ -16,10 +15,7 @@ from rag.generation.kv_blocks import BlockLayout, block_mask_logits
 from rag.generation.passage_cache import CacheConfig, open_passage_states
 from rag.generation.prefill import cached_prefill
 from rag.generation.prompt import PromptBuilder, PromptTemplate
-
-
-def _spec(dtype="float16", key="k1") -> KVStoreSpec:
-    return KVStoreSpec(model="m", key=key, dtype=dtype, layers=2, kv_heads=2, head_dim=4, see_prefix=True, template_sha256="t")
+from tests.rag.kv_tiny import tiny_generator, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -29,36 +25,6 @@ def bm25_index(tmp_path_factory):
     root = tmp_path_factory.mktemp("kvidx")
     build_index(write_corpus(root / "corpus.jsonl"), root / "index", IndexOptions(encoder=None, progress=False))
     return root / "index"
-
-
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
-def test_store_round_trips_bit_exactly(tmp_path, dtype):
-    # Given random states in the storage dtype
-    torch.manual_seed(0)
-    k, v = (torch.randn(2, 2, 7, 4).to(getattr(torch, dtype)) for _ in range(2))  # (n_layers, H, L, d)
-    # When written, flushed and read back through the memory-mapped reader
-    writer = KVStoreWriter(tmp_path, _spec(dtype), shard_size=1)
-    writer.add("doc/1#0", k, v)
-    writer.flush()
-    got = KVStore(tmp_path).get("doc/1#0")
-    # Then every bit is the same
-    assert got[0].dtype == k.dtype and torch.equal(got[0].view(torch.int16 if dtype != "float32" else torch.int32),
-                                                   k.view(torch.int16 if dtype != "float32" else torch.int32))
-    assert torch.equal(got[1], v)
-    assert KVStore(tmp_path).get("absent") is None
-
-
-def test_writer_resumes_and_refuses_another_key(tmp_path):
-    # Given a store with two flushed passages and one lost before its shard was written
-    w = KVStoreWriter(tmp_path, _spec(), shard_size=2)
-    for pid in ("a", "b", "c"):
-        w.add(pid, torch.zeros(2, 2, 1, 4), torch.zeros(2, 2, 1, 4))
-    # When a new writer opens it (the "crash" dropped the pending passage "c")
-    resumed = KVStoreWriter(tmp_path, _spec(), shard_size=2)
-    # Then it knows what is done, and a store for another key is refused
-    assert resumed.done == {"a", "b"} and resumed.spec.passages == 2
-    with pytest.raises(IndexFormatError, match="another model"):
-        KVStoreWriter(tmp_path, _spec(key="other"))
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])

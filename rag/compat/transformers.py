@@ -1,0 +1,153 @@
+"""The transformers internals the toolkit relies on, in one place.
+
+Everything here is public API in transformers ≥ 5.0 but shaped by model internals: the cache
+layer classes (``DynamicLayer``, ``DynamicCache``, ``Cache(layers=...)``), the name of the cache
+argument and output field of a causal LM (``past_key_values`` until 5.x renamed it ``cache``;
+passing the old name is deprecated), the T5 encoder stack's ``block`` list, ``compute_bias`` and
+bidirectional mask (LUMEN, :mod:`rag.fid.lumen`), the decoder's ``rotary_emb`` module (KV
+re-positioning, :mod:`rag.generation.rope`) and a BERT-style ``encoder.layer`` list (query
+encoder distillation, :mod:`rag.training.distill`). When transformers moves one of them, this
+module is the only one to change.
+
+Importing it checks the installed version (:data:`MIN_VERSION`, the lower bound declared in
+``pyproject.toml``) and raises :class:`rag.compat.DependencyVersionError` if it is older.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Sequence
+
+import torch
+
+from indexes.errors import InputError
+from rag.compat import require
+
+MIN_VERSION = "5.0"
+VERSION = require("transformers", MIN_VERSION, "rag (KV cache layers, T5 stack blocks, training arguments)")
+
+from transformers import Cache, DynamicCache, DynamicLayer  # noqa: E402  (after the version check)
+
+__all__ = ["MIN_VERSION", "Cache", "DynamicLayer", "bidirectional_mask", "cache_from_layers", "cache_from_states",
+           "causal_lm_forward", "encoder_layers", "rotary_embedding", "set_encoder_layers", "t5_blocks",
+           "t5_position_bias"]
+
+
+# --- KV caches ---------------------------------------------------------------------------------
+
+def cache_from_states(keys: torch.Tensor | None, values: torch.Tensor | None) -> DynamicCache:
+    """A ``DynamicCache`` holding ``keys``/``values`` ``(n_layers, H, L, d)``; empty when ``None``."""
+    if keys is None or values is None:
+        return DynamicCache()
+    return DynamicCache(ddp_cache_data=[(keys[i : i + 1], values[i : i + 1]) for i in range(keys.shape[0])])  # (1, H, L, d)
+
+
+def cache_from_layers(layers: Sequence[DynamicLayer]) -> Cache:
+    """A ``Cache`` over ready-made layer objects (e.g. preallocated ``DynamicLayer`` subclasses)."""
+    return Cache(layers=list(layers))
+
+
+def _cache_argument(model) -> str:
+    """``cache`` where the model's forward takes it (newer 5.x), else ``past_key_values``."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def causal_lm_forward(model, input_ids: torch.Tensor, position_ids: torch.Tensor | None, cache,
+                      logits_to_keep: int = 0):
+    """One causal-LM forward pass that reads and extends ``cache``.
+
+    Args:
+        model: a Hugging Face ``*ForCausalLM``.
+        input_ids: ``(1, L)`` token ids.
+        position_ids: ``(1, L)`` positions, or ``None`` for the model's default.
+        cache: a ``Cache`` or ``None`` (a fresh one is created).
+        logits_to_keep: ``0`` for every position's logits, ``n`` for the last ``n`` only.
+
+    Returns:
+        ``(logits (1, L or n, V), cache)``.
+    """
+    kwargs = {_cache_argument(model): cache}
+    out = model(input_ids=input_ids, position_ids=position_ids, use_cache=True, logits_to_keep=logits_to_keep, **kwargs)
+    keys = out.keys()
+    new_cache = out["cache"] if "cache" in keys else out["past_key_values"]
+    return out.logits, new_cache
+
+
+# --- T5 encoder stack (LUMEN) ------------------------------------------------------------------
+
+def t5_blocks(stack) -> torch.nn.ModuleList:
+    """The ``T5Block`` layers of a T5-family encoder stack.
+
+    Raises:
+        InputError: the stack is not T5-shaped (no ``block`` list with relative attention bias).
+    """
+    blocks = getattr(stack, "block", None)
+    if blocks is None or not len(blocks) or not hasattr(blocks[0].layer[0].SelfAttention, "compute_bias"):
+        raise InputError(f"{type(stack).__name__} is not a T5-family encoder stack (block[i].layer[0].SelfAttention): "
+                         "FiD/LUMEN readers need a T5-family model")
+    return blocks
+
+
+def t5_position_bias(stack, length: int, device) -> torch.Tensor:
+    """The shared relative position bias ``(1, heads, T, T)`` that ``T5Stack.forward`` passes to every block."""
+    return t5_blocks(stack)[0].layer[0].SelfAttention.compute_bias(length, length, device=device)
+
+
+def bidirectional_mask(config, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor):
+    """The encoder attention mask ``T5Stack.forward`` builds from a ``(R, T)`` padding mask."""
+    from transformers.masking_utils import create_bidirectional_mask
+
+    # The embeddings argument is `input_embeds` in 5.0 and `inputs_embeds` in later 5.x releases.
+    params = inspect.signature(create_bidirectional_mask).parameters
+    embeds = "inputs_embeds" if "inputs_embeds" in params else "input_embeds"
+    return create_bidirectional_mask(config=config, attention_mask=attention_mask.long(), **{embeds: inputs_embeds})
+
+
+@functools.cache
+def _mask_folded_into_bias(attention_class: type) -> bool:
+    """Whether this T5 attention adds the mask to the position bias it computes, and ignores the
+    mask when it is given a bias (transformers 5.0), rather than applying the mask separately (later 5.x)."""
+    return "position_bias + causal_mask" in inspect.getsource(attention_class.forward)
+
+
+def run_t5_blocks(stack, h: torch.Tensor, mask: torch.Tensor, blocks: Sequence[torch.nn.Module]) -> torch.Tensor:
+    """Run ``blocks`` over hidden states ``h`` ``(R, T, d)`` with padding ``mask`` ``(R, T)``, as ``T5Stack.forward`` does.
+
+    ``T5Stack`` lets its first block compute the relative position bias and hands it to the
+    others; here the bias comes from block 0 explicitly, so that the live layers of LUMEN (which
+    do not start at block 0) see the same bias, with the padding mask applied as each
+    transformers release expects it.
+    """
+    if len(blocks) == 0:
+        return h
+    attn_mask = bidirectional_mask(stack.config, h, mask)
+    bias = t5_position_bias(stack, h.shape[1], h.device)  # (1, heads, T, T)
+    if attn_mask is not None and _mask_folded_into_bias(type(blocks[0].layer[0].SelfAttention)):
+        bias = bias + attn_mask[:, :, :, : h.shape[1]]  # (R, heads, T, T)
+    for block in blocks:
+        h = block(h, attn_mask, bias)[0]  # (R, T, d)
+    return h
+
+
+# --- Rotary embeddings (KV re-positioning) -----------------------------------------------------
+
+def rotary_embedding(model) -> torch.nn.Module | None:
+    """The rotary-embedding module (with ``inv_freq``) of a causal LM's base model, or ``None``."""
+    base = getattr(model, "base_model", model)
+    rotary = getattr(base, "rotary_emb", None)
+    return rotary if rotary is not None and hasattr(rotary, "inv_freq") else None
+
+
+# --- BERT-style encoder layers (distillation) ----------------------------------------------------
+
+def encoder_layers(auto_model) -> torch.nn.ModuleList | None:
+    """The transformer layers of a BERT-style encoder (``encoder.layer``), or ``None``."""
+    return getattr(getattr(auto_model, "encoder", None), "layer", None)
+
+
+def set_encoder_layers(auto_model, layers: Sequence[torch.nn.Module]) -> None:
+    """Replace a BERT-style encoder's layers and its ``num_hidden_layers`` so it saves and reloads with them."""
+    auto_model.encoder.layer = torch.nn.ModuleList(layers)
+    auto_model.config.num_hidden_layers = len(layers)
