@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "rag"))
-from live_helpers import HashEncoder  # noqa: E402
-
-from indexes.errors import IndexFormatError  # noqa: E402
-from indexes.manifest import Manifest, VectorBackendSpec  # noqa: E402
-from rag.cli import main  # noqa: E402
-from rag.index import open_index  # noqa: E402
-from rag.indexer import IndexOptions, build_index  # noqa: E402
+from indexes.errors import IndexFormatError
+from indexes.manifest import Manifest, VectorBackendSpec
+from rag.cli import main
+from rag.index import open_index
+from rag.indexer import IndexOptions, build_index
+from tests.rag.live_helpers import HashEncoder
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

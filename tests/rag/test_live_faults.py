@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_helpers import write_corpus
+from tests.rag.live_helpers import write_corpus
 
 from indexes.commits import FAULT_ENV, SEGMENTS_DIR
 from indexes.manifest import Manifest

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from live_helpers import WORDS, HashEncoder, write_corpus
+from tests.rag.live_helpers import WORDS, HashEncoder, write_corpus
 
 from indexes.errors import InputError
 from rag.index import open_index

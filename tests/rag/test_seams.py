@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
-from live_helpers import HashEncoder
+from tests.rag.live_helpers import HashEncoder
 
 from indexes.dense_store import DenseStore
 from indexes.manifest import BM25Spec, DenseInfo, EncoderSpec
