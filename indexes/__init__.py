@@ -9,6 +9,9 @@ Modules:
     passage_store: the passages (SQLite), addressed by row.
     bm25_store: BM25 term statistics (``.npz`` + JSON).
     dense_store: dense vectors (``.npy``) and their FAISS structure.
+    vector_store: the ``VectorStore`` protocol (the seam FAISS implements) and its factories.
+    commits: numbered commits over immutable segments, published by an atomic rename; reader leases.
+    segmented: one commit's segments seen as one index (live rows in fresh-build order); checksums.
     kv_store: cached generator key/value states per passage (safetensors shards).
     lumen_store: LUMEN passage memory (safetensors).
     atomic: atomic files and directories, and the build lock.

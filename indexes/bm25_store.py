@@ -168,11 +168,17 @@ class BM25Data:
         """This corpus without the passages at ``rows`` (later rows shift down); unused terms go."""
         keep = np.ones(self.n_docs, dtype=bool)
         keep[np.asarray(rows, dtype=np.int64)] = False
-        tf = self.tf[:, keep].tocsr()
+        return self.select(np.flatnonzero(keep))
+
+    def select(self, columns: np.ndarray) -> BM25Data:
+        """The passages at ``columns`` (M,), in that order, as a corpus of their own; unused terms go."""
+        columns = np.asarray(columns, dtype=np.int64)
+        tf = self.tf[:, columns].tocsr()
+        tf.sort_indices()
         live = np.diff(tf.indptr) > 0
         tf = tf[live].tocsr()
         vocab = tuple(t for t, alive in zip(self.vocab, live) if alive)
-        return BM25Data(vocab, tf.astype(np.int32), self.doc_lengths[keep])
+        return BM25Data(vocab, tf.astype(np.int32), self.doc_lengths[columns])
 
     def write(self, directory: str | Path) -> None:
         """Write the two files into ``directory`` (each atomically)."""

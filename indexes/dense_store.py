@@ -105,6 +105,33 @@ def write_faiss(directory: str | Path, index) -> None:
     atomic_write_bytes(Path(directory) / FAISS_NAME, faiss.serialize_index(index).tobytes())
 
 
+def write_dense(directory: str | Path, vectors: np.ndarray, passage_of_row: np.ndarray | None, spec: FaissSpec) -> None:
+    """Write the vectors (R, d), their passage map (R,) and, for a non-flat ``spec``, its trained structure."""
+    write_vectors(directory, vectors, passage_of_row)
+    if spec.kind != "flat":
+        write_faiss(directory, build_faiss(vectors, spec))
+
+
+def read_faiss(directory: str | Path, spec: FaissSpec):
+    """Load the saved structure ``faiss.index`` of ``directory``.
+
+    Raises:
+        IndexFormatError: missing or damaged (one line naming the file).
+    """
+    import faiss
+
+    path = Path(directory) / FAISS_NAME
+    if not path.is_file():
+        raise IndexFormatError(f"{path}: missing FAISS index; rebuild the index with `rag index`")
+    with reporting_storage(path, "read"):
+        raw = np.fromfile(path, dtype=np.uint8)
+    try:
+        return faiss.deserialize_index(raw)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise IndexFormatError(f"{path}: damaged FAISS index ({first}); rebuild the index with `rag index`") from None
+
+
 def _maybe_gpu(index):
     """Move ``index`` to GPU 0 when faiss was built with GPU support and a GPU exists."""
     import faiss
@@ -128,10 +155,8 @@ class DenseStore:
     """
 
     def __init__(self, directory: str | Path, spec: FaissSpec, use_gpu: bool = True, windowed: bool = False) -> None:
-        import faiss
-
         directory = Path(directory)
-        self.vectors = read_vectors(directory / VECTORS_NAME)  # (R, d)
+        vectors = read_vectors(directory / VECTORS_NAME)  # (R, d)
         owner = None
         if windowed:
             path = directory / PASSAGES_NAME
@@ -142,39 +167,67 @@ class DenseStore:
                     owner = np.load(path, allow_pickle=False)
             except (EOFError, ValueError) as exc:
                 raise IndexFormatError(f"{path}: damaged ({type(exc).__name__}: {exc}); rebuild the index with `rag index`") from None
+        index = None
+        if spec.kind != "flat":
+            index = read_faiss(directory, spec)
+            if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
+                raise IndexFormatError(f"{directory / FAISS_NAME}: FAISS index holds {index.ntotal}×{index.d}, {VECTORS_NAME} {vectors.shape}; "
+                                       "rebuild the index with `rag index`")
+        self._setup(vectors, owner, spec, index, use_gpu, where=f"{directory}/{PASSAGES_NAME}")
+
+    @classmethod
+    def from_arrays(cls, vectors: np.ndarray, passage_of_row: np.ndarray | None, spec: FaissSpec,
+                    use_gpu: bool = False) -> DenseStore:
+        """A store over in-memory vectors (R, d) and their passage map (R,); a non-flat structure is built."""
+        store = cls.__new__(cls)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        index = build_faiss(vectors, spec) if spec.kind != "flat" and len(vectors) else None
+        store._setup(vectors, passage_of_row, spec, index, use_gpu, where="vector rows")
+        return store
+
+    def _setup(self, vectors: np.ndarray, owner: np.ndarray | None, spec: FaissSpec, index, use_gpu: bool, where: str) -> None:
+        import faiss
+
+        self.vectors = vectors  # (R, d)
         R = int(self.vectors.shape[0])
         if owner is None:
             owner = np.arange(R, dtype=np.int64)
         elif owner.shape != (R,) or (R and (owner[0] != 0 or not np.all(np.isin(np.diff(owner), (0, 1))))):
-            raise IndexFormatError(f"{directory}/{PASSAGES_NAME}: not a map of {R} vector rows onto consecutive passages; rebuild the index")
+            raise IndexFormatError(f"{where}: not a map of {R} vector rows onto consecutive passages; rebuild the index")
         self.passage_of_row = owner.astype(np.int64)  # (R,)
         n_passages = int(owner[-1]) + 1 if R else 0
         self.offsets = np.searchsorted(owner, np.arange(n_passages + 1))  # (P+1,) windows of p: offsets[p]:offsets[p+1]
         self.windowed = R != n_passages
         self.spec = spec
         self.exact = spec.kind == "flat"
-        if spec.kind == "flat":
+        if index is None:
             index = faiss.IndexFlatIP(self.vectors.shape[1])
             index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
-        else:
-            path = directory / FAISS_NAME
-            if not path.is_file():
-                raise IndexFormatError(f"{path}: missing FAISS index; rebuild the index with `rag index`")
-            with reporting_storage(path, "read"):
-                raw = np.fromfile(path, dtype=np.uint8)
-            try:
-                index = faiss.deserialize_index(raw)
-            except RuntimeError as exc:
-                first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                raise IndexFormatError(f"{path}: damaged FAISS index ({first}); rebuild the index with `rag index`") from None
-            if index.ntotal != len(self.vectors) or index.d != self.vectors.shape[1]:
-                raise IndexFormatError(f"{path}: FAISS index holds {index.ntotal}×{index.d}, {VECTORS_NAME} {self.vectors.shape}; "
-                                       "rebuild the index with `rag index`")
-            if spec.kind == "hnsw":
-                index.hnsw.efSearch = spec.hnsw_ef_search
-            else:
-                index.nprobe = spec.ivf_nprobe
+        elif spec.kind == "hnsw":
+            index.hnsw.efSearch = spec.hnsw_ef_search
+        elif spec.kind == "ivfpq":
+            index.nprobe = spec.ivf_nprobe
         self.index = _maybe_gpu(index) if use_gpu else index
+
+    def vectors_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The window vectors of the passages at ``rows`` (C,) → ``(vectors (W, d), passage map (W,))``,
+        the map numbering the given passages ``0..C-1`` in the given order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lens = np.diff(self.offsets)[rows]  # (C,)
+        first = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)  # (C,)
+        window_rows = np.repeat(self.offsets[rows] - first, lens) + np.arange(int(lens.sum()))  # (W,)
+        return np.asarray(self.vectors[window_rows], dtype=np.float32), np.repeat(np.arange(rows.size), lens)
+
+    def add(self, vectors: np.ndarray, passage_of_row: np.ndarray | None = None) -> DenseStore:
+        """A new store with the passages of ``vectors`` (R', d) (map (R',), from 0) after this one's."""
+        owner = np.arange(len(vectors)) if passage_of_row is None else np.asarray(passage_of_row, dtype=np.int64)
+        all_vectors = np.concatenate([np.asarray(self.vectors, dtype=np.float32), np.asarray(vectors, dtype=np.float32)])
+        return DenseStore.from_arrays(all_vectors, np.concatenate([self.passage_of_row, owner + len(self)]), self.spec)
+
+    def remove(self, rows: np.ndarray) -> DenseStore:
+        """A new store without the passages at ``rows`` (later passages shift down)."""
+        keep = np.setdiff1d(np.arange(len(self)), np.asarray(rows, dtype=np.int64))
+        return DenseStore.from_arrays(*self.vectors_of(keep), self.spec)
 
     @property
     def dim(self) -> int:
@@ -231,8 +284,7 @@ class DenseStore:
             return np.asarray(self.vectors[rows] @ vector, dtype=np.float64)  # (C,)
         if rows.size == 0:
             return np.zeros(0)
-        starts, lens = self.offsets[rows], np.diff(self.offsets)[rows]  # (C,), (C,)
-        first = np.concatenate([[0], np.cumsum(lens)[:-1]])  # (C,) position of each passage's first window
-        window_rows = np.repeat(starts - first, lens) + np.arange(int(lens.sum()))  # (W,)
-        s = np.asarray(self.vectors[window_rows] @ vector, dtype=np.float64)  # (W,)
+        windows, owner = self.vectors_of(rows)  # (W, d), (W,)
+        s = np.asarray(windows @ vector, dtype=np.float64)  # (W,)
+        first = np.searchsorted(owner, np.arange(rows.size))  # (C,)
         return np.maximum.reduceat(s, first)  # (C,)

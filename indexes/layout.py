@@ -21,8 +21,10 @@ from indexes.dense_store import FAISS_NAME, PASSAGES_NAME, VECTORS_NAME
 from indexes.manifest import MANIFEST_NAME
 from indexes.passage_store import STORE_NAME
 
-#: Files the index stores write at the top of an index directory.
-INDEX_FILES = frozenset({MANIFEST_NAME, STORE_NAME, POSTINGS_NAME, VOCAB_NAME, VECTORS_NAME, PASSAGES_NAME, FAISS_NAME})
+#: Files the index stores write at the top of an index directory (format 1), and the folders of
+#: commits, segments and tombstones (format 2, :mod:`indexes.commits`).
+INDEX_FILES = frozenset({MANIFEST_NAME, STORE_NAME, POSTINGS_NAME, VOCAB_NAME, VECTORS_NAME, PASSAGES_NAME, FAISS_NAME,
+                         "commits", "segments", "deletes"})
 #: SQLite's journal / write-ahead side files of the passage store.
 _SQLITE_SIDE = tuple(f"{STORE_NAME}-{s}" for s in ("journal", "wal", "shm"))
 #: Cache folders: ``rag cache build`` (kv/<key>), ``rag cache lumen`` (lumen-<key>, lumen_store.lumen_dir_name).

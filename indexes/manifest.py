@@ -23,8 +23,10 @@ from indexes.atomic import atomic_write_text, build_lock
 from indexes.errors import IndexFormatError, IndexNotFoundError
 from indexes.io_errors import storage_error
 
-#: Bumped whenever a reader of the previous version could misread a new index.
-FORMAT_VERSION = 1
+#: Bumped whenever a reader of the previous version could misread a new index. 2: the data
+#: files live in segments listed by the manifest (``indexes.commits``); 1: one set at the root.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 
 
@@ -106,15 +108,24 @@ class EncoderSpec(_Spec):
     normalize: bool = True
 
 
-class FaissSpec(_Spec):
-    """FAISS structure over the normalised vectors (inner product = cosine)."""
+class VectorBackendSpec(_Spec):
+    """The vector search structure over the normalised vectors (inner product = cosine).
 
+    ``library`` names the implementation of :class:`indexes.vector_store.VectorStore`; FAISS is
+    the only one today. ``kind``: ``flat`` (exact), ``hnsw`` or ``ivfpq`` (approximate).
+    """
+
+    library: Literal["faiss"] = "faiss"
     kind: Literal["flat", "hnsw", "ivfpq"] = "flat"
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     ivf_nlist: int | None = None  # default: ~4·sqrt(n) lists
     pq_m: int | None = None  # default: dim/4 sub-quantizers (dim must be divisible)
     ivf_nprobe: int = 16
+
+
+#: Deprecated alias of :class:`VectorBackendSpec` (the backend spec was called ``faiss`` before).
+FaissSpec = VectorBackendSpec
 
 
 class CorpusInfo(_Spec):
@@ -156,12 +167,40 @@ class WindowSpec(_Spec):
 
 class DenseInfo(_Spec):
     encoder: EncoderSpec
-    faiss: FaissSpec
+    backend: VectorBackendSpec
     vectors: int  # rows of vectors.npy: passages, or windows when ``windows`` is set
     windows: WindowSpec | None = None  # None: one vector per passage (indexes built before windowing)
     # How the passages were run through the encoder (same model, same vectors to ~1e-6 for onnx,
     # int8-quantised for onnx-int8). None: not recorded (indexes built before; torch).
     passage_backend: Literal["torch", "onnx", "onnx-int8"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _faiss_is_backend(cls, data: Any) -> Any:
+        # Manifests (and callers) from before the backend spec name the field ``faiss``.
+        if isinstance(data, dict) and "faiss" in data and "backend" not in data:
+            data = {k: v for k, v in data.items() if k != "faiss"} | {"backend": data["faiss"]}
+        return data
+
+    @property
+    def faiss(self) -> VectorBackendSpec:
+        """Deprecated alias of :attr:`backend`."""
+        return self.backend
+
+
+class SegmentInfo(_Spec):
+    """One immutable segment of a commit (``indexes.commits``): its folder, counts, deletions, checksums.
+
+    ``name`` is the folder relative to the index (``"."``: the files at the root, as format 1
+    wrote them). ``deleted`` is the ``.npy`` of its deleted passage rows as of this commit.
+    """
+
+    name: str
+    passages: int  # rows, deleted ones included
+    vectors: int = 0  # dense rows (windows)
+    deleted: str | None = None
+    n_deleted: int = 0
+    files: dict[str, str] = Field(default_factory=dict)  # file name -> sha256 (hex)
 
 
 class CacheInfo(_Spec):
@@ -183,6 +222,8 @@ class Manifest(_Spec):
     bm25: BM25Info | None = None
     dense: DenseInfo | None = None
     caches: tuple[CacheInfo, ...] = ()
+    generation: int = 0  # commit number; 0: a format-1 index (one unnumbered commit)
+    segments: tuple[SegmentInfo, ...] = ()  # empty: format 1, the files are at the root
 
     def write(self, directory: str | Path) -> None:
         """Write ``manifest.json`` into ``directory`` atomically."""
@@ -209,9 +250,9 @@ class Manifest(_Spec):
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise IndexFormatError(f"{path}: damaged manifest ({exc}); rebuild the index with `rag index`") from None
         version = raw.get("format_version") if isinstance(raw, dict) else None
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise IndexFormatError(
-                f"{path}: index format version {version!r}, this program reads version {FORMAT_VERSION}; rebuild the index with `rag index`"
+                f"{path}: index format version {version!r}, this program reads versions {READABLE_VERSIONS}; rebuild the index with `rag index`"
             )
         try:
             return cls.model_validate(raw)
@@ -236,5 +277,12 @@ def record_cache(index_dir: str | Path, info: CacheInfo) -> CacheInfo:
                                    "it was built); build the cache again")
         manifest = Manifest.read(index_dir)
         caches = tuple(c for c in manifest.caches if c.key != info.key) + (info,)
-        manifest.model_copy(update={"caches": caches}).write(index_dir)
+        if not manifest.segments:  # format 1: one unnumbered commit
+            manifest.model_copy(update={"caches": caches}).write(index_dir)
+            return info
+        from indexes.commits import collect_garbage, publish  # format 2: a new commit; readers keep theirs
+
+        current = manifest.model_copy(update={"caches": caches, "generation": manifest.generation + 1})
+        publish(index_dir, current)
+        collect_garbage(index_dir, current)
     return info

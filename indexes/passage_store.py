@@ -133,6 +133,17 @@ class PassageStore:
                 out.append(None if r is None else int(r[0]))
         return out
 
+    def rows_of_documents(self, doc_ids: Sequence[str]) -> dict[str, list[int]]:
+        """Rows of every passage of each given document id that is stored (ids not stored are absent)."""
+        out: dict[str, list[int]] = {}
+        wanted = list(doc_ids)
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for row, doc in self._con.execute(f"SELECT row, doc_id FROM passages WHERE doc_id IN ({marks}) ORDER BY row", chunk):
+                out.setdefault(doc, []).append(int(row))
+        return out
+
     def iter_all(self, batch: int = 1024) -> Iterable[Passage]:
         """Every passage in row order, streamed."""
         with _reading(self.path):

@@ -6,6 +6,8 @@ Modules:
     bm25: the BM25 variants of Kamphuis et al. as pure functions, and the vectorised scorer.
     fusion: reciprocal rank fusion and convex combination of normalised scores.
     retrievers: BM25, dense and hybrid retrievers (a query-side model plus an index part).
+    protocols: the declared seams ``ScoringRetriever`` and ``QueryEncoder``.
+    live: upsert and delete documents, compact segments (one commit each).
     types: the protocol between pieces (``Hit``, ``Retriever``).
     encoder: the bi-encoder (sentence-transformers) → L2-normalised vectors.
     encoder_cache: an encoder that computes each text once.

@@ -1,7 +1,9 @@
 """Opening an index directory: the manifest, the passage store, and retrievers over them.
 
 Parts load on first use (a BM25-only user never loads an encoder) under a lock, so one
-:class:`Index` can be shared by the threads of the service.
+:class:`Index` can be shared by the threads of the service. An :class:`Index` holds the commit
+it opened (:mod:`indexes.commits`): later commits never change its results, and their writers
+keep its files until :meth:`Index.close`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from indexes.bm25_store import BM25Postings
-from indexes.dense_store import DenseStore
+from indexes.commits import open_commit
 from indexes.errors import InputError
-from indexes.manifest import BM25Spec, Manifest
-from indexes.passage_store import PassageStore
+from indexes.manifest import BM25Spec
+from indexes.segmented import CommitView
 from rag.analyzer import Analyzer
 from rag.bm25 import BM25Scorer
 from rag.encoder import Encoder, EncoderConfig
+from rag.protocols import ScoringRetriever
 from rag.retrievers import BM25Retriever, DenseRetriever, HybridConfig, HybridRetriever
 from rag.types import SearchMode
 
@@ -41,8 +43,13 @@ class Index:
                  hybrid: HybridConfig = HybridConfig(), device: str | None = None, encoder_backend: str = "torch",
                  query_encoder: str | Path | None = None) -> None:
         self.path = Path(path)
-        self.manifest = Manifest.read(self.path)
-        self.store = PassageStore(self.path)
+        self.manifest, self._lease = open_commit(self.path)
+        try:
+            self._view = CommitView(self.path, self.manifest)
+        except BaseException:
+            self._lease.close()
+            raise
+        self.store = self._view.store
         self.hybrid_config = hybrid
         self._bm25_params = bm25
         self._encoder = encoder
@@ -77,7 +84,7 @@ class Index:
                 if info is None:
                     raise InputError(f"{self.path} has no BM25 index (built with --no-bm25); use --mode dense")
                 analyzer = Analyzer(info.analyzer)  # its token_pattern was validated with the manifest
-                scorer = BM25Scorer(BM25Postings.read(self.path), self._bm25_params or info.params)
+                scorer = BM25Scorer(self._view.bm25(), self._bm25_params or info.params)
                 self._bm25 = BM25Retriever(scorer, analyzer, self.store)
             return self._bm25
 
@@ -91,8 +98,7 @@ class Index:
                 encoder = self._encoder or Encoder(EncoderConfig.from_spec(
                     info.encoder, query_encoder=self._query_encoder, index_name=str(self.path), device=self._device,
                     backend=self._encoder_backend))
-                self._dense = DenseRetriever(DenseStore(self.path, info.faiss, windowed=info.windows is not None),
-                                             encoder, self.store)
+                self._dense = DenseRetriever(self._view.vector_store(), encoder, self.store)
             return self._dense
 
     def per_document_depth(self, k: int) -> int:
@@ -103,7 +109,12 @@ class Index:
         c = self.manifest.corpus
         return k + min(c.passages - c.documents, 9 * k)
 
-    def retriever(self, mode: SearchMode = "bm25", **hybrid_overrides) -> BM25Retriever | DenseRetriever | HybridRetriever:
+    @property
+    def generation(self) -> int:
+        """The commit this index was opened at (0: a format-1 index)."""
+        return self.manifest.generation
+
+    def retriever(self, mode: SearchMode = "bm25", **hybrid_overrides) -> ScoringRetriever | HybridRetriever:
         """The retriever for ``mode``; ``hybrid_overrides`` replace fields of the hybrid config."""
         if mode == "bm25":
             return self.bm25
@@ -115,6 +126,7 @@ class Index:
 
     def close(self) -> None:
         self.store.close()
+        self._lease.close()
 
 
 def open_index(path: str | Path, **kwargs) -> Index:

@@ -1,10 +1,11 @@
 """Building an index directory from a corpus: passages, BM25 statistics, dense vectors, manifest.
 
-The build happens in a temporary sibling of the output directory, which replaces the output
-only when everything succeeded (:func:`indexes.atomic.atomic_directory`): a failed or
-interrupted build leaves the previous index intact and no half-written one. A rebuild replaces
-only an index: an output folder that also holds files the index did not create (a user's notes,
-a sub-folder) is refused before any work, never emptied (:mod:`indexes.layout`).
+A new index is built in a temporary sibling of the output directory, renamed into place only
+when everything succeeded (:func:`indexes.atomic.atomic_directory`). Over an existing index the
+build writes one new segment and publishes it as the next commit (:mod:`indexes.commits`): the
+folder holds a complete index at every instant, and readers keep the commit they opened.
+A rebuild replaces only an index: an output folder that also holds files the index did not create
+(a user's notes, a sub-folder) is refused before any work, never emptied (:mod:`indexes.layout`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexes.atomic import atomic_directory, refuse_foreign
+from indexes.atomic import atomic_directory, refuse_foreign, build_lock
 from indexes.bm25_store import BM25Data
-from indexes.dense_store import build_faiss, write_faiss, write_vectors
-from indexes.errors import InputError
+from indexes.commits import collect_garbage, new_segment, publish, segment_checksums
+from indexes.errors import IndexFormatError, InputError
 from indexes.layout import index_owner
-from indexes.manifest import MANIFEST_NAME, AnalyzerSpec, BM25Info, BM25Spec, ChunkingSpec, CorpusInfo, DenseInfo, FaissSpec, Manifest, WindowSpec
-from indexes.passage_store import write_passages
+from indexes.manifest import (MANIFEST_NAME, AnalyzerSpec, BM25Info, BM25Spec, ChunkingSpec, CorpusInfo, DenseInfo, Manifest,
+                              SegmentInfo, VectorBackendSpec, WindowSpec)
+from indexes.passage_store import Passage, write_passages
+from indexes.vector_store import write_vector_store
 from rag.analyzer import Analyzer
 from rag.chunking import split_corpus
 from rag.corpus import CorpusSpec, ReadReport, corpus_sha256, read_corpus
@@ -39,7 +42,7 @@ class IndexOptions:
     analyzer: AnalyzerSpec = AnalyzerSpec()
     bm25: BM25Spec | None = BM25Spec()
     encoder: EncoderConfig | None = field(default_factory=EncoderConfig)
-    faiss: FaissSpec = FaissSpec()
+    backend: VectorBackendSpec = VectorBackendSpec()  # the vector search structure (was ``faiss``)
     window_overlap: int = 64  # tokens shared by consecutive encoder windows of a long passage (WindowSpec)
     progress: bool = True
 
@@ -91,42 +94,82 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
     stats.seconds["read"] = time.perf_counter() - t0
     if options.encoder is not None and encoder is None:
         encoder = Encoder(options.encoder)
-    texts = [passage_text(p.title, p.text) for p in passages]
-    with atomic_directory(out, owned=index_owner(out)) as tmp:
-        t = time.perf_counter()
-        try:
-            write_passages(tmp, passages)
-        except sqlite3.IntegrityError:
-            raise InputError(f"{corpus}: two passages share an id (a document id looks like a window id 'DOC#n')") from None
-        stats.seconds["store"] = time.perf_counter() - t
-        bm25_info = dense_info = None
-        if options.bm25 is not None:
-            t = time.perf_counter()
-            analyze = Analyzer(options.analyzer)
-            data = BM25Data.from_token_lists(analyze(x) for x in texts)
-            data.write(tmp)
-            bm25_info = BM25Info(analyzer=options.analyzer, params=options.bm25, vocabulary=len(data.vocab),
-                                 avgdl=float(data.doc_lengths.mean()))
-            stats.seconds["bm25"] = time.perf_counter() - t
-        if encoder is not None:
-            t = time.perf_counter()
-            # Every passage is read whole: one vector per window of the encoder's input length (MaxP).
-            windows = WindowSpec(max_tokens=encoder.spec().max_seq_length, overlap_tokens=options.window_overlap)
-            vectors, passage_of_row = encoder.encode_passage_windows(texts, windows.overlap_tokens,
-                                                                     progress=options.progress)  # (R, d), (R,)
-            stats.windows = int(vectors.shape[0])
-            stats.seconds["encode"] = time.perf_counter() - t
-            t = time.perf_counter()
-            write_vectors(tmp, vectors, passage_of_row)
-            if options.faiss.kind != "flat":
-                write_faiss(tmp, build_faiss(vectors, options.faiss))
-            dense_info = DenseInfo(encoder=encoder.spec(), faiss=options.faiss, vectors=int(vectors.shape[0]),
-                                   windows=windows, passage_backend=encoder.config.backend)
-            stats.seconds["faiss"] = time.perf_counter() - t
+
+    def write(folder: Path, generation: int) -> Manifest:
+        name = f"s{generation:06d}"
+        with new_segment(folder, name) as seg:
+            data, dense_info = write_segment(seg, passages, options.analyzer if options.bm25 else None, encoder,
+                                             options.window_overlap, options.backend, options.progress, stats,
+                                             where=str(corpus))
+        segment = SegmentInfo(name=f"segments/{name}", passages=len(passages), vectors=stats.windows,
+                              files=segment_checksums(folder / "segments" / name))
+        bm25_info = None if data is None or options.bm25 is None else BM25Info(
+            analyzer=options.analyzer, params=options.bm25, vocabulary=len(data.vocab), avgdl=float(data.doc_lengths.mean()))
         manifest = Manifest(
             corpus=CorpusInfo(source=str(corpus), sha256=corpus_sha256(corpus), documents=stats.documents,
                               passages=stats.passages, chunking=options.chunking),
-            bm25=bm25_info, dense=dense_info)
-        manifest.write(tmp)
+            bm25=bm25_info, dense=dense_info, generation=generation, segments=(segment,))
+        publish(folder, manifest)
+        return manifest
+
+    previous = _current(out)
+    if previous is None:
+        with atomic_directory(out, owned=index_owner(out)) as tmp:
+            manifest = write(tmp, 1)
+    else:
+        with build_lock(out):
+            previous = _current(out) or previous
+            manifest = write(out, previous.generation + 1)
+            collect_garbage(out, manifest, previous, sweep=True)
     stats.seconds["total"] = time.perf_counter() - t0
     return manifest, stats
+
+
+def _current(out: Path) -> Manifest | None:
+    """The index at ``out`` to publish over, or ``None`` to build a new folder (none, or a damaged one)."""
+    if not (out / MANIFEST_NAME).is_file():
+        return None
+    try:
+        return Manifest.read(out)
+    except IndexFormatError:
+        return None  # replaced whole, as before commits existed
+
+
+def write_segment(folder: Path, passages: list[Passage], analyzer: AnalyzerSpec | None, encoder: Encoder | None,
+                  window_overlap: int, backend: VectorBackendSpec, progress: bool, stats: BuildStats,
+                  where: str = "corpus") -> tuple[BM25Data | None, DenseInfo | None]:
+    """Write the passages (in row order), their BM25 counts and vectors into a segment ``folder``.
+
+    Returns:
+        The BM25 counts (``None`` without an analyzer) and the dense part's manifest record.
+
+    Raises:
+        InputError: two passages share an id.
+    """
+    texts = [passage_text(p.title, p.text) for p in passages]
+    t = time.perf_counter()
+    try:
+        write_passages(folder, passages)
+    except sqlite3.IntegrityError:
+        raise InputError(f"{where}: two passages share an id (a document id looks like a window id 'DOC#n')") from None
+    stats.seconds["store"] = time.perf_counter() - t
+    data = dense_info = None
+    if analyzer is not None:
+        t = time.perf_counter()
+        analyze = Analyzer(analyzer)
+        data = BM25Data.from_token_lists(analyze(x) for x in texts)
+        data.write(folder)
+        stats.seconds["bm25"] = time.perf_counter() - t
+    if encoder is not None:
+        t = time.perf_counter()
+        # Every passage is read whole: one vector per window of the encoder's input length (MaxP).
+        windows = WindowSpec(max_tokens=encoder.spec().max_seq_length, overlap_tokens=window_overlap)
+        vectors, passage_of_row = encoder.encode_passage_windows(texts, windows.overlap_tokens, progress=progress)  # (R, d), (R,)
+        stats.windows = int(vectors.shape[0])
+        stats.seconds["encode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        write_vector_store(folder, vectors, passage_of_row, backend)
+        dense_info = DenseInfo(encoder=encoder.spec(), backend=backend, vectors=int(vectors.shape[0]), windows=windows,
+                               passage_backend=encoder.config.backend)
+        stats.seconds["faiss"] = time.perf_counter() - t
+    return data, dense_info

@@ -13,16 +13,14 @@ from typing import Literal
 
 import numpy as np
 
-from indexes.dense_store import DenseStore
 from indexes.errors import InputError
 from indexes.passage_store import PassageStore
+from indexes.vector_store import VectorStore
 from rag.analyzer import Analyzer
 from rag.bm25 import BM25Scorer
-from rag.encoder import Encoder
 from rag.fusion import Normalization, convex, ranks_of, rrf
+from rag.protocols import QueryEncoder, Ranking, RowScorer, ScoringRetriever
 from rag.types import Hit
-
-Ranking = tuple[np.ndarray, np.ndarray]  # (rows (k,), scores (k,)), best first
 
 
 def check_query(query: str) -> str:
@@ -67,6 +65,13 @@ class BM25Retriever(_Base):
     def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
         return [self.rank(q, depth) for q in queries]
 
+    def rank_scoring(self, queries: Sequence[str], depth: int) -> list[tuple[Ranking, RowScorer]]:
+        out = []
+        for q in queries:
+            terms = self.terms(q)
+            out.append((self.scorer.top_k(terms, depth), lambda rows, t=terms: self.scorer.scores(t)[rows]))
+        return out
+
     def score_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
         """Exact BM25 scores of ``rows`` (passages without a query term score their floor)."""
         return self.scorer.scores(self.terms(query))[rows]
@@ -75,7 +80,7 @@ class BM25Retriever(_Base):
 class DenseRetriever(_Base):
     """Bi-encoder retrieval: encode the query, inner-product search over unit vectors."""
 
-    def __init__(self, dense: DenseStore, encoder: Encoder, store: PassageStore) -> None:
+    def __init__(self, dense: VectorStore, encoder: QueryEncoder, store: PassageStore) -> None:
         if encoder.dim != dense.dim:
             raise InputError(f"encoder dimension {encoder.dim} differs from the index's {dense.dim}: use the index's encoder")
         self.dense, self.encoder, self.store = dense, encoder, store
@@ -93,6 +98,12 @@ class DenseRetriever(_Base):
         if not queries:
             return []
         return self.rank_vectors(self.encoder.encode_queries(queries), depth)
+
+    def rank_scoring(self, queries: Sequence[str], depth: int) -> list[tuple[Ranking, RowScorer]]:
+        if not queries:
+            return []
+        vectors = self.encoder.encode_queries(queries)  # (B, d)
+        return [(r, lambda rows, v=v: self.score_rows(v, rows)) for r, v in zip(self.rank_vectors(vectors, depth), vectors)]
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """Search by precomputed query vectors (B, d), e.g. HyDE's averaged embeddings."""
@@ -123,25 +134,28 @@ class HybridConfig:
 
 
 class HybridRetriever(_Base):
-    """Fuses BM25 and dense. Every candidate from either list gets its *exact* score from both
-    retrievers (BM25 over the postings, dense from the stored vector), so no candidate is
-    penalised for falling just below the other list's cut-off."""
+    """Fuses any two scoring retrievers (BM25 and dense by default). Every candidate from either
+    list gets its *exact* score from both (BM25 over the postings, dense from the stored vector),
+    so no candidate is penalised for falling just below the other list's cut-off.
 
-    def __init__(self, bm25: BM25Retriever, dense: DenseRetriever, config: HybridConfig = HybridConfig()) -> None:
+    Args:
+        bm25: the first (lexical) retriever; its ``store`` resolves rows to passages.
+        dense: the second retriever; it must rank the same passage rows.
+        config: fusion settings (the dense score gets weight ``alpha``).
+    """
+
+    def __init__(self, bm25: ScoringRetriever, dense: ScoringRetriever, config: HybridConfig = HybridConfig()) -> None:
         self.bm25, self.dense, self.config, self.store = bm25, dense, config, bm25.store
 
     def candidates(self, queries: Sequence[str], depth: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """For each query: the union of both top-``depth`` lists and each retriever's exact scores
-        on it, ``(rows (C,), bm25 (C,), dense (C,))``. Each query is analyzed and encoded once."""
+        on it, ``(rows (C,), first (C,), second (C,))``. Each query is analyzed and encoded once."""
         if not queries:
             return []
-        vectors = self.dense.encoder.encode_queries(queries)  # (B, d)
         out = []
-        for q, v, (d_rows, _) in zip(queries, vectors, self.dense.rank_vectors(vectors, depth)):
-            terms = self.bm25.terms(q)
-            cand = np.unique(np.concatenate([self.bm25.scorer.top_k(terms, depth)[0], d_rows]))  # (C,)
-            sparse = self.bm25.scorer.scores(terms)[cand]  # (C,)
-            out.append((cand, sparse, self.dense.score_rows(v, cand)))
+        for (r1, score1), (r2, score2) in zip(self.bm25.rank_scoring(queries, depth), self.dense.rank_scoring(queries, depth)):
+            cand = np.unique(np.concatenate([r1[0], r2[0]]))  # (C,)
+            out.append((cand, score1(cand), score2(cand)))
         return out
 
     def fuse(self, sparse: np.ndarray, dense: np.ndarray) -> np.ndarray:
@@ -158,6 +172,10 @@ class HybridRetriever(_Base):
             order = np.lexsort((cand, -fused))[:depth]
             out.append((cand[order], fused[order]))
         return out
+
+    def rank_scoring(self, queries: Sequence[str], depth: int) -> list[tuple[Ranking, RowScorer]]:
+        raise InputError("a hybrid ranking cannot be fused again: compose BM25 and dense retrievers")
+
 
 def best_per_document(hits: list[Hit], k: int) -> list[Hit]:
     """Keep the best passage of each document (max-passage), up to ``k`` documents, in hit order."""

@@ -26,7 +26,7 @@ from fastapi_offline import FastAPIOffline
 
 from service.errors import install_error_handlers
 from service.observability import Metrics, ObservabilityMiddleware, configure_logging
-from service.routers import answer, health, indexes, metrics, search
+from service.routers import answer, documents, health, indexes, metrics, search
 from service.routers.page import install_page
 from service.schemas import request_models
 from service.security import BodyLimitMiddleware, api_key_dependency
@@ -75,13 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     models = request_models(settings)
     app.include_router(health.router)
     install_page(app)  # GET / and /static: the search page (open; its API calls carry the key)
-    for router in (search.build_router(models), answer.build_router(models), indexes.router, metrics.router):
+    for router in (search.build_router(models), answer.build_router(models), indexes.router, documents.router, metrics.router):
         app.include_router(router, dependencies=guarded)
 
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "PUT", "DELETE"] if settings.writable else ["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics_)  # outermost: sees every status

@@ -59,6 +59,7 @@ STATUS: dict[str, int] = {
     "not_ready": 503,
     "answer_unavailable": 503,
     "encoder_closed": 503,  # shutting down
+    "read_only": 403,  # PUT/DELETE documents on a server not started writable
 }
 
 

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
         max_header_bytes: longest request head (request line and headers) accepted (431 beyond).
         header_timeout_s: time a request head may take to arrive, from the connection's opening
             or the next request's first byte (408 beyond): slow-header clients are cut off.
+        writable: serve ``PUT``/``DELETE /indexes/{name}/documents`` (upsert, delete).
+        max_upsert_documents: documents per upsert request at most.
         body_timeout_s: longest silence while a request body is being read (408 beyond).
         cors_origins: origins allowed by CORS; empty = CORS off.
         microbatch_wait_ms: how long the encoder waits for more queries after the first.
@@ -92,6 +94,9 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0, le=300)
     body_timeout_s: float = Field(10.0, gt=0, le=300)  # per gap between body chunks, not the whole body
     cors_origins: tuple[str, ...] = ()
+    # PUT/DELETE /indexes/{name}/documents change the index on disk: off unless asked for.
+    writable: bool = False
+    max_upsert_documents: int = Field(1000, ge=1)  # per request; the body is bounded by max_body_bytes too
     microbatch_wait_ms: float = Field(2.0, ge=0, le=50)  # measured: docs/benchmarks.md (service)
     # ONNX Runtime: a padded batch costs more per query than single calls, and a batch's results
     # are returned together, so its first query waits for the last: one query per call gave

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from indexes.errors import IndexNotFoundError, InputError, RagError
-from indexes.manifest import Manifest
+from indexes.manifest import MANIFEST_NAME, Manifest
 from rag.models import is_encoder_decoder
 from rag.types import SearchMode
 from service.batching import MicroBatchEncoder
@@ -52,6 +52,7 @@ class LoadedIndex:
     retrievers: dict[str, object] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # generation: one answer at a time
     reader: object = None  # rag.fid.answer.FiDAnswerer bound to this index, when the generator is FiD
+    signature: tuple[int, int] = (0, 0)  # (inode, mtime) of the manifest.json this entry was opened at
 
     @property
     def modes(self) -> list[SearchMode]:
@@ -85,6 +86,8 @@ class ServiceState:
         self.generator = None
         self._batchers: dict[object, MicroBatchEncoder] = {}
         self._on_batch = on_batch
+        self._reload_lock = threading.RLock()
+        self._write_locks: dict[str, threading.Lock] = {}
 
     def open(self) -> None:
         """Read every configured manifest.
@@ -127,27 +130,64 @@ class ServiceState:
         return f"{type(exc).__name__} (unexpected; the server log has the details)"
 
     def _load(self) -> None:
-        from rag.index import Index
-
         s = self.settings
         if s.torch_threads:
             import torch
 
             torch.set_num_threads(s.torch_threads)
         for name, entry in self.indexes.items():
-            batcher = self._batcher(name, entry.manifest) if entry.manifest.dense else None
-            entry.index = idx = Index(Path(s.indexes[name]), encoder=batcher, device=s.device)
-            if s.passage_cache:  # before the retrievers are built: they keep the store they get
-                idx.store = CachedPassageStore(idx.store, s.passage_cache)
-            for mode in entry.modes:
-                entry.retrievers[mode] = idx.retriever(mode)  # builds BM25 weights / FAISS now
-            # First calls of torch and FAISS allocate; pay that before ready, with a query made
-            # of indexed words (the first passage's own text).
-            probe = " ".join(idx.store.get([0])[0].text.split()[:16]) if len(idx.store) else ""
-            for retriever in entry.retrievers.values() if probe.strip() else ():
-                retriever.search(probe, 1)
+            self._open_entry(name, entry)
         if s.generator:
             self._load_generator()
+
+    def _open_entry(self, name: str, entry: LoadedIndex) -> None:
+        """Open ``entry``'s index at its current commit and build (and warm) its retrievers."""
+        from rag.index import Index
+
+        s = self.settings
+        batcher = self._batcher(name, entry.manifest) if entry.manifest.dense else None
+        entry.index = idx = Index(Path(s.indexes[name]), encoder=batcher, device=s.device)
+        entry.manifest = idx.manifest
+        if s.passage_cache:  # before the retrievers are built: they keep the store they get
+            idx.store = CachedPassageStore(idx.store, s.passage_cache)
+        for mode in entry.modes:
+            entry.retrievers[mode] = idx.retriever(mode)  # builds BM25 weights / FAISS now
+        # First calls of torch and FAISS allocate; pay that before ready, with a query made
+        # of indexed words (the first passage's own text).
+        probe = " ".join(idx.store.get([0])[0].text.split()[:16]) if len(idx.store) else ""
+        for retriever in entry.retrievers.values() if probe.strip() else ():
+            retriever.search(probe, 1)
+        entry.signature = self._signature(name)
+
+    def _signature(self, name: str) -> tuple[int, int]:
+        st = os.stat(Path(self.settings.indexes[name]) / MANIFEST_NAME)
+        return st.st_ino, st.st_mtime_ns
+
+    def _current(self, key: str) -> LoadedIndex:
+        """The entry of ``key`` at the latest commit: a commit published since it was opened (by
+        this or any process) is opened now, as a new entry; requests holding the old one finish on
+        it, and its files stay until its last user lets it go (:mod:`indexes.commits`)."""
+        entry = self.indexes[key]
+        try:
+            changed = self._signature(key) != entry.signature
+        except OSError:
+            return entry  # mid-replacement or gone: keep serving the commit we hold
+        if not changed:
+            return entry
+        with self._reload_lock:
+            entry = self.indexes[key]
+            if self._signature(key) == entry.signature:
+                return entry
+            fresh = LoadedIndex(key, Manifest.read(self.settings.indexes[key]), reader=entry.reader)
+            self._open_entry(key, fresh)
+            self.indexes[key] = fresh
+            log.info("index %s: opened commit %d", key, fresh.manifest.generation)
+            return fresh
+
+    def write_lock(self, name: str) -> threading.Lock:
+        """The lock serialising this process's writes to index ``name``."""
+        with self._reload_lock:
+            return self._write_locks.setdefault(name, threading.Lock())
 
     def _load_generator(self) -> None:
         """A causal LM (:attr:`generator`) or a FiD reader bound to each index (``LoadedIndex.reader``)."""
@@ -198,7 +238,7 @@ class ServiceState:
         if key is None or key not in self.indexes:
             raise IndexNotFoundError(f"index {name!r} is not served here; GET /indexes lists the names")
         self.check_ready()
-        return self.indexes[key]
+        return self._current(key)
 
     def check_ready(self) -> None:
         """Raises :class:`NotReadyError` unless everything is loaded."""

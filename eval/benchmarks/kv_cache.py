@@ -101,9 +101,9 @@ def run(out: Path, n_passages: int = 10, passage_tokens: int = 200, question_tok
 
     builder = PromptBuilder(gen, config.template)
     question = _question(builder, n_passages, question_tokens)
-    from indexes.passage_store import PassageStore
+    from indexes.segmented import open_passage_store
 
-    passages = PassageStore(index).get(list(range(n_passages)))
+    passages = open_passage_store(index).get(list(range(n_passages)))
     seg = builder.segments(question, [(p.title, p.text) for p in passages])
     ids = [p.id for p in passages]
 

@@ -1,7 +1,7 @@
 """The ``rag`` command line: the composition root.
 
 Each command lives in its own module of this package (``index``, ``search``, ``eval_retrieval``,
-``eval_qa``, ``ask``, ``cache``, ``serve``, ``train_reader``, ``train_generator``, ``lumen``,
+``eval_qa``, ``ask``, ``live`` (add, delete, compact, check), ``cache``, ``serve``, ``train_reader``, ``train_generator``, ``lumen``,
 ``train_retriever``, ``train_query_encoder``, ``models``; shared options in ``options``) and
 registers itself on :data:`app` or on one of the sub-apps in :mod:`rag.cli.apps`; command bodies
 are one or two library calls with heavy imports inside them, so ``rag --help`` stays fast.
@@ -26,6 +26,7 @@ from rag.cli.apps import app
 #: Command modules, imported for their registration side effect on the Typer apps.
 COMMAND_MODULES = (
     "rag.cli.index",
+    "rag.cli.live",
     "rag.cli.search",
     "rag.cli.eval_retrieval",
     "rag.cli.eval_qa",

@@ -20,7 +20,8 @@ def index_command(
     encoder: Annotated[str, typer.Option(help="Dense encoder: 'embedded:all-MiniLM-L6-v2', a local path, or a cached HF id.")] = "embedded:all-MiniLM-L6-v2",
     no_dense: Annotated[bool, typer.Option("--no-dense", help="Skip the dense index.")] = False,
     no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Skip the BM25 index.")] = False,
-    faiss: Annotated[str, typer.Option(help="FAISS structure: flat (exact), hnsw or ivfpq.")] = "flat",
+    backend: Annotated[str, typer.Option(help="Vector search structure: flat (exact), hnsw or ivfpq.")] = "flat",
+    faiss: Annotated[str | None, typer.Option(help="Deprecated alias of --backend.", hidden=True)] = None,
     format: Annotated[str, typer.Option(help="auto, beir, jsonl, csv, tsv, squad or dir.")] = "auto",
     id_field: Annotated[str | None, typer.Option(help="Id field of JSONL/CSV records (default: _id, id, docid).")] = None,
     text_field: Annotated[str | None, typer.Option(help="Text field (default: text, contents, body).")] = None,
@@ -46,11 +47,13 @@ def index_command(
     from pydantic import ValidationError
 
     from indexes.errors import InputError
-    from indexes.manifest import AnalyzerSpec, BM25Spec, ChunkingSpec, FaissSpec
+    from indexes.manifest import AnalyzerSpec, BM25Spec, ChunkingSpec, VectorBackendSpec
     from rag.corpus import CorpusSpec
     from rag.encoder import EncoderConfig
     from rag.indexer import IndexOptions, build_index
 
+    if faiss is not None:
+        typer.echo("note: --faiss is deprecated; use --backend", err=True)
     if kv_cache != (generator is not None):
         raise InputError("--kv-cache and --generator MODEL go together")
     if encoder_workers > 1 and encoder_backend == "torch":
@@ -70,7 +73,7 @@ def index_command(
                                                         device=resolve_device(device), backend=encoder_backend,
                                                         workers=encoder_workers,
                                                         onnx_threads=max(1, cores // encoder_workers)),
-            faiss=FaissSpec(kind=faiss),
+            backend=VectorBackendSpec(kind=faiss or backend),
         )
     except ValidationError as exc:
         err = exc.errors()[0]

@@ -29,6 +29,7 @@ def serve_command(
     max_header_bytes: Annotated[int | None, typer.Option(help="Longest request head (request line + headers) in bytes; longer: 431 (default 32768).", min=1024)] = None,
     header_timeout: Annotated[float | None, typer.Option(help="Seconds a request head may take to arrive; slower: 408 and closed (default 10).", min=0.001, max=300)] = None,
     body_timeout: Annotated[float | None, typer.Option(help="Longest pause in seconds while a request body is read; longer: 408 (default 10).", min=0.001, max=300)] = None,
+    writable: Annotated[bool, typer.Option("--writable", help="Serve PUT/DELETE /indexes/NAME/documents (upsert, delete; behind --api-key when set).")] = False,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -61,6 +62,8 @@ def serve_command(
     env = {"RAG_INDEXES": json.dumps({k: str(Path(v).resolve()) for k, v in named.items()})}
     if api_key:
         env["RAG_API_KEY"] = api_key
+    if writable:
+        env["RAG_WRITABLE"] = "1"
     if generator:
         from rag.models import resolve_model
 

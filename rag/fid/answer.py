@@ -21,6 +21,7 @@ from pathlib import Path
 from indexes.errors import IndexFormatError
 from indexes.lumen_store import LumenStore
 from indexes.passage_store import PassageStore
+from indexes.segmented import open_passage_store
 from rag.fid.lumen import LumenEncoder
 from rag.fid.inputs import passage_text
 from rag.fid.memory import attach_memory, open_reader_memory
@@ -77,7 +78,7 @@ class FiDAnswerer:
             return cls(reader)
         if index_dir is None:
             raise IndexFormatError("--live-layers needs an index with LUMEN memory (`rag cache lumen`)")
-        return cls(reader, open_reader_memory(index_dir, model, reader, live_layers), PassageStore(index_dir))
+        return cls(reader, open_reader_memory(index_dir, model, reader, live_layers), open_passage_store(index_dir))
 
     def answer(self, question: str, hits: Sequence[Hit], **decoding) -> str:
         """The answer to ``question`` read from the first ``n_passages`` hits (best first); fewer hits

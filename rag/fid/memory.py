@@ -29,7 +29,7 @@ import torch
 from indexes.errors import IndexFormatError
 from indexes.lumen_store import LumenStore, write_lumen_memory
 from indexes.manifest import CacheInfo, Manifest, record_cache
-from indexes.passage_store import PassageStore
+from indexes.segmented import open_passage_store
 from rag.fid.inputs import PASSAGE_FORMAT, FiDInputs, passage_text, tokenize
 from rag.fid.lumen import LumenEncoder
 from rag.fid.reader import FiDReader
@@ -84,7 +84,7 @@ def build_lumen_memory(
         The manifest record; a previous store with the same key is replaced.
     """
     revision = revision if revision is not None else reader_revision(model_id, reader)
-    store = PassageStore(index_dir)
+    store = open_passage_store(index_dir)
     try:
         passages = [passage_text(p.title, p.text) for p in store.iter_all()]
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from indexes.kv_store import KVStoreWriter
 from indexes.manifest import CacheInfo
-from indexes.passage_store import PassageStore
+from indexes.segmented import open_passage_store
 from rag.generation.kv_blocks import encode_block, encode_prefix
 from rag.generation.passage_cache import CacheConfig, record_in_manifest, store_dir, store_spec
 from rag.generation.prompt import PromptBuilder
@@ -58,7 +58,7 @@ def build_passage_cache(index_dir: str | Path, generator, config: CacheConfig = 
     prefix = encode_prefix(generator, builder.prefix_ids)
     if not writer.has_prefix():
         writer.put_prefix(prefix.keys, prefix.values)
-    store = PassageStore(index_dir)
+    store = open_passage_store(index_dir)
     total = min(len(store), limit) if limit is not None else len(store)
     encoded = skipped = 0
     start = time.perf_counter()

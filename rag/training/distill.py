@@ -71,9 +71,9 @@ class DistillResult:
 
 def corpus_texts(index_path: str | Path, min_words: int = 4) -> list[str]:
     """Distinct titles and sentences (``min_words`` to 60 words) of the indexed passages, sorted."""
-    from indexes.passage_store import PassageStore
+    from indexes.segmented import open_passage_store
 
-    store = PassageStore(Path(index_path))
+    store = open_passage_store(Path(index_path))
     try:
         out: set[str] = set()
         for p in store.iter_all():

@@ -25,7 +25,8 @@ def index_info(entry: LoadedIndex) -> dict:
                 "vocabulary": m.bm25.vocabulary, "avgdl": m.bm25.avgdl}
     return {"name": entry.name, "modes": entry.modes, "documents": m.corpus.documents, "passages": m.corpus.passages,
             "created_at": m.created_at, "encoder": m.dense.encoder.model if m.dense else None,
-            "dim": m.dense.encoder.dim if m.dense else None, "faiss": m.dense.faiss.kind if m.dense else None,
+            "dim": m.dense.encoder.dim if m.dense else None, "faiss": m.dense.backend.kind if m.dense else None,
+            "backend": m.dense.backend.kind if m.dense else None,
             "bm25": bm25}
 
 

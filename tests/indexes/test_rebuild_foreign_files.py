@@ -42,8 +42,10 @@ def test_rebuild_replaces_the_index_own_files_and_caches(tmp_path):
     (out / "lumen-abc").mkdir()
     # When it is rebuilt
     build_index(FIXTURES / "corpus.jsonl", out, BM25_ONLY)
-    # Then exactly the new build's files remain (stale parts of the old index are gone)
-    assert sorted(p.name for p in out.iterdir()) == ["bm25_postings.npz", "bm25_vocab.json", "manifest.json", "passages.sqlite"]
+    # Then exactly the new build's files remain (stale parts of the old index are gone): its commit and segment
+    assert sorted(p.name for p in out.iterdir()) == ["commits", "manifest.json", "segments"]
+    assert sorted(p.name for p in (out / "segments").iterdir()) == ["s000002"]
+    assert sorted(p.name for p in (out / "segments" / "s000002").iterdir()) == ["bm25_postings.npz", "bm25_vocab.json", "passages.sqlite"]
 
 
 def test_a_file_appearing_during_the_build_is_not_deleted(tmp_path):
@@ -57,7 +59,7 @@ def test_a_file_appearing_during_the_build_is_not_deleted(tmp_path):
             (tmp / "manifest.json").write_text("{}")
             (out / "late.txt").write_text("written meanwhile")
     # Then the old index and the new file are both there, and no temporary folder is left
-    assert (out / "late.txt").is_file() and (out / "bm25_vocab.json").is_file()
+    assert (out / "late.txt").is_file() and (out / "segments" / "s000001" / "bm25_vocab.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
 
 

@@ -41,10 +41,27 @@ def lexical(tmp_path_factory) -> Path:
     return out
 
 
+def as_format_1(index: Path) -> Path:
+    """Lay a one-segment index out as format 1 did (its files at the root, no commits, no checksums):
+    these tests damage the files a loader reads; on format 2 the checksums refuse them first
+    (tests/indexes/test_checksums.py)."""
+    import json as _json
+
+    manifest = _json.loads((index / "manifest.json").read_text())
+    (segment,) = manifest.pop("segments")
+    for f in (index / segment["name"]).iterdir():
+        f.rename(index / f.name)
+    shutil.rmtree(index / "segments")
+    shutil.rmtree(index / "commits")
+    manifest.update(format_version=1, generation=0)
+    (index / "manifest.json").write_text(_json.dumps(manifest))
+    return index
+
+
 @pytest.fixture()
 def copy_of(tmp_path):
     def copy(index: Path) -> Path:
-        return Path(shutil.copytree(index, tmp_path / index.name))
+        return as_format_1(Path(shutil.copytree(index, tmp_path / index.name)))
     return copy
 
 
@@ -100,12 +117,13 @@ def test_sqlite_database_or_disk_is_full_names_the_store(monkeypatch, capsys, le
 
     monkeypatch.setattr(ps.sqlite3, "connect", tiny)
     # When the index is rebuilt
-    before = (lexical / "passages.sqlite").read_bytes()
+    current = lexical / "segments" / "s000001" / "passages.sqlite"  # format 2: the store lives in a segment
+    before = current.read_bytes()
     rc, err = run_cli(capsys, "index", FIXTURES / "corpus.jsonl", "--out", lexical, "--no-dense")
     # Then the message names the store at its final place (not the temporary build folder)
     line = one_line_error(err)
-    assert rc == 1 and f"{lexical / 'passages.sqlite'}: no space left" in line and "database or disk is full" in line
-    assert ".tmp-" not in line and (lexical / "passages.sqlite").read_bytes() == before
+    assert rc == 1 and f"{lexical / 'segments' / 's000002' / 'passages.sqlite'}: no space left" in line and "database or disk is full" in line
+    assert ".tmp-" not in line and current.read_bytes() == before
     assert not [p for p in lexical.parent.iterdir() if ".tmp-" in p.name]
 
 
@@ -327,7 +345,7 @@ def test_a_really_full_and_a_really_read_only_file_system(capsys, small_tmpfs, t
     # When it is indexed there, Then SQLite's real "database or disk is full" is one line, nothing is left
     rc, err = run_cli(capsys, "index", corpus, "--out", small_tmpfs / "idx", "--no-dense")
     line = one_line_error(err.strip().splitlines()[-1])
-    assert rc == 1 and f"{small_tmpfs / 'idx' / 'passages.sqlite'}: no space left" in line
+    assert rc == 1 and f"{small_tmpfs / 'idx' / 'segments' / 's000001' / 'passages.sqlite'}: no space left" in line
     assert [p.name for p in small_tmpfs.iterdir()] == [".idx.lock"]
     # When the file system is remounted read-only (root cannot write there either)
     subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)

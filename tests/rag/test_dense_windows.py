@@ -71,7 +71,7 @@ def test_manifest_records_the_windows_and_short_passages_keep_their_single_vecto
     # Given
     _, out = long_passage_corpus
     manifest = Manifest.read(out)
-    store = DenseStore(out, manifest.dense.faiss, windowed=True)
+    store = DenseStore(out / manifest.segments[0].name, manifest.dense.faiss, windowed=True)
     index = open_index(out, encoder=encoder)
     # Then: the long passage has several rows, every other passage exactly one, equal to encode_passages
     assert manifest.dense.windows.max_tokens == encoder.model.max_seq_length

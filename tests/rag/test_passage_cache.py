@@ -9,7 +9,7 @@ import torch
 
 from indexes.errors import InputError
 from indexes.manifest import Manifest
-from indexes.passage_store import PassageStore
+from indexes.segmented import open_passage_store
 from rag.generation.cache_build import build_passage_cache
 from rag.generation.kv_blocks import BlockLayout, block_mask_logits
 from rag.generation.passage_cache import CacheConfig, open_passage_states
@@ -34,7 +34,7 @@ def test_cached_path_from_disk_equals_block_mask_forward(bm25_index, arch):
     config = CacheConfig(dtype="float32")
     report = build_passage_cache(bm25_index, gen, config, progress=False)
     states = open_passage_states(bm25_index, gen, config)
-    passages = PassageStore(bm25_index).get([2, 0])
+    passages = open_passage_store(bm25_index).get([2, 0])
     seg = PromptBuilder(gen).segments("why is the sky blue?", [(p.title, p.text) for p in passages])
     layout = BlockLayout("composite")
     # When the question is prefilled over the states read from disk

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import random
 
-from indexes.passage_store import PassageStore
+from indexes.segmented import open_passage_store
 from service.passages import CachedPassageStore
 
 
 def test_cached_reads_equal_sqlite_reads_in_any_order(sample_index):
     # Given the store and a cache in front of it that holds at most 8 passages
-    store = PassageStore(sample_index)
-    cached = CachedPassageStore(PassageStore(sample_index), max_passages=8)
+    store = open_passage_store(sample_index)
+    cached = CachedPassageStore(open_passage_store(sample_index), max_passages=8)
     rng = random.Random(0)
     # When rows are read in random orders, with repeats, again and again
     for _ in range(50):

@@ -1,0 +1,211 @@
+"""One commit's segments seen as one index: the live passages in the order a fresh build has.
+
+A fresh build orders passage rows by document id (windows of a document in order). Here the
+live rows of every segment are put in that same order (*global rows*), and each part is merged
+in it: the BM25 counts (so ``N``, ``df`` and ``avgdl`` are over live passages only and every
+score equals a fresh build's), the dense vectors (a flat search is the fresh build's search),
+and the passage store. A commit of one segment without deletions is opened as it lies on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexes.bm25_store import BM25Data, BM25Postings
+from indexes.commits import open_commit, segments_of, sha256_file
+from indexes.dense_store import FAISS_NAME, PASSAGES_NAME, VECTORS_NAME
+from indexes.errors import IndexFormatError
+from indexes.manifest import Manifest, SegmentInfo
+from indexes.passage_store import Passage, PassageStore
+from indexes.vector_store import VectorStore, open_vector_store, vector_store_from_arrays
+
+
+def verify_segment(directory: Path, seg: SegmentInfo, names: Iterable[str] | None = None) -> None:
+    """Compare files of ``seg`` with their recorded sha256.
+
+    Raises:
+        IndexFormatError: a file differs (one line naming it).
+    """
+    folder = directory / seg.name
+    for name, digest in seg.files.items():
+        if names is not None and name not in names:
+            continue
+        path = folder / name
+        if not path.is_file() or sha256_file(path) != digest:
+            raise IndexFormatError(f"{path}: checksum mismatch (the file is damaged or was changed); rebuild the index")
+
+
+def tombstones(directory: Path, seg: SegmentInfo) -> np.ndarray:
+    """Deleted rows (sorted int64) of ``seg`` in this commit."""
+    if not seg.deleted:
+        return np.zeros(0, np.int64)
+    try:
+        return np.load(directory / seg.deleted, allow_pickle=False).astype(np.int64)
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{directory / seg.deleted}: unreadable deletions ({exc}); rebuild the index") from None
+
+
+class SegmentedPassageStore:
+    """The passage store interface over several segments' stores, addressed by global row."""
+
+    def __init__(self, stores: Sequence[PassageStore], seg_of: np.ndarray, local: np.ndarray) -> None:
+        self.stores, self.seg_of, self.local = list(stores), seg_of, local  # (G,), (G,)
+        self._global = [np.full(len(s), -1, np.int64) for s in self.stores]  # local row -> global row
+        for g, (s, r) in enumerate(zip(seg_of, local)):
+            self._global[s][r] = g
+
+    def __len__(self) -> int:
+        return int(self.seg_of.size)
+
+    def get(self, rows: Sequence[int]) -> list[Passage]:
+        rows = np.asarray(list(rows), dtype=np.int64)
+        out: list[Passage | None] = [None] * rows.size
+        for s, store in enumerate(self.stores):
+            at = np.flatnonzero(self.seg_of[rows] == s)
+            for i, p in zip(at, store.get(self.local[rows[at]].tolist())):
+                out[i] = p
+        return out  # type: ignore[return-value]
+
+    def ids(self) -> list[str]:
+        return [p.id for p in self.iter_all()]
+
+    def doc_ids(self) -> list[str]:
+        return [p.doc_id for p in self.iter_all()]
+
+    def rows_of(self, ids: Sequence[str]) -> list[int | None]:
+        out: list[int | None] = [None] * len(ids)
+        for s, store in enumerate(self.stores):
+            for i, r in enumerate(store.rows_of(ids)):
+                if r is not None and self._global[s][r] >= 0:
+                    out[i] = int(self._global[s][r])
+        return out
+
+    def iter_all(self, batch: int = 1024) -> Iterable[Passage]:
+        for start in range(0, len(self), batch):
+            yield from self.get(range(start, min(len(self), start + batch)))
+
+    def close(self) -> None:
+        for s in self.stores:
+            s.close()
+
+
+class CommitView:
+    """The parts of one commit of the index at ``directory``, merged in global row order.
+
+    Args:
+        directory: the index directory.
+        manifest: the commit (held open by the caller, see :func:`indexes.commits.open_commit`).
+        verify: check the sha256 of every file before use (cost: one read of each file).
+    """
+
+    def __init__(self, directory: str | Path, manifest: Manifest, verify: bool = True) -> None:
+        self.directory, self.manifest = Path(directory), manifest
+        self.segments = segments_of(manifest)
+        if verify:
+            for seg in self.segments:
+                verify_segment(self.directory, seg)
+        self.folders = [self.directory / s.name for s in self.segments]
+        self.dead = [tombstones(self.directory, s) for s in self.segments]
+        self.simple = len(self.segments) == 1 and self.dead[0].size == 0
+        raw = [PassageStore(f) for f in self.folders]
+        if self.simple:
+            self.store: PassageStore | SegmentedPassageStore = raw[0]
+            return
+        keys: list[str] = []
+        seg_of: list[np.ndarray] = []
+        local: list[np.ndarray] = []
+        for s, (store, dead) in enumerate(zip(raw, self.dead)):
+            alive = np.setdiff1d(np.arange(len(store)), dead)
+            doc_ids = store.doc_ids()
+            keys.extend(doc_ids[r] for r in alive)
+            seg_of.append(np.full(alive.size, s, np.int64))
+            local.append(alive)
+        order = np.asarray(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)  # stable: windows stay in order
+        self.seg_of = np.concatenate(seg_of)[order]  # (G,)
+        self.local = np.concatenate(local)[order]  # (G,)
+        self.store = SegmentedPassageStore(raw, self.seg_of, self.local)
+
+    def bm25(self) -> BM25Data | BM25Postings:
+        """The live passages' counts, columns in global row order (one segment without deletions:
+        the stored arrays as they are, read without scipy)."""
+        if self.simple:
+            return BM25Postings.read(self.folders[0])
+        datas = [BM25Data.read(f) for f in self.folders]
+        merged = datas[0]
+        for d in datas[1:]:
+            merged = merged.append(d)
+        base = np.concatenate([[0], np.cumsum([d.n_docs for d in datas])[:-1]]).astype(np.int64)
+        return merged.select(base[self.seg_of] + self.local)
+
+    def vector_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The live passages' vectors (R, d) and passage map (R,), in global row order."""
+        windowed = self.manifest.dense is not None and self.manifest.dense.windows is not None
+        parts, owners = [], []
+        for f in self.folders:
+            try:
+                v = np.load(f / VECTORS_NAME, mmap_mode="r", allow_pickle=False)
+                parts.append(v)
+                owners.append(np.load(f / PASSAGES_NAME, allow_pickle=False) if windowed else np.arange(len(v)))
+            except (OSError, ValueError) as exc:
+                raise IndexFormatError(f"{f}: dense vectors unreadable ({exc}); rebuild the index") from None
+        offsets = [np.searchsorted(o, np.arange(int(o[-1]) + 2 if o.size else 1)) for o in owners]  # (P_s+1,)
+        base = np.concatenate([[0], np.cumsum([len(p) for p in parts])[:-1]]).astype(np.int64)
+        starts = np.array([base[s] + offsets[s][r] for s, r in zip(self.seg_of, self.local)], dtype=np.int64)  # (G,)
+        lens = np.array([offsets[s][r + 1] - offsets[s][r] for s, r in zip(self.seg_of, self.local)], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+        rows = np.repeat(starts - first, lens) + np.arange(int(lens.sum()))  # (R,)
+        allv = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
+        return allv[rows], np.repeat(np.arange(lens.size), lens)
+
+    def vector_store(self, use_gpu: bool = True) -> VectorStore:
+        """The dense search over live passages (a non-flat structure over several segments is rebuilt in memory)."""
+        info = self.manifest.dense
+        assert info is not None
+        if self.simple and (info.backend.kind == "flat" or (self.folders[0] / FAISS_NAME).is_file()):
+            return open_vector_store(self.folders[0], info.backend, windowed=info.windows is not None, use_gpu=use_gpu)
+        return vector_store_from_arrays(*self.vector_arrays(), info.backend)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+
+def check_index(directory: str | Path) -> tuple[int, int]:
+    """Verify every file of every commit still present (the current one and those readers hold).
+
+    Returns:
+        ``(files verified, commits)``.
+
+    Raises:
+        IndexFormatError: a damaged file or commit (one line naming it).
+        IndexNotFoundError: no index at ``directory``.
+    """
+    from indexes.commits import COMMITS_DIR
+
+    directory = Path(directory)
+    commits = [Manifest.read(directory)]
+    for path in sorted((directory / COMMITS_DIR).glob("*.json")):
+        try:
+            commits.append(Manifest.model_validate_json(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"{path}: damaged commit ({str(exc).splitlines()[0]})") from None
+    seen: set[tuple[str, str]] = set()
+    for m in commits:
+        for seg in segments_of(m):
+            todo = [n for n in seg.files if (seg.name, n) not in seen]
+            verify_segment(directory, seg, todo)
+            seen.update((seg.name, n) for n in todo)
+            tombstones(directory, seg)
+    return len(seen), len(commits) - 1 if len(commits) > 1 else 1
+
+
+def open_passage_store(directory: str | Path) -> PassageStore | SegmentedPassageStore:
+    """The passages of the index's current commit, addressed by its global rows (the commit is held
+    as long as the store lives)."""
+    manifest, lease = open_commit(directory)
+    store = CommitView(directory, manifest, verify=False).store
+    store.lease = lease  # type: ignore[union-attr]  # released with the store
+    return store

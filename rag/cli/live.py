@@ -1,0 +1,87 @@
+"""``rag add``, ``rag delete``, ``rag compact``, ``rag check``: change and verify an index in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.apps import app
+from rag.cli.options import DeviceOption, resolve_device
+
+IndexOption = Annotated[Path, typer.Option("--index", "-i", help="Index directory.")]
+
+
+@app.command("add")
+def add_command(
+    files: Annotated[list[Path], typer.Argument(help="Corpus files or folders, in any `rag index` format.")],
+    index: IndexOption,
+    format: Annotated[str, typer.Option(help="auto, beir, jsonl, csv, tsv, squad or dir.")] = "auto",
+    id_field: Annotated[str | None, typer.Option(help="Id field of JSONL/CSV records (default: _id, id, docid).")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Text field (default: text, contents, body).")] = None,
+    title_field: Annotated[str, typer.Option(help="Title field ('' for none).")] = "title",
+    skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed records instead of stopping.")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Upsert the documents of FILES into --index: a document with an existing id replaces it whole (one commit per file)."""
+    from pydantic import ValidationError
+
+    from indexes.errors import InputError
+    from rag.corpus import CorpusSpec
+    from rag.live import add_documents
+
+    try:
+        spec = CorpusSpec(format=format, id_field=id_field, text_field=text_field, title_field=title_field or None,
+                          skip_bad_lines=skip_bad_lines)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"invalid option {err['loc'][-1]}: {err['msg']}") from None
+    from indexes.manifest import Manifest
+    from rag.encoder import Encoder, EncoderConfig
+
+    dense = Manifest.read(index).dense
+    encoder = dense and Encoder(EncoderConfig.from_spec(dense.encoder, index_name=str(index), device=resolve_device(device)))
+    for f in files:
+        report = add_documents(index, f, spec, encoder=encoder, device=resolve_device(device), progress=True)
+        typer.echo(report.summary(f"added {f}"), err=True)
+
+
+@app.command("delete")
+def delete_command(
+    ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
+    index: IndexOption = Path("index"),
+    ids_file: Annotated[Path | None, typer.Option("--ids-file", help="File of document ids, one per line.")] = None,
+) -> None:
+    """Delete documents (all their passages) from --index in one commit."""
+    from indexes.errors import InputError
+    from rag.live import delete_documents
+
+    wanted = list(ids or [])
+    if ids_file is not None:
+        try:
+            wanted += [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{ids_file}: cannot read the ids file ({exc})") from None
+    report = delete_documents(index, wanted)
+    typer.echo(report.summary(f"deleted from {index}"), err=True)
+    if report.not_found:
+        shown = ", ".join(report.not_found[:5]) + (" ..." if len(report.not_found) > 5 else "")
+        typer.echo(f"not in the index: {shown}", err=True)
+
+
+@app.command("compact")
+def compact_command(index: IndexOption = Path("index")) -> None:
+    """Merge the segments of --index into one and purge deleted passages (results do not change)."""
+    from rag.live import compact_index
+
+    typer.echo(compact_index(index).summary(f"compacted {index}"), err=True)
+
+
+@app.command("check")
+def check_command(index: IndexOption = Path("index")) -> None:
+    """Verify the checksum of every file of every commit of --index."""
+    from indexes.segmented import check_index
+
+    files, commits = check_index(index)
+    typer.echo(f"{index}: {files} files of {commits} commits verified", err=True)

@@ -1,0 +1,237 @@
+"""Changing an index without a rebuild: upsert and delete documents, compact segments.
+
+Each operation is one commit (:mod:`indexes.commits`): new documents go into a new segment
+(passages, BM25 raw counts, vectors), the passages of replaced or deleted documents become
+tombstones, and the next numbered manifest is published by one atomic rename. Readers that
+opened an earlier commit keep it. Because BM25 is stored as raw counts and every collection
+statistic (``N``, ``df``, ``avgdl``) is recomputed over live passages when a commit is opened,
+scores after any sequence of operations equal those of a fresh ``rag index`` of the resulting
+corpus; :func:`compact_index` (merge segments, purge tombstones) is never needed for that.
+
+An upsert replaces a document whole: all passages of an existing document with the same id go.
+Cached generator states (``rag cache``) are keyed by passage row and are dropped by a change;
+rebuild them afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexes.atomic import atomic_write_bytes, build_lock
+from indexes.commits import DELETES_DIR, collect_garbage, fault_point, new_segment, publish, segment_checksums, segments_of
+from indexes.errors import InputError
+from indexes.manifest import BM25Info, CorpusInfo, Manifest, SegmentInfo, VectorBackendSpec
+from indexes.passage_store import Passage, PassageStore, write_passages
+from indexes.segmented import CommitView
+from indexes.vector_store import write_vector_store
+from rag.chunking import split_corpus
+from rag.corpus import CorpusSpec, ReadReport, corpus_sha256, read_corpus
+from rag.encoder import Encoder, EncoderConfig
+from rag.indexer import BuildStats, write_segment
+
+
+@dataclass
+class UpdateReport:
+    """What one operation changed, for the CLI summary and the REST response."""
+
+    generation: int = 0  # the commit published (the current one when nothing changed)
+    added: int = 0  # documents new to the index
+    replaced: int = 0  # documents that existed and were replaced whole
+    deleted: int = 0  # documents deleted
+    not_found: list[str] = field(default_factory=list)  # ids asked to delete that the index does not hold
+    passages_added: int = 0
+    passages_deleted: int = 0
+    segments: int = 0  # segments of the published commit
+    seconds: float = 0.0
+
+    def summary(self, action: str) -> str:
+        missing = f", {len(self.not_found)} ids not found" if self.not_found else ""
+        return (f"{action}: {self.added} added, {self.replaced} replaced, {self.deleted} deleted documents "
+                f"(+{self.passages_added}/-{self.passages_deleted} passages){missing}; commit {self.generation}, "
+                f"{self.segments} segments, {self.seconds:.1f}s")
+
+
+def _base(seg: SegmentInfo) -> str:
+    return "root" if seg.name == "." else Path(seg.name).name
+
+
+def _doc_rows(directory: Path, seg: SegmentInfo, dead: np.ndarray, doc_ids: Iterable[str]) -> dict[str, list[int]]:
+    """Live rows of each of ``doc_ids`` found in segment ``seg``."""
+    store = PassageStore(directory / seg.name)
+    try:
+        found = store.rows_of_documents(list(doc_ids))
+    finally:
+        store.close()
+    dead_set = set(dead.tolist())
+    return {d: [r for r in rows if r not in dead_set] for d, rows in found.items() if any(r not in dead_set for r in rows)}
+
+
+def _tombstone(directory: Path, current: Manifest, generation: int, doc_ids: Iterable[str],
+               view: CommitView) -> tuple[list[SegmentInfo], set[str], int]:
+    """Segments with the live passages of ``doc_ids`` marked deleted → (segments, ids found, passages)."""
+    wanted = list(dict.fromkeys(doc_ids))
+    out, found, n = [], set(), 0
+    (directory / DELETES_DIR).mkdir(exist_ok=True)
+    for seg, dead in zip(view.segments, view.dead):
+        rows = _doc_rows(directory, seg, dead, wanted) if wanted else {}
+        if not rows:
+            out.append(seg)
+            continue
+        found.update(rows)
+        new = np.union1d(dead, np.asarray([r for rs in rows.values() for r in rs], dtype=np.int64))
+        n += new.size - dead.size
+        if new.size == seg.passages:
+            continue  # nothing live left: the segment leaves the commit
+        rel = f"{DELETES_DIR}/{_base(seg)}-{generation:06d}.npy"
+        buf = io.BytesIO()
+        np.save(buf, new, allow_pickle=False)
+        fault_point("tombstones-before-write")
+        atomic_write_bytes(directory / rel, buf.getvalue())
+        out.append(seg.model_copy(update={"deleted": rel, "n_deleted": int(new.size)}))
+    return out, found, n
+
+
+def _finish(directory: Path, current: Manifest, generation: int, segments: list[SegmentInfo], note: str,
+            report: UpdateReport) -> Manifest:
+    """Compute the live statistics of the new commit, publish it, and remove what no reader holds."""
+    if not segments:
+        raise InputError(f"{directory}: this change would leave the index empty; delete the folder instead")
+    draft = current.model_copy(update={"generation": generation, "segments": tuple(segments), "caches": (),
+                                       "format_version": 2})
+    view = CommitView(directory, draft, verify=False)  # files just written and checksummed
+    try:
+        doc_ids = [p.doc_id for p in view.store.iter_all()] if not view.simple else view.store.doc_ids()
+        if not doc_ids:
+            raise InputError(f"{directory}: this change would leave the index empty; delete the folder instead")
+        c = current.corpus
+        sha = hashlib.sha256(f"{c.sha256}\n{note}".encode()).hexdigest()
+        corpus = CorpusInfo(source=c.source, sha256=sha, documents=len(set(doc_ids)), passages=len(doc_ids), chunking=c.chunking)
+        bm25 = dense = None
+        if current.bm25 is not None:
+            data = view.bm25()
+            bm25 = BM25Info(analyzer=current.bm25.analyzer, params=current.bm25.params, vocabulary=len(data.vocab),
+                            avgdl=float(data.doc_lengths.mean()))
+        if current.dense is not None:
+            n_vectors = segments[0].vectors if view.simple else int(view.vector_arrays()[1].shape[0])
+            dense = current.dense.model_copy(update={"vectors": n_vectors})
+    finally:
+        view.close()
+    manifest = draft.model_copy(update={"corpus": corpus, "bm25": bm25, "dense": dense})
+    manifest = Manifest.model_validate(manifest.model_dump())
+    publish(directory, manifest)
+    collect_garbage(directory, manifest, current)
+    report.generation, report.segments = generation, len(segments)
+    return manifest
+
+
+def add_documents(index: str | Path, corpus: str | Path, spec: CorpusSpec = CorpusSpec(), *,
+                  encoder: Encoder | None = None, device: str | None = None, progress: bool = True) -> UpdateReport:
+    """Upsert the documents of ``corpus`` (any ``rag index`` input) into the index at ``index``.
+
+    Raises:
+        InputError: bad corpus records (as ``rag index``), an empty corpus, an index whose dense
+            part predates windows (rebuild it).
+        BuildInProgressError: another process is changing the index.
+    """
+    t0, index, corpus = time.perf_counter(), Path(index), Path(corpus)
+    report = UpdateReport()
+    with build_lock(index):
+        current = Manifest.read(index)
+        read = ReadReport()
+        passages = sorted(split_corpus(read_corpus(corpus, spec, read), current.corpus.chunking), key=lambda p: p.doc_id)
+        if not passages:
+            raise InputError(f"{corpus}: empty corpus (no documents with text)")
+        dense = current.dense
+        if dense is not None and dense.windows is None:
+            raise InputError(f"{index}: its dense part predates encoder windows; rebuild it with `rag index` to add documents")
+        if dense is not None and encoder is None:
+            encoder = Encoder(EncoderConfig.from_spec(dense.encoder, index_name=str(index), device=device))
+        generation = current.generation + 1
+        view = CommitView(index, current)
+        try:
+            ids = list(dict.fromkeys(p.doc_id for p in passages))
+            segments, found, n_dead = _tombstone(index, current, generation, ids, view)
+        finally:
+            view.close()
+        name = f"s{generation:06d}"
+        with new_segment(index, name) as folder:
+            write_segment(folder, passages, current.bm25.analyzer if current.bm25 else None, encoder,
+                          dense.windows.overlap_tokens if dense else 0, VectorBackendSpec(kind="flat"), progress,
+                          BuildStats(), where=str(corpus))
+        vectors = dense is not None and int(np.load(index / "segments" / name / "vectors.npy", mmap_mode="r").shape[0])
+        segments.append(SegmentInfo(name=f"segments/{name}", passages=len(passages), vectors=int(vectors),
+                                    files=segment_checksums(index / "segments" / name)))
+        report.added, report.replaced = len(ids) - len(found), len(found)
+        report.passages_added, report.passages_deleted = len(passages), n_dead
+        _finish(index, current, generation, segments, f"add {corpus_sha256(corpus)}", report)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def delete_documents(index: str | Path, doc_ids: Iterable[str]) -> UpdateReport:
+    """Delete the documents ``doc_ids`` (all their passages); unknown ids are reported, not an error.
+
+    Raises:
+        InputError: no ids given, or the deletion would leave the index empty.
+    """
+    t0, index = time.perf_counter(), Path(index)
+    ids = [d for d in dict.fromkeys(doc_ids) if d]
+    if not ids:
+        raise InputError("no document ids to delete: give IDS or --ids-file")
+    report = UpdateReport()
+    with build_lock(index):
+        current = Manifest.read(index)
+        generation = current.generation + 1
+        view = CommitView(index, current)
+        try:
+            segments, found, n_dead = _tombstone(index, current, generation, ids, view)
+        finally:
+            view.close()
+        report.deleted, report.passages_deleted = len(found), n_dead
+        report.not_found = [d for d in ids if d not in found]
+        if found:
+            _finish(index, current, generation, segments, "delete " + "\n".join(sorted(found)), report)
+        else:
+            report.generation, report.segments = current.generation, len(segments_of(current))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def compact_index(index: str | Path) -> UpdateReport:
+    """Merge every segment into one and purge tombstones (results are unchanged; opening gets faster)."""
+    t0, index = time.perf_counter(), Path(index)
+    report = UpdateReport()
+    with build_lock(index):
+        current = Manifest.read(index)
+        view = CommitView(index, current)
+        try:
+            if view.simple:
+                report.generation, report.segments = current.generation, 1
+                report.seconds = time.perf_counter() - t0
+                return report
+            generation = current.generation + 1
+            name = f"s{generation:06d}"
+            with new_segment(index, name) as folder:
+                passages: list[Passage] = list(view.store.iter_all())
+                write_passages(folder, passages)
+                if current.bm25 is not None:
+                    view.bm25().write(folder)
+                n_vectors = 0
+                if current.dense is not None:
+                    vectors, owner = view.vector_arrays()
+                    write_vector_store(folder, vectors, owner, current.dense.backend)
+                    n_vectors = int(vectors.shape[0])
+        finally:
+            view.close()
+        segment = SegmentInfo(name=f"segments/{name}", passages=len(passages), vectors=n_vectors,
+                              files=segment_checksums(index / "segments" / name))
+        _finish(index, current, generation, [segment], "compact", report)
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,118 @@
+"""``PUT`` and ``DELETE /indexes/{name}/documents``: upsert and delete documents of a served index.
+
+Served only when the server runs with ``writable`` (``RAG_WRITABLE=1``, ``rag serve --writable``),
+behind the API key when one is set, with the body limit of every route. Each request is one
+commit (:mod:`rag.live`); the response comes once it is published and this process serves it,
+and every other worker opens it on its next request (:meth:`service.state.ServiceState.get`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from indexes.errors import IndexNotFoundError, RagError
+from service.dependencies import State, run_blocking, tag
+from service.errors import error_responses
+
+router = APIRouter(tags=["documents"])
+
+
+class ReadOnlyError(RagError):
+    """The server was not started writable."""
+
+    code = "read_only"
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, description="Document id; an existing document with this id is replaced whole.")
+    title: str = ""
+    text: str = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpsertRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[DocumentIn] = Field(min_length=1)
+
+
+class DeleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(min_length=1)
+
+
+class UpdateResult(BaseModel):
+    """One commit's changes (see ``rag.live.UpdateReport``)."""
+
+    generation: int
+    added: int
+    replaced: int
+    deleted: int
+    not_found: list[str]
+    passages_added: int
+    passages_deleted: int
+    segments: int
+
+
+def _entry(state, name: str):
+    if not state.settings.writable:
+        raise ReadOnlyError("this server is read-only: start it writable (RAG_WRITABLE=1) to change indexes")
+    if name not in state.settings.indexes:
+        raise IndexNotFoundError(f"index {name!r} is not served here; GET /indexes lists the names")
+    return state.get(name)
+
+
+def _report(r) -> dict:
+    return {k: getattr(r, k) for k in UpdateResult.model_fields}
+
+
+@router.put("/indexes/{name}/documents", response_model=UpdateResult, responses=error_responses(401, 403, 404, 409, 413, 422),
+            summary="Upsert documents (one commit)")
+async def upsert_documents(name: str, body: UpsertRequest, request: Request, state: State) -> dict:
+    """Add documents, replacing any existing document with the same id (all its passages)."""
+    from indexes.errors import InputError
+    from rag.live import add_documents
+
+    tag(request, index=name)
+    entry = _entry(state, name)
+    if len(body.documents) > state.settings.max_upsert_documents:
+        raise InputError(f"documents: at most {state.settings.max_upsert_documents} per request, got {len(body.documents)}")
+    encoder = getattr(getattr(entry.index, "_encoder", None), "encoder", None)
+
+    def run() -> dict:
+        with state.write_lock(name), tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "documents.jsonl"
+            path.write_text("".join(json.dumps({"_id": d.id, "title": d.title, "text": d.text, "metadata": d.metadata},
+                                               ensure_ascii=False) + "\n" for d in body.documents), encoding="utf-8")
+            report = add_documents(state.settings.indexes[name], path, encoder=encoder, progress=False)
+        state.get(name)  # serve the new commit in this process before answering
+        return _report(report)
+
+    return await run_blocking(request, run)
+
+
+@router.delete("/indexes/{name}/documents", response_model=UpdateResult, responses=error_responses(401, 403, 404, 409, 413, 422),
+               summary="Delete documents (one commit)")
+async def delete_documents(name: str, body: DeleteRequest, request: Request, state: State) -> dict:
+    """Delete documents by id; ids the index does not hold are listed in ``not_found``."""
+    from rag.live import delete_documents as delete
+
+    tag(request, index=name)
+    _entry(state, name)
+
+    def run() -> dict:
+        with state.write_lock(name):
+            report = delete(state.settings.indexes[name], body.ids)
+        state.get(name)
+        return _report(report)
+
+    return await run_blocking(request, run)
