@@ -170,6 +170,6 @@ def write_segment(folder: Path, passages: list[Passage], analyzer: AnalyzerSpec 
         t = time.perf_counter()
         write_vector_store(folder, vectors, passage_of_row, backend)
         dense_info = DenseInfo(encoder=encoder.spec(), backend=backend, vectors=int(vectors.shape[0]), windows=windows,
-                               passage_backend=encoder.config.backend)
+                               passage_backend=getattr(getattr(encoder, "config", None), "backend", None))  # None: not an Encoder
         stats.seconds["faiss"] = time.perf_counter() - t
     return data, dense_info
