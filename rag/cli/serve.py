@@ -98,6 +98,9 @@ def serve_command(
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         # The guarded protocol bounds open connections, request-head size and time, which uvicorn's
         # own options do not (service/connections.py); h11's head limit is set for completeness.
+        # The class itself, not an import string: uvicorn < 0.30 looks strings up in its own table.
+        from service.connections import GuardedHTTPProtocol
+
         uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=False, timeout_graceful_shutdown=graceful_timeout,
-                    http="service.connections:GuardedHTTPProtocol", h11_max_incomplete_event_size=settings.max_header_bytes)
+                    http=GuardedHTTPProtocol, h11_max_incomplete_event_size=settings.max_header_bytes)
