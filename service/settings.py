@@ -52,7 +52,8 @@ class Settings(BaseSettings):
         threads: worker threads for blocking work (search, encoding waits, answers).
         torch_threads: intra-op threads of the encoder (``None``: torch's own choice).
         passage_cache: passages kept in memory after their first read (0: always read SQLite).
-        generator: model for ``/answer`` (local path or cached HF id); none = extractive.
+        generator: model for ``/answer`` (a name as :func:`rag.models.resolve_model` takes it: ``smollm2``,
+            a folder, a ``.gguf`` file or a cached HF id); none = extractive.
         generator_kind: ``decoder`` (causal LM), ``fid`` (T5-family Fusion-in-Decoder reader) or
             ``auto`` (``fid`` when the model is an encoder-decoder).
         fid_passages: passages a FiD reader reads (at most the request's ``k``).

@@ -21,6 +21,7 @@ from typing import Literal
 
 from indexes.errors import IndexNotFoundError, InputError, RagError
 from indexes.manifest import Manifest
+from rag.models import is_encoder_decoder
 from rag.types import SearchMode
 from service.batching import MicroBatchEncoder
 from service.passages import CachedPassageStore
@@ -66,16 +67,6 @@ class LoadedIndex:
         if mode not in self.retrievers:
             raise InputError(f"mode: index {self.name!r} supports {', '.join(self.modes)}, not {mode}")
         return self.retrievers[mode]
-
-
-def _is_encoder_decoder(model: str) -> bool:
-    """Whether ``model`` (local path or cached HF id) is an encoder-decoder, from its config alone."""
-    from transformers import AutoConfig
-
-    try:
-        return bool(AutoConfig.from_pretrained(model, local_files_only=True).is_encoder_decoder)
-    except (OSError, ValueError):
-        return False  # the causal-LM loader reports what is wrong with it
 
 
 class ServiceState:
@@ -152,7 +143,7 @@ class ServiceState:
         s = self.settings
         kind = s.generator_kind
         if kind == "auto":
-            kind = "fid" if _is_encoder_decoder(s.generator) else "decoder"
+            kind = "fid" if is_encoder_decoder(s.generator) else "decoder"
         if kind == "decoder":
             from rag.generation.generator import Generator, GeneratorConfig
 

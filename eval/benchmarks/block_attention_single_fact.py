@@ -104,7 +104,7 @@ def run_one(init: Path, attention: str, train_path: Path, dev_path: Path, args) 
         res = train_generator(gen, data, dev, stage_cfg, stage_out, score=score, builder=builder,
                               log=lambda r, n=n: print(json.dumps({"attention": attention, "stage": n} | {k: round(v, 4) for k, v in r.items()}), flush=True))
         history += [r | {"step": r["step"] + steps, "elapsed_s": r["elapsed_s"] + wall, "stage": n} for r in res.history]
-        steps, wall = steps + res.steps, wall + res.wall_s
+        steps, wall = steps + res.steps, wall + res.seconds
         if stage_cfg.time_limit_s is not None and res.steps < stage_cfg.steps:
             break  # out of time
     plot_curves(history, out / "curves.png", title=f"decoder single fact ({attention} attention)")

@@ -50,10 +50,8 @@ def quality(index_dir: Path, data: Path) -> dict[str, dict[str, float]]:
 
 def pooled_dev(data: Path, models: dict[str, str], dev_queries: list[str], max_seq_length: int = 128) -> dict[str, float]:
     """Dev-pool nDCG@10 (the training-time dev metric) of several models on the held-out queries."""
-    from sentence_transformers import SentenceTransformer
-
     from eval.retrieval import evaluate, load_qrels, load_queries
-    from rag.encoder import resolve_model_path
+    from rag.models import load_sentence_transformer
     from rag.training.data import beir_pairs, load_documents
     from rag.training.dev_eval import DevEvaluator, dev_pool
     from rag.training.recipes import bm25_index
@@ -66,7 +64,7 @@ def pooled_dev(data: Path, models: dict[str, str], dev_queries: list[str], max_s
     evaluator = DevEvaluator(pool, lambda run, q: evaluate(run, q, ("ndcg@10",))[0]["ndcg@10"])
     out = {}
     for name, model in models.items():
-        st = SentenceTransformer(resolve_model_path(model), device="cpu", local_files_only=True)
+        st = load_sentence_transformer(model, "encoder", "cpu")[0]
         st.max_seq_length = max_seq_length
         out[name] = evaluator(st)["dev_ndcg@10"]
     return out

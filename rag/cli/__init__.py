@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "rag.cli.lumen",
     "rag.cli.train_retriever",
     "rag.cli.train_query_encoder",
+    "rag.cli.models",
 )
 
 

@@ -12,7 +12,7 @@ from rag.cli.apps import cache_app
 
 @cache_app.command("build")
 def cache_build_command(
-    generator: Annotated[str, typer.Option("--generator", "-g", help="Causal LM with rotary positions (local path or cached HF id).")],
+    generator: Annotated[str, typer.Option("--generator", "-g", help="Causal LM with rotary positions: smollm2, a model or LoRA adapter folder, a .gguf file, or a cached HF id.")],
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
     dtype: Annotated[str, typer.Option(help="Storage dtype: float16, bfloat16 or float32.")] = "float16",
     model_dtype: Annotated[str, typer.Option(help="Generator dtype while encoding.")] = "float32",

@@ -18,7 +18,7 @@ def serve_command(
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (each loads the models); see docs/benchmarks.md (service).", min=1)] = 1,
     api_key: Annotated[str | None, typer.Option(envvar="RAG_API_KEY", show_envvar=True, help="Require 'Authorization: Bearer KEY' (prefer the environment variable).")] = None,
-    generator: Annotated[str | None, typer.Option(help="Model for /answer (local path or cached HF id): a causal LM, or a T5-family FiD reader; default: extractive answers.")] = None,
+    generator: Annotated[str | None, typer.Option(help="Model for /answer: smollm2, a folder, a .gguf file or a cached HF id; a causal LM or a T5-family FiD reader; default: extractive answers.")] = None,
     fid_live_layers: Annotated[int | None, typer.Option(help="FiD generator: read each index's LUMEN memory (`rag cache lumen`) and run only the last K encoder layers.", min=1)] = None,
     microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
     torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default 1: see docs/benchmarks.md (service)).", min=1)] = None,
@@ -58,6 +58,9 @@ def serve_command(
     if api_key:
         env["RAG_API_KEY"] = api_key
     if generator:
+        from rag.models import resolve_model
+
+        resolve_model(generator, "generator")  # fails here if missing; a GGUF is converted once, before the workers
         env["RAG_GENERATOR"] = generator
     if fid_live_layers is not None:
         if not generator:

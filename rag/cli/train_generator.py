@@ -12,7 +12,7 @@ from rag.cli.apps import train_app
 
 @train_app.command("generator")
 def train_generator_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Causal LM with rotary positions (local path or cached HF id).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Causal LM with rotary positions: smollm2, a model folder, a .gguf file or a cached HF id.")],
     train: Annotated[Path, typer.Option(help="Training JSONL: {question, passages, answer} per line.")],
     dev: Annotated[Path, typer.Option(help="Dev JSONL, same format; decoded greedily through the inference path.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: checkpoints, final/, history.json, curves.png.")],
@@ -20,7 +20,7 @@ def train_generator_command(
                                                   help="Block mask + cached-path positions, or the plain causal baseline.")] = True,
     positions: Annotated[str, typer.Option(help="Block positions, as the cache is built: rerotate or composite.")] = "rerotate",
     see_prefix: Annotated[bool, typer.Option("--see-prefix/--no-see-prefix", help="Blocks attend to the shared prefix.")] = True,
-    lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters (peft) instead of all weights; final/ is merged.")] = False,
+    lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters (peft) instead of all weights; adapter/ holds them, final/ is merged.")] = False,
     lora_rank: Annotated[int, typer.Option(min=1)] = 16,
     steps: Annotated[int, typer.Option(min=1)] = 1000,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -66,4 +66,5 @@ def train_generator_command(
     )
     plot_curves(result.history, out / "curves.png", title=f"generator training ({cfg.attention} attention)")
     last = [r for r in result.history if "em" in r][-1]
-    typer.echo(f"{result.steps} steps in {result.wall_s:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {out / 'final'}")
+    where = f"{out / 'final'} (LoRA adapter: {out / 'adapter'})" if lora else str(out / "final")
+    typer.echo(f"{result.steps} steps in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {where}")

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from indexes.errors import IndexFormatError
 from indexes.lumen_store import LumenStore
-from indexes.passage_store import Passage, PassageStore
+from indexes.passage_store import PassageStore
 from rag.fid.lumen import LumenEncoder
-from rag.fid.memory import attach_memory, lumen_key, model_revision, open_lumen_memory, passage_text
+from rag.fid.inputs import passage_text
+from rag.fid.memory import attach_memory, open_reader_memory
 from rag.fid.reader import FiDConfig, FiDReader
 from rag.types import Hit
 
@@ -75,14 +76,13 @@ class FiDAnswerer:
             return cls(reader)
         if index_dir is None:
             raise IndexFormatError("--live-layers needs an index with LUMEN memory (`rag cache lumen`)")
-        key = lumen_key(str(model), model_revision(model), live_layers, reader.config.max_passage_tokens)
-        return cls(reader, open_lumen_memory(index_dir, key), PassageStore(index_dir))
+        return cls(reader, open_reader_memory(index_dir, model, reader, live_layers), PassageStore(index_dir))
 
     def answer(self, question: str, hits: Sequence[Hit], **decoding) -> str:
         """The answer to ``question`` read from the first ``n_passages`` hits (best first); fewer hits
         are read as they are (no empty passage rows to encode and mask)."""
         hits = list(hits)[: self.reader.config.n_passages]
-        texts = [passage_text(Passage(h.id, h.doc_id, h.title, h.text)) for h in hits]
+        texts = [passage_text(h.title, h.text) for h in hits]
         inputs = self.reader.tokenize([question], [texts], n_passages=max(1, len(texts)))
         if self.memory is not None:
             rows = self.passages.rows_of([h.id for h in hits])

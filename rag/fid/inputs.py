@@ -27,6 +27,15 @@ import torch
 
 from indexes.errors import InputError
 
+#: FiD's passage text (Izacard & Grave 2021, §4): the same string in training, at question time,
+#: in LUMEN memory and in the LUMEN store key, so stored memory can never disagree with it.
+PASSAGE_FORMAT = "title: {title} context: {text}"
+
+
+def passage_text(title: str, text: str) -> str:
+    """The text a reader sees for a passage: :data:`PASSAGE_FORMAT` when titled, else the text alone."""
+    return PASSAGE_FORMAT.format(title=title, text=text) if title else text
+
 
 @dataclass(frozen=True)
 class FiDInputs:

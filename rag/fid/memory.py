@@ -28,23 +28,20 @@ import torch
 
 from indexes.errors import IndexFormatError
 from indexes.lumen_store import LumenStore, write_lumen_memory
-from indexes.manifest import CacheInfo, Manifest
-from indexes.passage_store import Passage, PassageStore
-from rag.fid.inputs import FiDInputs, tokenize
+from indexes.manifest import CacheInfo, Manifest, record_cache
+from indexes.passage_store import PassageStore
+from rag.fid.inputs import PASSAGE_FORMAT, FiDInputs, passage_text, tokenize
 from rag.fid.lumen import LumenEncoder
 from rag.fid.reader import FiDReader
 
 
-def passage_text(p: Passage) -> str:
-    """The text a reader sees for a passage: ``"title: T context: X"`` when titled (FiD's format)."""
-    return f"title: {p.title} context: {p.text}" if p.title else p.text
+def legacy_revision(model: str | Path) -> str | None:
+    """The revision LUMEN stores built before :mod:`rag.models` were keyed with, or None.
 
-
-def model_revision(model: str | Path) -> str | None:
-    """Fingerprint of a local model directory's weight files (names, sizes, mtimes), or None.
-
-    Cheap (no hashing of gigabytes) and enough to notice that a reader was retrained in place,
-    which would make its stored memory stale.
+    Read-only compatibility: a fingerprint of a local folder's weight files (names, sizes,
+    mtimes). :func:`open_reader_memory` still accepts a store under this key, so memory built by
+    an older version stays usable until the model changes; new stores are keyed with
+    :func:`rag.models.model_revision`.
     """
     path = Path(model)
     if not path.is_dir():
@@ -59,8 +56,18 @@ def lumen_key(model_id: str, revision: str | None, live_layers: int, max_passage
     if Path(model_id).exists():
         model_id = str(Path(model_id).resolve())
     spec = {"model": model_id, "revision": revision, "K": live_layers, "Lp": max_passage_tokens,
-            "template": "title: {title} context: {text}", "dtype": "float16", "v": 1}
+            "template": PASSAGE_FORMAT, "dtype": "float16", "v": 1}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def reader_revision(model: str | Path, reader: FiDReader) -> str | None:
+    """The revision of ``reader``'s weights: from its load (:meth:`FiDReader.from_pretrained`), else
+    :func:`rag.models.model_revision` of the folder ``model`` names (None for a name that is none)."""
+    from rag.models import model_revision
+
+    if reader.resolved is not None:
+        return reader.resolved.revision
+    return model_revision(model) if Path(model).is_dir() else None
 
 
 @torch.no_grad()
@@ -70,12 +77,16 @@ def build_lumen_memory(
 ) -> CacheInfo:
     """Compute every passage's memory, store it in the index and record it in ``manifest.json``.
 
+    Args:
+        revision: the weights' revision (default: :func:`reader_revision`).
+
     Returns:
         The manifest record; a previous store with the same key is replaced.
     """
+    revision = revision if revision is not None else reader_revision(model_id, reader)
     store = PassageStore(index_dir)
     try:
-        passages = [passage_text(p) for p in store.iter_all()]
+        passages = [passage_text(p.title, p.text) for p in store.iter_all()]
     finally:
         store.close()
     states: list[torch.Tensor] = []
@@ -88,22 +99,33 @@ def build_lumen_memory(
         states += [mem[j, : int(mask[j].sum())] for j in range(len(chunk))]
     key = lumen_key(model_id, revision, encoder.live_layers, reader.config.max_passage_tokens)
     info = write_lumen_memory(index_dir, states, model=model_id, key=key, live_layers=encoder.live_layers, revision=revision)
-    manifest = Manifest.read(index_dir)
-    caches = tuple(c for c in manifest.caches if c.key != key) + (info,)
-    manifest.model_copy(update={"caches": caches}).write(index_dir)
-    return info
+    return record_cache(index_dir, info)
 
 
-def open_lumen_memory(index_dir: str | Path, key: str) -> LumenStore:
-    """Open the index's LUMEN store with ``key``.
+def open_lumen_memory(index_dir: str | Path, key: str, *also: str) -> LumenStore:
+    """Open the index's LUMEN store with ``key`` (or, failing that, one of the keys ``also``).
 
     Raises:
         IndexFormatError: the index has no such store (names the command that builds it).
     """
-    for info in Manifest.read(index_dir).caches:
-        if info.kind == "lumen" and info.key == key:
-            return LumenStore(index_dir, info)
+    caches = Manifest.read(index_dir).caches
+    for k in (key, *also):
+        for info in caches:
+            if info.kind == "lumen" and info.key == k:
+                return LumenStore(index_dir, info)
     raise IndexFormatError(f"{index_dir}: no LUMEN memory for this model and --live-layers; build it with `rag cache lumen`")
+
+
+def open_reader_memory(index_dir: str | Path, model: str | Path, reader: FiDReader, live_layers: int) -> LumenStore:
+    """The index's LUMEN store for ``reader`` (loaded from ``model``) and ``K = live_layers``; a
+    store keyed by an older version's :func:`legacy_revision` of the same files is accepted.
+
+    Raises:
+        IndexFormatError: no store for this model, ``K`` and passage truncation.
+    """
+    Lp = reader.config.max_passage_tokens
+    key = lumen_key(str(model), reader_revision(model, reader), live_layers, Lp)
+    return open_lumen_memory(index_dir, key, lumen_key(str(model), legacy_revision(model), live_layers, Lp))
 
 
 def attach_memory(inputs: FiDInputs, store: LumenStore, rows: Sequence[Sequence[int]]) -> FiDInputs:

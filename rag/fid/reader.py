@@ -29,7 +29,6 @@ from typing import Protocol
 
 import torch
 
-from indexes.errors import InputError
 from rag.fid.inputs import FiDInputs, tokenize
 
 
@@ -92,24 +91,23 @@ class FiDReader:
         self.tokenizer = tokenizer
         self.config = config
         self.encoder = encoder if encoder is not None else FiDEncoder(model)
+        self.resolved = None  # rag.models.ResolvedModel when loaded by from_pretrained
 
     @classmethod
     def from_pretrained(cls, path: str | Path, config: FiDConfig = FiDConfig(), device: str = "cpu") -> FiDReader:
-        """Load a local model directory or locally cached HF id (weights + tokenizer); nothing is downloaded.
+        """Load a local model folder or locally cached HF id (weights + tokenizer) through
+        :func:`rag.models.load_seq2seq`; nothing is downloaded. :attr:`resolved` records the folder
+        and its revision (the LUMEN store key depends on it).
 
         Raises:
-            InputError: ``path`` is not a loadable encoder-decoder model directory.
+            ModelLoadError: ``path`` is not a loadable encoder-decoder model.
         """
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+        from rag.models import load_seq2seq
 
-        if str(path).startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
-            raise InputError(f"{path}: model directory not found (expected a T5-family model saved with its tokenizer)")
-        try:
-            model = AutoModelForSeq2SeqLM.from_pretrained(str(path), local_files_only=True).to(device).eval()
-            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a T5-family model directory with a tokenizer ({str(exc).splitlines()[0]})") from None
-        return cls(model, tokenizer, config)
+        model, tokenizer, resolved = load_seq2seq(path, device=device)
+        reader = cls(model, tokenizer, config)
+        reader.resolved = resolved
+        return reader
 
     def tokenize(self, questions: Sequence[str], passages: Sequence[Sequence[str]], n_passages: int | None = None) -> FiDInputs:
         """Questions and their passage texts → a :class:`FiDInputs` batch under this reader's config

@@ -28,17 +28,19 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from indexes.atomic import atomic_directory, atomic_write_text
 from indexes.errors import InputError
+from rag.fid.inputs import passage_text
 from rag.fid.lumen import LumenEncoder
 from rag.fid.reader import FiDReader, answer_labels
 from rag.training.qa_jsonl import qa_rows
-from rag.training.step_loop import TrainResult, run_steps
+from rag.training.result import TrainResult
+from rag.training.step_loop import run_steps
 
 #: (prediction, gold answers) -> (exact match, F1), both in [0, 1].
 Scorer = Callable[[str, Sequence[str]], tuple[float, float]]
@@ -83,7 +85,7 @@ def load_qa_jsonl(path: str | Path, need_passages: bool = True) -> list[QAExampl
     fields = (("question", str), ("answers", list), ("passages", list))
     for where, row in qa_rows(path, fields, defaults=None if need_passages else {"passages": []},
                               hints={"passages": " (or give --index to retrieve passages)"}):
-        ps = [p if isinstance(p, str) else f"title: {p.get('title', '')} context: {p.get('text', '')}" for p in row["passages"]]
+        ps = [p if isinstance(p, str) else passage_text(str(p.get("title", "")), str(p.get("text", ""))) for p in row["passages"]]
         if not row["answers"] or (need_passages and not ps):
             raise InputError(f"{where}: 'answers' and 'passages' must not be empty")
         out.append(QAExample(row["question"], tuple(map(str, row["answers"])), tuple(ps)))
@@ -94,17 +96,14 @@ def load_qa_jsonl(path: str | Path, need_passages: bool = True) -> list[QAExampl
 
 def retrieve_passages(examples: Sequence[QAExample], retriever, k: int) -> list[QAExample]:
     """Fill the examples without passages with the top ``k`` hits of ``retriever.search(question, k)``,
-    as the ask path shows hits to the reader (:func:`rag.fid.memory.passage_text`)."""
-    from indexes.passage_store import Passage
-    from rag.fid.memory import passage_text
-
+    as the ask path shows hits to the reader (:func:`rag.fid.inputs.passage_text`)."""
     out = []
     for e in examples:
         if not e.passages:
             hits = retriever.search(e.question, k)
             if not hits:
                 raise InputError(f"no passage retrieved for question {e.question!r}")
-            e = QAExample(e.question, e.answers, tuple(passage_text(Passage(h.id, h.doc_id, h.title, h.text)) for h in hits))
+            e = QAExample(e.question, e.answers, tuple(passage_text(h.title, h.text) for h in hits))
         out.append(e)
     return out
 
@@ -160,10 +159,10 @@ def train_reader(
                        evaluate=lambda: evaluate_reader(reader, dev[: cfg.eval_examples], score),
                        checkpoint=lambda path: save_checkpoint(reader, path), out_dir=out_dir, log=log)
     save_checkpoint(reader, out_dir / "final")
-    meta = {"config": asdict(cfg), "reader": asdict(reader.config), "steps": result.steps, "wall_s": result.wall_s,
+    meta = {"config": asdict(cfg), "reader": asdict(reader.config), "steps": result.steps, "wall_s": result.seconds,
             "history": result.history}
     atomic_write_text(out_dir / "history.json", json.dumps(meta, indent=1) + "\n")
-    return result
+    return replace(result, out=out_dir / "final")
 
 
 def plot_curves(history: Sequence[dict], path: str | Path, title: str = "FiD reader training") -> None:

@@ -1,4 +1,4 @@
-"""A decoder-only generator: any Hugging Face causal LM, loaded from a local path, streamed.
+"""A decoder-only generator: any Hugging Face causal LM (local folder, GGUF file, named model), streamed.
 
 The generator owns the model and its tokenizer and one decoding loop. Prompts reach it either as
 a chat (rendered with the tokenizer's chat template when it has one) or as a ready
@@ -8,16 +8,14 @@ then feeds one token at a time with explicit position ids, so it works after bot
 (Block-Attention positions are contiguous; TurboRAG's composite positions are not).
 
 Example:
-    >>> gen = Generator.load("path/to/Qwen2.5-0.5B-Instruct")  # doctest: +SKIP
+    >>> gen = Generator.load(GeneratorConfig("smollm2"))  # doctest: +SKIP
     >>> print(gen.complete("Name a prime number.", SamplingConfig(max_new_tokens=8)))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -32,7 +30,9 @@ class GeneratorConfig:
     """Which causal LM to load and how.
 
     Attributes:
-        model: a local directory or an id already in the local Hugging Face cache.
+        model: a model name as :func:`rag.models.resolve_model` takes it: a local folder (or LoRA
+            adapter folder), a ``.gguf`` file, a named model such as ``smollm2``, or an id already
+            in the local Hugging Face cache.
         dtype: weights and activations dtype; float32 on CPU (half precision is slow there).
         device: torch device string.
     """
@@ -40,16 +40,6 @@ class GeneratorConfig:
     model: str
     dtype: DType = "float32"
     device: str = "cpu"
-
-
-def _revision(path: str) -> str | None:
-    from rag.encoder import model_revision
-
-    rev = model_revision(path)
-    index = Path(path) / "model.safetensors.index.json"
-    if rev is None and index.is_file():  # sharded weights: the shard index names every tensor's file
-        rev = "sha256:" + hashlib.sha256(index.read_bytes()).hexdigest()
-    return rev
 
 
 class Generator:
@@ -75,22 +65,15 @@ class Generator:
 
     @classmethod
     def load(cls, config: GeneratorConfig) -> Generator:
-        """Load model and tokenizer from a local path (never from the network).
+        """Load model and tokenizer through :func:`rag.models.load_causal_lm` (never from the network).
 
         Raises:
-            ModelLoadError: the path does not hold a causal LM and tokenizer.
+            ModelLoadError: the name does not resolve to a causal LM with a tokenizer.
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from rag.models import load_causal_lm
 
-        from rag.encoder import ModelLoadError, resolve_model_path
-
-        path = resolve_model_path(config.model)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, config.dtype))
-        except Exception as exc:  # the user's model folder, not our bug
-            raise ModelLoadError(f"cannot load generator {config.model!r} from {path}: {exc}") from None
-        return cls(model.to(config.device), tokenizer, name=config.model, revision=_revision(path))
+        model, tokenizer, resolved = load_causal_lm(config.model, dtype=config.dtype, device=config.device)
+        return cls(model, tokenizer, name=config.model, revision=resolved.revision)
 
     @property
     def device(self) -> torch.device:

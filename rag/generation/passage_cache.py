@@ -17,7 +17,7 @@ from pathlib import Path
 
 from indexes.errors import InputError
 from indexes.kv_store import KVStore, KVStoreSpec, StoreDType
-from indexes.manifest import CacheInfo, Manifest
+from indexes.manifest import CacheInfo, Manifest, record_cache
 from rag.generation.kv_blocks import KVBlock, Workspace
 from rag.generation.prompt import PromptTemplate
 from rag.generation.rope import rotary_module
@@ -115,10 +115,7 @@ def open_passage_states(index_dir: str | Path, generator, config: CacheConfig = 
 
 
 def record_in_manifest(index_dir: str | Path, spec: KVStoreSpec, path: Path) -> CacheInfo:
-    """Add (or replace) the store's :class:`CacheInfo` in the index manifest."""
-    manifest = Manifest.read(index_dir)
+    """Add (or replace) the store's :class:`CacheInfo` in the index manifest (:func:`indexes.manifest.record_cache`)."""
     info = CacheInfo(kind="kv", path=str(Path(path).relative_to(index_dir)), model=spec.model,
                      revision=spec.revision, key=spec.key, dtype=spec.dtype, passages=spec.passages)
-    caches = tuple(c for c in manifest.caches if c.key != spec.key) + (info,)
-    manifest.model_copy(update={"caches": caches}).write(index_dir)
-    return info
+    return record_cache(index_dir, info)

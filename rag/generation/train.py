@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +49,8 @@ from rag.generation.prefill import cached_prefill, full_prefill
 from rag.generation.prompt import PromptBuilder
 from rag.generation.sampling import SamplingConfig
 from rag.training.qa_jsonl import qa_rows
-from rag.training.step_loop import TrainResult, run_steps
+from rag.training.result import TrainResult
+from rag.training.step_loop import run_steps
 
 Attention = Literal["block", "full"]
 IGNORE = -100  # cross_entropy's ignore_index: no loss on prompt or padding tokens
@@ -211,13 +212,21 @@ def _save(model, tokenizer, path: Path) -> None:
         tokenizer.save_pretrained(tmp)
 
 
+def _base_name(name: str) -> str:
+    """The base model name an adapter records: a local path made absolute, any other name as given."""
+    local = Path(name).expanduser()
+    return str(local.resolve()) if local.exists() else name
+
+
 def train_generator(generator, train: Sequence[GeneratorExample], dev: Sequence[GeneratorExample], cfg: GeneratorTrainConfig,
                     out_dir: str | Path, score: Scorer, builder: PromptBuilder | None = None,
                     log: Callable[[dict], None] | None = None) -> TrainResult:
     """Train ``generator.model`` in place; writes ``out_dir/{final,checkpoint-S}/`` and ``history.json``.
 
-    ``final/`` is a plain HF model directory (LoRA merged), loadable by ``Generator.load``;
-    with LoRA, ``checkpoint-S/`` holds the peft adapter.
+    ``final/`` is a plain HF model directory (LoRA merged), loadable by ``Generator.load``. With
+    LoRA, ``adapter/`` (and every ``checkpoint-S/``) is a peft adapter folder that names its base
+    model as the user gave it (``smollm2``, a cached id, or an absolute path): a few MB that
+    ``rag ask --generator out/adapter`` and ``rag cache build`` load through :mod:`rag.models`.
     """
     out_dir = Path(out_dir)
     random.seed(cfg.seed)
@@ -230,6 +239,7 @@ def train_generator(generator, train: Sequence[GeneratorExample], dev: Sequence[
         # LoRA layers are injected into generator.model in place, so the inference path uses them too
         trained = get_peft_model(generator.model, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+        trained.peft_config["default"].base_model_name_or_path = _base_name(generator.name)
     generator.model.train()
     pad = generator.tokenizer.pad_token_id if generator.tokenizer.pad_token_id is not None else 0
     dtype = next(generator.model.parameters()).dtype
@@ -241,9 +251,10 @@ def train_generator(generator, train: Sequence[GeneratorExample], dev: Sequence[
                        evaluate=lambda: evaluate_generator(generator, builder, dev[: cfg.eval_examples], cfg, score),
                        checkpoint=lambda path: _save(trained, generator.tokenizer, path), out_dir=out_dir, log=log)
     if cfg.lora:
+        _save(trained, generator.tokenizer, out_dir / "adapter")
         generator.model = trained.merge_and_unload()
     generator.model.eval()
     _save(generator.model, generator.tokenizer, out_dir / "final")
-    meta = {"config": asdict(cfg), "steps": result.steps, "wall_s": result.wall_s, "history": result.history}
+    meta = {"config": asdict(cfg), "steps": result.steps, "wall_s": result.seconds, "history": result.history}
     atomic_write_text(out_dir / "history.json", json.dumps(meta, indent=1) + "\n")
-    return result
+    return replace(result, out=out_dir / "final")

@@ -128,12 +128,12 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
         InputError: the index has no dense part, too few texts, or an unsupported encoder.
     """
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
 
     from indexes.atomic import atomic_directory
     from indexes.manifest import Manifest
-    from rag.encoder import resolve_model_path
+    from rag.models import load_sentence_transformer
 
     manifest = Manifest.read(Path(index_path))
     if manifest.dense is None:
@@ -148,15 +148,14 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
     if not held_out or len(texts) < config.batch_size:
         raise InputError(f"{index_path}: {len(texts)} training sentences after holding out {len(held_out)}; "
                          f"need at least --batch-size ({config.batch_size}) and 10 sentences")
-    path = resolve_model_path(spec.model)
-    teacher = SentenceTransformer(path, device=device, local_files_only=True)
+    teacher = load_sentence_transformer(spec.model, "encoder", device)[0]
     if spec.query_prefix:  # the student is trained on what it will see: prefixed queries
         texts, held_out = [spec.query_prefix + t for t in texts], [spec.query_prefix + t for t in held_out]
     # Targets are the unit vectors the index stores; the student learns to output them directly.
     target = teacher.encode(texts, batch_size=128, convert_to_numpy=True, normalize_embeddings=True,
                             show_progress_bar=progress)  # (n, d)
     held_target = teacher.encode(held_out, batch_size=128, convert_to_numpy=True, normalize_embeddings=True)  # (h, d)
-    student = SentenceTransformer(path, device=device, local_files_only=True)
+    student = load_sentence_transformer(spec.model, "encoder", device)[0]
     kept = _truncate(student, config.layers)
     mse_before, _ = _mse_cos(student, held_out, held_target)
     data = Dataset.from_dict({"text": texts, "label": list(target)})

@@ -16,12 +16,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from indexes.errors import InputError
-from rag.encoder import resolve_model_path
+from rag.models import resolve_model
 from rag.training.cropping import CropConfig, cropped_pairs
 from rag.training.data import Pair, split_dev, with_negatives
 from rag.training.dev_eval import DevEvaluator, Metric, dev_pool
 from rag.training.negatives import NegativeConfig, mine_negatives
-from rag.training.trainer import TrainConfig, TrainResult, train_retriever
+from rag.training.result import TrainResult
+from rag.training.trainer import TrainConfig, train_retriever
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def train_supervised(pairs: list[Pair], documents: Mapping[str, str], out: str |
         dev_depth: BM25 candidates per dev query in the dev pool.
         **train_kwargs: passed to :func:`train_retriever` (checkpoints, resume, device).
     """
-    resolve_model_path(config.base_model)  # a missing base model fails before any work
+    resolve_model(config.base_model, "base model")  # a missing base model fails before any work
     train, dev = split_dev(pairs, dev_fraction, config.seed)
     if dev and metric is None:
         raise InputError("a dev split needs a metric; pass metric= or dev_fraction=0")
@@ -105,7 +106,7 @@ def train_unsupervised(documents: Mapping[str, str], out: str | Path, *, config:
     import math
     import random
 
-    resolve_model_path(config.base_model)
+    resolve_model(config.base_model, "base model")
     ids = sorted(documents)
     if max_documents is not None and max_documents < len(ids):
         ids = sorted(random.Random(config.seed).sample(ids, max_documents))

@@ -17,11 +17,12 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
+
+from rag.training.result import TrainResult
 
 
 class LoopConfig(Protocol):
@@ -37,13 +38,6 @@ class LoopConfig(Protocol):
     eval_every: int
     checkpoint_every: int
     time_limit_s: float | None
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    wall_s: float
-    history: list[dict] = field(default_factory=list)
 
 
 def lr_lambda(step: int, cfg: LoopConfig) -> float:
@@ -93,4 +87,4 @@ def run_steps(params: Sequence[torch.nn.Parameter], cfg: LoopConfig, n_train: in
             checkpoint(out_dir / f"checkpoint-{step}")
         if out_of_time:
             break
-    return TrainResult(step, time.perf_counter() - start, history)
+    return TrainResult(steps=step, seconds=time.perf_counter() - start, history=tuple(history))

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from indexes.errors import InputError
-from rag.encoder import EMBEDDED_MODEL, ModelLoadError, resolve_model_path
+from rag.models import EMBEDDED_MODEL, load_sentence_transformer
+from rag.training.result import TrainResult
 from rag.training.data import Pair, data_sha256
 
 TRAINING_RECORD = "training.json"
@@ -84,31 +85,13 @@ class TrainConfig:
             raise InputError("epochs and learning rate must be positive")
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """What a run produced: the model directory, its dev score, the loss curve and the wall time."""
-
-    out: Path
-    best_dev_ndcg10: float | None
-    losses: list[tuple[int, float]]
-    dev_history: list[tuple[int, float]]
-    seconds: float
-
-
 def load_base_model(config: TrainConfig, device: str | None = None):
     """The base SentenceTransformer, from local files only.
 
     Raises:
         ModelLoadError: the base model is not available locally or does not load.
     """
-    from sentence_transformers import SentenceTransformer
-
-    path = resolve_model_path(config.base_model)
-    try:
-        model = SentenceTransformer(path, device=device, local_files_only=True)
-    except Exception as exc:  # the user's model, not our bug
-        raise ModelLoadError(f"cannot load base model {config.base_model!r} from {path}: {exc}") from None
-    return model
+    return load_sentence_transformer(config.base_model, "base model", device)[0]
 
 
 def info_nce_loss(model, config: TrainConfig):
@@ -194,4 +177,6 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
     with atomic_directory(out) as tmp:
         model.save(str(tmp))
         (tmp / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    return TrainResult(out, best, losses, dev, seconds)
+    rows = [{"step": s, "loss": v} for s, v in losses] + [{"step": s, "ndcg@10": v} for s, v in dev]
+    return TrainResult(steps=trainer.state.global_step, seconds=seconds, history=tuple(sorted(rows, key=lambda r: r["step"])),
+                       out=out, dev_metric="ndcg@10" if evaluator else None, best_dev=best)

@@ -147,6 +147,30 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path):
     assert (tmp_path / "final" / "config.json").is_file() and not (tmp_path / "final" / "adapter_config.json").exists()
 
 
+def test_lora_adapter_folder_loads_by_path_and_changes_the_logits(tmp_path):
+    from rag.generation.generator import Generator, GeneratorConfig
+
+    # Given: a saved tiny model (a --generator folder) trained with LoRA through the loader
+    base_dir = save_tiny_generator(tmp_path / "base")
+    gen = Generator.load(GeneratorConfig(str(base_dir)))
+    cfg = GeneratorTrainConfig(steps=2, batch_size=2, lr=1e-2, warmup_steps=1, eval_every=2, eval_examples=1, lora=True,
+                               lora_rank=4, max_answer_tokens=4)
+    train_generator(gen, [LONG, SHORT], [SHORT], cfg, tmp_path / "run", score=_score)
+    # When: the adapter folder is loaded by path, next to the base
+    adapter = Generator.load(GeneratorConfig(str(tmp_path / "run" / "adapter")))
+    base = Generator.load(GeneratorConfig(str(base_dir)))
+    ids = torch.tensor([base.encode("why is the sky blue")])
+    with torch.no_grad():
+        got, before, trained = adapter.model(ids).logits, base.model(ids).logits, gen.model(ids).logits
+    # Then: it names its base by absolute path, gives the trained model's logits (not the base's),
+    # and has its own revision (so its KV caches never mix with the base model's)
+    record = json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())
+    assert record["base_model_name_or_path"] == str(base_dir.resolve())
+    assert not torch.allclose(got, before, atol=1e-3)
+    assert torch.allclose(got, trained, atol=1e-4), (got - trained).abs().max()
+    assert adapter.revision not in (None, base.revision)
+
+
 @pytest.mark.parametrize("line, message", [
     ('{"question": "q", "passages": ["p"]}', r"qa\.jsonl:2: field 'answer'"),
     ('{"question": "q", "passages": [], "answer": "a"}', r"qa\.jsonl:2: 'passages' and 'answer' must not be empty"),

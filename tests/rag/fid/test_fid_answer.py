@@ -64,21 +64,44 @@ def test_plain_fid_answerer_needs_no_memory(tiny, tmp_path):
 
 
 def test_memory_of_a_retrained_model_is_refused(tiny, tmp_path):
-    import time
-
     import pytest
 
     from indexes.errors import IndexFormatError
     from rag.fid.lumen import LumenEncoder as Enc
-    from rag.fid.memory import build_lumen_memory, model_revision
+    from rag.fid.memory import build_lumen_memory
+    from rag.models import model_revision
 
-    # Given: memory built for the saved model, which is then saved again (retrained in place)
+    # Given: memory built for the saved model, which is then retrained in place (one weight changed)
     _index_and_model(tiny, tmp_path)
     reader = FiDReader(tiny.model, tiny.tokenizer, CONFIG)
     build_lumen_memory(tmp_path / "idx", reader, Enc(tiny.model, 1), model_id=str(tmp_path / "m"),
                        revision=model_revision(tmp_path / "m"))
-    time.sleep(0.01)
-    tiny.model.save_pretrained(tmp_path / "m")
+    retrained = type(tiny.model)(tiny.model.config)
+    retrained.load_state_dict(tiny.model.state_dict())
+    with torch.no_grad():
+        retrained.lm_head.weight[0, 0] += 1.0
+    retrained.save_pretrained(tmp_path / "m")
     # When / Then: loading LUMEN for it names the command that rebuilds the memory
     with pytest.raises(IndexFormatError, match="rag cache lumen"):
         FiDAnswerer.load(tmp_path / "m", tmp_path / "idx", CONFIG, live_layers=1)
+
+
+def test_memory_keyed_by_an_older_version_still_opens(tiny, tmp_path):
+    from rag.fid.lumen import LumenEncoder as Enc
+    from rag.fid.memory import build_lumen_memory, legacy_revision
+
+    # Given: memory recorded under the revision older versions computed (the weight files'
+    # names, sizes and mtimes) for the unchanged saved model
+    hits = _index_and_model(tiny, tmp_path)
+    reader = FiDReader(tiny.model, tiny.tokenizer, CONFIG)
+    old = legacy_revision(tmp_path / "m")
+    build_lumen_memory(tmp_path / "idx", reader, Enc(tiny.model, 1), model_id=str(tmp_path / "m"), revision=old)
+    assert [c.revision for c in Manifest.read(tmp_path / "idx").caches] == [old]
+    # When: the answerer loads LUMEN memory for the model
+    stored = FiDAnswerer.load(tmp_path / "m", tmp_path / "idx", CONFIG, live_layers=1)
+    # Then: it reads that store, and answers as the store built today does
+    assert stored.memory is not None
+    build_lumen_memory(tmp_path / "idx", reader, Enc(tiny.model, 1), model_id=str(tmp_path / "m"))
+    today = FiDAnswerer.load(tmp_path / "m", tmp_path / "idx", CONFIG, live_layers=1)
+    assert today.memory.info.revision.startswith("sha256:")
+    assert stored.answer(tiny.questions[0], hits) == today.answer(tiny.questions[0], hits)

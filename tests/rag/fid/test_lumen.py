@@ -9,7 +9,8 @@ from indexes.lumen_store import LumenStore, write_lumen_memory
 from indexes.manifest import ChunkingSpec, CorpusInfo, Manifest
 from indexes.passage_store import Passage, write_passages
 from rag.fid.lumen import LumenEncoder
-from rag.fid.memory import attach_memory, build_lumen_memory, open_lumen_memory, passage_text
+from rag.fid.inputs import passage_text
+from rag.fid.memory import attach_memory, build_lumen_memory, open_lumen_memory
 from rag.fid.reader import FiDConfig, FiDReader, answer_labels
 
 CONFIG = FiDConfig(n_passages=3, max_passage_tokens=64)
@@ -82,7 +83,7 @@ def test_stored_memory_reproduces_on_the_fly_lumen(tiny, tmp_path):
     info = build_lumen_memory(tmp_path, reader, enc, model_id="tiny")
     store = open_lumen_memory(tmp_path, info.key)
     # When: questions are read with the stored (fp16) memory and with memory computed on the fly
-    inputs = reader.tokenize(tiny.questions, [[passage_text(Passage("", "", "", t)) for t in ps] for ps in tiny.passages])
+    inputs = reader.tokenize(tiny.questions, [[passage_text("", t) for t in ps] for ps in tiny.passages])
     stored = _logits(reader, attach_memory(inputs, store, [[0, 1, 2], [3, 4]]))
     fresh = _logits(reader, inputs)
     # Then: they agree up to fp16 rounding of the memory, and the manifest lists the store

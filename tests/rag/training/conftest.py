@@ -46,10 +46,10 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from rag.encoder import EMBEDDED_MODEL, resolve_model_path
+    from rag.models import EMBEDDED_MODEL, resolve_model
 
     root = tmp_path_factory.mktemp("tiny-encoder")
-    tok = AutoTokenizer.from_pretrained(resolve_model_path(EMBEDDED_MODEL), local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(str(resolve_model(EMBEDDED_MODEL, "encoder").path), local_files_only=True)
     torch.manual_seed(0)
     bert = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                 intermediate_size=64, max_position_embeddings=128))
