@@ -4,6 +4,7 @@ Modules:
     analyzer: text → BM25 terms (Unicode word segmentation, case folding, stopwords, stemming).
     highlight: where a query's terms occur in a passage, as the analyzer matched them.
     bm25: the BM25 variants of Kamphuis et al. as pure functions, and the vectorised scorer.
+    bm25_pruning: exact top-k by MaxScore dynamic pruning over per-term score bounds.
     fusion: reciprocal rank fusion and convex combination of normalised scores.
     retrievers: BM25, dense and hybrid retrievers (a query-side model plus an index part).
     protocols: the declared seams ``ScoringRetriever`` and ``QueryEncoder``.
@@ -14,7 +15,8 @@ Modules:
     windows: token windows that fit a bi-encoder's input (long passages are never truncated).
     models: one place that finds, identifies and loads every model; model_import: named local
         models and GGUF files converted once into Hugging Face folders.
-    onnx_backend: ONNX Runtime execution of the bi-encoder for fast CPU queries.
+    onnx_backend: ONNX Runtime execution of the bi-encoder for fast CPU queries and passages.
+    onnx_pool: passage encoding in several ONNX Runtime worker processes.
     corpus: corpus readers (BEIR JSONL, generic JSONL, CSV/TSV, SQuAD JSON, folders of text).
     textfile: decoding the user's text files (BOM, bad UTF-8, lone surrogates) in one place.
     tabular: CSV and TSV records with exact line numbers; squad: SQuAD JSON as corpus and queries.

@@ -104,7 +104,7 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 def rag_error_body(exc: RagError) -> dict:
     """The error body of ``exc`` without the response (for errors sent inside an event stream)."""
-    return {"error": {"code": _code(exc), "message": str(exc)}}
+    return {"error": {"code": exc.code, "message": str(exc)}}
 
 
 async def _rag(request: Request, exc: RagError) -> JSONResponse:

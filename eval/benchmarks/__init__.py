@@ -9,5 +9,10 @@ rebuild, unmerged segments against a compacted index, checksum cost). Generation
 ``fid_single_fact`` (learning proofs), ``lumen`` (question-time encoder cost). Answers: ``extractive``
 (the extractive threshold, correctness rule and segmenter on SQuAD). Evaluation:
 ``ppi_simulation`` (coverage and width of the mean estimators). Helpers: ``report`` (writes one
-section of the benchmarks page), ``squad_corpus`` (SQuAD paragraphs as a corpus).
+section of the benchmarks page), ``squad_corpus`` (SQuAD paragraphs as a corpus), ``squad_split``
+(SQuAD dev split by article, and the held-out question sample). Speed: ``bm25_scale`` (BM25 at
+1M passages against bm25s), ``passage_encoding`` (index-time encoding per backend), ``startup``
+(one-shot ``rag search`` start-up). SmolLM2 (real model): ``smollm2_squad`` (answer quality, full
+prefill vs cached KV), ``smollm2_ttft`` (time to first token), ``smollm2_finetune`` (block-attention
+LoRA fine-tuning), ``smollm2_ppi`` (a PPI report on its answers), ``hyde_scifact`` (HyDE on SciFact).
 """

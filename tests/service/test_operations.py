@@ -40,7 +40,9 @@ def test_damaged_index_file_is_named_on_readyz(start_server, bm25_index, tmp_pat
     import shutil
 
     index = shutil.copytree(bm25_index, tmp_path / "lexical")
-    (index / "bm25_postings.npz").write_bytes(b"")
+    (postings,) = index.glob("segments/*/bm25_postings.npz")  # format 2: the files live in the segment
+    postings.write_bytes(b"")
+    name = postings.relative_to(index).as_posix()
     srv = start_server(tmp_path, [f"lexical={index}"], wait_ready=False)
     try:
         deadline = time.monotonic() + 60
@@ -51,7 +53,7 @@ def test_damaged_index_file_is_named_on_readyz(start_server, bm25_index, tmp_pat
         srv.stop()
     # Then /readyz and the 503 say which file and what to do, not an exception class
     detail = ready.json()["detail"]
-    assert ready.status_code == 503 and detail.startswith("index 'lexical'/bm25_postings.npz: damaged BM25 postings")
+    assert ready.status_code == 503 and detail.startswith(f"index 'lexical'/{name}: checksum mismatch")
     assert "rebuild the index" in detail and str(tmp_path) not in ready.text
     assert search.status_code == 503 and detail in search.json()["error"]["message"]
 
