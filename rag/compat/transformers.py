@@ -24,7 +24,7 @@ import torch
 from indexes.errors import InputError
 from rag.compat import require
 
-MIN_VERSION = "5.0"
+MIN_VERSION = "5.20"  # 5.0 has the cache layers this module uses; GGUF tokenizers load from 5.20 on
 VERSION = require("transformers", MIN_VERSION, "rag (KV cache layers, T5 stack blocks, training arguments)")
 
 from transformers import Cache, DynamicCache, DynamicLayer  # noqa: E402  (after the version check)
