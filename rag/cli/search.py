@@ -46,7 +46,7 @@ def search_command(
         result = search_run(idx, load_queries(queries), mode, k=k, per_doc=True, progress=True)
         with output_file(run) as path:
             write_trec_run(path, result, tag=f"rag-{mode}")
-        typer.echo(f"wrote {sum(map(len, result.values()))} results for {len(result)} queries to {run}", err=True)
+        typer.echo(f"wrote {sum(map(len, result.values()))} results for {len(result)} queries to {'standard output' if str(run) == '-' else run}", err=True)
         return
     if query is None:
         raise InputError("give a QUERY, or --queries FILE --run OUT.trec for batch search")
