@@ -102,15 +102,20 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
     return error_response(422, "validation_error", "; ".join(msgs[:5]) or "invalid request", fields)
 
 
-def rag_error_body(exc: RagError) -> dict:
-    """The error body of ``exc`` without the response (for errors sent inside an event stream)."""
-    return {"error": {"code": exc.code, "message": str(exc)}}
+def _client_message(request: Request, exc: RagError) -> str:
+    """``exc``'s message as the client sees it (:func:`public_message` when the app has settings)."""
+    settings = getattr(request.app.state, "settings", None)
+    return public_message(str(exc), settings.indexes) if settings is not None else str(exc)
+
+
+def rag_error_body(exc: RagError, request: Request) -> dict:
+    """The error body of ``exc`` without the response (for errors sent inside an event stream):
+    the same code and client-facing message as the JSON error response."""
+    return {"error": {"code": exc.code, "message": _client_message(request, exc)}}
 
 
 async def _rag(request: Request, exc: RagError) -> JSONResponse:
-    settings = getattr(request.app.state, "settings", None)
-    message = public_message(str(exc), settings.indexes) if settings is not None else str(exc)
-    return error_response(status_of(exc), exc.code, message)
+    return error_response(status_of(exc), exc.code, _client_message(request, exc))
 
 
 async def _http(request: Request, exc: HTTPException) -> JSONResponse:

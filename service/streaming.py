@@ -96,7 +96,7 @@ def answer_stream(request: Request, entry: LoadedIndex, question: str, config: A
                 finally:
                     events.close()
         except RagError as exc:
-            put(sse("error", rag_error_body(exc)))
+            put(sse("error", rag_error_body(exc, request)))
         except Exception:  # a bug: the client gets the request id, the log gets the traceback
             rid = request.scope.get("state", {}).get("request_id", "?")
             log.exception("streamed answer failed in request %s", rid)
