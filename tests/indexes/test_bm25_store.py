@@ -7,15 +7,7 @@ import numpy as np
 from indexes.bm25_store import BM25Data
 from indexes.manifest import BM25Spec
 from rag.bm25 import BM25Scorer
-
-
-def random_corpus(seed: int, n_docs: int = 60, vocab: int = 40) -> list[list[str]]:
-    rng = np.random.default_rng(seed)
-    words = [f"w{i}" for i in range(vocab)]
-    # Zipf-like draw so some terms occur in more than half the documents (negative Robertson idf).
-    p = 1.0 / np.arange(1, vocab + 1)
-    p /= p.sum()
-    return [list(rng.choice(words, size=rng.integers(1, 30), p=p)) for _ in range(n_docs)]
+from tests.rag.test_bm25 import random_corpus
 
 
 def test_append_and_drop_equal_a_full_rebuild():
