@@ -67,6 +67,22 @@ def read_vectors(path: Path) -> np.ndarray:
     return vectors
 
 
+def read_passage_map(path: Path) -> np.ndarray:
+    """Read ``vector_passages.npy``: the (R,) passage of each vector row.
+
+    Raises:
+        IndexFormatError: the file is missing, empty or damaged.
+        StorageError: the file system refused the read.
+    """
+    if not path.is_file():
+        raise IndexFormatError(f"{path}: missing map of vector rows onto passages; rebuild the index with `rag index`")
+    try:
+        with reporting_storage(path, "read"):
+            return np.load(path, allow_pickle=False)
+    except (EOFError, ValueError) as exc:
+        raise IndexFormatError(f"{path}: damaged ({type(exc).__name__}: {exc}); rebuild the index with `rag index`") from None
+
+
 def build_faiss(vectors: np.ndarray, spec: FaissSpec):
     """A FAISS inner-product index over ``vectors`` (N, d) of the kind ``spec`` names.
 
@@ -157,16 +173,7 @@ class DenseStore:
     def __init__(self, directory: str | Path, spec: FaissSpec, use_gpu: bool = True, windowed: bool = False) -> None:
         directory = Path(directory)
         vectors = read_vectors(directory / VECTORS_NAME)  # (R, d)
-        owner = None
-        if windowed:
-            path = directory / PASSAGES_NAME
-            if not path.is_file():
-                raise IndexFormatError(f"{path}: missing map of vector rows onto passages; rebuild the index with `rag index`")
-            try:
-                with reporting_storage(path, "read"):
-                    owner = np.load(path, allow_pickle=False)
-            except (EOFError, ValueError) as exc:
-                raise IndexFormatError(f"{path}: damaged ({type(exc).__name__}: {exc}); rebuild the index with `rag index`") from None
+        owner = read_passage_map(directory / PASSAGES_NAME) if windowed else None
         index = None
         if spec.kind != "flat":
             index = read_faiss(directory, spec)

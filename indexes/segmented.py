@@ -16,7 +16,7 @@ import numpy as np
 
 from indexes.bm25_store import BM25Data, BM25Postings
 from indexes.commits import open_commit, segments_of, sha256_file
-from indexes.dense_store import FAISS_NAME, PASSAGES_NAME, VECTORS_NAME
+from indexes.dense_store import FAISS_NAME, PASSAGES_NAME, VECTORS_NAME, read_passage_map, read_vectors
 from indexes.errors import IndexFormatError
 from indexes.manifest import Manifest, SegmentInfo
 from indexes.passage_store import Passage, PassageStore
@@ -145,12 +145,9 @@ class CommitView:
         windowed = self.manifest.dense is not None and self.manifest.dense.windows is not None
         parts, owners = [], []
         for f in self.folders:
-            try:
-                v = np.load(f / VECTORS_NAME, mmap_mode="r", allow_pickle=False)
-                parts.append(v)
-                owners.append(np.load(f / PASSAGES_NAME, allow_pickle=False) if windowed else np.arange(len(v)))
-            except (OSError, ValueError) as exc:
-                raise IndexFormatError(f"{f}: dense vectors unreadable ({exc}); rebuild the index") from None
+            v = read_vectors(f / VECTORS_NAME)  # (R_s, d)
+            parts.append(v)
+            owners.append(read_passage_map(f / PASSAGES_NAME) if windowed else np.arange(len(v)))
         offsets = [np.searchsorted(o, np.arange(int(o[-1]) + 2 if o.size else 1)) for o in owners]  # (P_s+1,)
         base = np.concatenate([[0], np.cumsum([len(p) for p in parts])[:-1]]).astype(np.int64)
         starts = np.array([base[s] + offsets[s][r] for s, r in zip(self.seg_of, self.local)], dtype=np.int64)  # (G,)
