@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from indexes.atomic import atomic_write_text
-from indexes.errors import IndexFormatError, InputError, StorageError
-from indexes.manifest import MANIFEST_NAME, CacheInfo, Manifest, SegmentInfo
+from indexes.errors import IndexFormatError, StorageError
+from indexes.manifest import MANIFEST_NAME, Manifest, SegmentInfo
 
 COMMITS_DIR = "commits"
 SEGMENTS_DIR = "segments"
