@@ -28,7 +28,7 @@ def write_inputs(answers: Path, way: str, out: Path) -> tuple[Path, Path, int]:
     qa, pred = out / "qa.jsonl", out / "predictions.jsonl"
     qa.write_text("".join(json.dumps({"id": r["id"], "question": r["question"], "answers": r["answers"],
                                       "stratum": r["title"]}, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    pred.write_text("".join(json.dumps({"id": r["id"], "answer": r[way]["answer"], "passages": r[full]["passages"],
+    pred.write_text("".join(json.dumps({"id": r["id"], "answer": r[way]["answer"], "passages": r[way]["passages"] or r[full]["passages"],
                                         "latency_ms": r[way]["ttft_ms"]}, ensure_ascii=False) + "\n" for r in rows),
                     encoding="utf-8")
     return qa, pred, len(rows)

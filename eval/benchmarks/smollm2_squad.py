@@ -130,8 +130,9 @@ class GrowingStates:
                 "bytes_per_token": self.writer.spec.bytes_per_token, "stored_passages": self.writer.spec.passages}
 
 
-def answer_all(index_path: Path, generator_name: str, label: str, n: int, out: Path, threads: int) -> None:
-    """Answer the sample every way (resumes after the last question written)."""
+def answer_all(index_path: Path, generator_name: str, label: str, n: int, out: Path, threads: int,
+               ways: tuple[str, ...] = ()) -> None:
+    """Answer the sample every way, or only ``ways`` (e.g. ``cached-rerotate@5``); resumes after the last question."""
     import torch
 
     from rag.index import open_index
@@ -154,14 +155,16 @@ def answer_all(index_path: Path, generator_name: str, label: str, n: int, out: P
                 row = {"id": q.id, "question": q.question, "answers": list(q.answers), "title": q.stratum}
                 for k in KS:
                     for name, cfg in configs[k].items():
+                        if ways and f"{name}@{k}" not in ways:
+                            continue
                         a = ask(q.question, index, None if name == "extractive" else generator, cfg,
                                 states=states if cfg.kv_cache else None)
-                        row[f"{name}@{k}"] = {"answer": a.answer, "ttft_ms": round(a.timings["ttft_ms"], 1),
-                                              "passages": [c.text for c in a.citations] if name == "full" else None}
+                        row[f"{name}@{k}"] = {"answer": a.answer, "ttft_ms": round(a.timings.get("ttft_ms", a.timings.get("extract_ms", float("nan"))), 1),
+                                              "passages": [c.text for c in a.citations] if name != "extractive" else None}
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 fh.flush()
-                print(f"[{i + 1}/{len(questions)}] {q.question[:60]!r} -> "
-                      f"{row[f'cached-rerotate@{KS[-1]}']['answer'][:60]!r}", flush=True)
+                last = next(v for v in reversed(row.values()) if isinstance(v, dict))
+                print(f"[{i + 1}/{len(questions)}] {q.question[:60]!r} -> {last['answer'][:60]!r}", flush=True)
     finally:
         build = states.close()
         with (out / f"cache-{label}.jsonl").open("a", encoding="utf-8") as fh:
@@ -256,7 +259,7 @@ def report(out: Path) -> dict[str, dict]:
     results = {}
     for path in sorted(out.glob("answers-*.jsonl")):
         rows = [json.loads(line) for line in path.open(encoding="utf-8")]
-        if rows:
+        if rows and all(f"{w}@{k}" in rows[0] for w in ROWS for k in KS):  # a full table, not a --ways run
             results[path.stem.removeprefix("answers-")] = score(rows)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     command = (f"nice -n 5 python -m eval.benchmarks.smollm2_squad --index build/squad/index --generator smollm2 "
@@ -274,10 +277,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("build/smollm2-squad"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--report-only", action="store_true", help="score the answers already written")
+    parser.add_argument("--ways", nargs="*", default=[], help="only these ways, e.g. cached-rerotate@5 (answers for "
+                        "the PPI report; such labels are not scored into the table)")
     a = parser.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.report_only:
-        answer_all(a.index, a.generator, a.label, a.questions, a.out, a.threads)
+        answer_all(a.index, a.generator, a.label, a.questions, a.out, a.threads, tuple(a.ways))
     print(json.dumps(report(a.out), indent=2))
 
 

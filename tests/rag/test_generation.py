@@ -117,3 +117,16 @@ def test_workspace_memory_is_reused_only_after_the_previous_cache_is_gone():
     assert second.cache.layers[0].keys.data_ptr() != ptr
     assert third.cache.layers[0].keys.data_ptr() == ptr
     assert torch.equal(second.logits, third.logits)
+
+
+def test_batched_samples_equal_one_by_one_completions():
+    # Given a sampling config with a seed (sample i uses seed + i)
+    gen = tiny_generator("llama")
+    config = SamplingConfig(max_new_tokens=12, temperature=0.9, top_p=0.95, seed=7, stop=("zz",))
+    # When four samples are decoded as one batch, and one by one
+    batched = gen.sample_texts("write about bees", 4, config)
+    one_by_one = [gen.complete("write about bees", SamplingConfig(max_new_tokens=12, temperature=0.9, top_p=0.95,
+                                                                  seed=7 + i, stop=("zz",))) for i in range(4)]
+    # Then the texts are the same, and not all alike (the seeds differ)
+    assert batched == one_by_one
+    assert len(set(batched)) > 1
