@@ -11,10 +11,11 @@ the cached path every ``--eval-every`` steps (loss and dev F1 → ``docs/img/smo
 Afterwards the quality table is measured for the fine-tuned model (its LoRA adapter folder) by
 :mod:`eval.benchmarks.smollm2_squad`.
 
-Run (``--time-limit`` stops and saves early; ~3 s per example on 2 idle cores)::
+Run (``--time-limit`` stops and saves early; ~7 s per example on 2 shared cores; the attention
+probabilities of a batch of 4 take ~12 GB, so use ``--batch-size 2`` on a 24 GiB machine)::
 
     nice -n 5 python -m eval.benchmarks.smollm2_finetune --index build/squad/index --generator smollm2 \\
-        --out build/smollm2-lora --steps 150 --batch-size 4
+        --out build/smollm2-lora --steps 60 --batch-size 2
     nice -n 5 python -m eval.benchmarks.smollm2_squad --index build/squad/index \\
         --generator build/smollm2-lora/adapter --label block-lora --questions 200 --out build/smollm2-squad
 """
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)  # LoRA wants ~1e-3 (see GeneratorTrainConfig.lr)
     parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--checkpoint-every", type=int, default=20, help="steps between saved adapters (0: end only)")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds; stop and save")
     parser.add_argument("--threads", type=int, default=2)
     a = parser.parse_args(argv)
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     gen = load_generator(a.generator)
     cfg = GeneratorTrainConfig(attention="block", layout=BlockLayout("rerotate"), steps=a.steps, batch_size=a.batch_size,
                                lr=a.lr, warmup_steps=max(1, a.steps // 10), max_answer_tokens=24, eval_every=a.eval_every,
-                               eval_examples=a.dev_questions, lora=True, time_limit_s=a.time_limit)
+                               eval_examples=a.dev_questions, lora=True, time_limit_s=a.time_limit,
+                               checkpoint_every=a.checkpoint_every)
     result = train_generator(gen, train, dev, cfg, a.out, score=lambda p, g: (exact_match(p, g), f1_score(p, g)),
                              builder=PromptBuilder(gen, squad_template()),
                              log=lambda row: print(json.dumps({k: round(v, 4) if isinstance(v, float) else v

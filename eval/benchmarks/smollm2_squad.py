@@ -13,7 +13,7 @@ retrieval); the questions are a fixed seeded sample of *held-out* articles
 Generation is greedy, at most 24 new tokens, cut at the first newline, with a SQuAD-style prompt
 asking for a short answer (:data:`SQUAD_TEMPLATE`) in SmolLM2's chat template. Scores: SQuAD EM and
 token F1, and *contained* (the normalised gold answer occurs in the normalised answer), means with
-90% t-intervals; citation markers ``[n]`` are removed before scoring. Answer recall@k of the
+90% intervals (CLT, exact binomial for 0/1 scores near the boundary; paired gaps CLT); citation markers ``[n]`` are removed before scoring. Answer recall@k of the
 retrieved passages is the ceiling. The passage states the sample needs are encoded once and stored in
 the index's KV store (:class:`GrowingStates`; the same store ``rag cache build`` writes).
 
@@ -42,6 +42,7 @@ SYSTEM = ("Answer the question with a short phrase copied from the documents: a 
           "a few words. Do not write a full sentence.")
 CITATION = re.compile(r"\[\d+\]")
 KS = (3, 5)
+TUNED = "block-lora"  # the label of the block-attention fine-tuned model's table
 ROWS = ("extractive", "full", "cached-rerotate", "cached-composite")
 
 
@@ -74,7 +75,9 @@ class GrowingStates:
     retrieves are encoded, not the whole corpus.
     """
 
-    def __init__(self, index_path: Path, generator, cache_config) -> None:
+    def __init__(self, index_path: Path, generator, cache_config, persist: bool = True) -> None:
+        import torch
+
         from indexes.kv_store import KVStore, KVStoreWriter
         from rag.generation.kv_blocks import KVBlock, Workspace, encode_prefix
         from rag.generation.passage_cache import record_in_manifest, store_dir, store_spec
@@ -84,13 +87,18 @@ class GrowingStates:
         self._KVBlock, self._record = KVBlock, record_in_manifest
         spec = store_spec(generator, cache_config)
         self.directory = store_dir(index_path, spec.key)
-        self.writer = KVStoreWriter(self.directory, spec, shard_size=cache_config.shard_size)
         self.builder = PromptBuilder(generator, cache_config.template)
         prefix = encode_prefix(generator, self.builder.prefix_ids)
-        if not self.writer.has_prefix():
-            self.writer.put_prefix(prefix.keys, prefix.values)
-        self.store = KVStore(self.directory, self.writer.spec)
-        self._prefix = KVBlock(*self.store.prefix())
+        self.writer = self.store = None
+        if persist:  # one writer per store: shards running side by side keep their states in memory
+            self.writer = KVStoreWriter(self.directory, spec, shard_size=cache_config.shard_size)
+            if not self.writer.has_prefix():
+                self.writer.put_prefix(prefix.keys, prefix.values)
+            self.store = KVStore(self.directory, self.writer.spec)
+            self._prefix = KVBlock(*self.store.prefix())
+        else:
+            dtype = getattr(torch, cache_config.dtype)  # as stored
+            self._prefix = KVBlock(prefix.keys.to(dtype), prefix.values.to(dtype))
         self._new: dict[str, object] = {}
         self.workspace = Workspace()
         self.encoded, self.tokens, self.seconds = 0, 0, 0.0
@@ -105,25 +113,28 @@ class GrowingStates:
         from rag.generation.kv_blocks import encode_block
 
         for h in hits:
-            if h.id in self.writer.done:
+            if h.id in self._new or (self.writer is not None and h.id in self.writer.done):
                 continue
             t = time.perf_counter()
             ids = self.builder.block_ids(h.title, h.text)
             block = encode_block(self.generator, self._prefix, ids, self.config.see_prefix)
             self.seconds += time.perf_counter() - t
             self.encoded, self.tokens = self.encoded + 1, self.tokens + len(ids)
-            self.writer.add(h.id, block.keys, block.values)
+            if self.writer is not None:
+                self.writer.add(h.id, block.keys, block.values)
             dtype = getattr(torch, self.config.dtype)
             self._new[h.id] = self._KVBlock(block.keys.to(dtype), block.values.to(dtype))
 
     def blocks(self, passage_ids):
         out = []
         for pid in passage_ids:
-            kv = self._new.get(pid) or (self._KVBlock(*self.store.get(pid)) if pid in self.store else None)
+            kv = self._new.get(pid) or (self._KVBlock(*self.store.get(pid)) if self.store and pid in self.store else None)
             out.append(kv)
         return out
 
     def close(self) -> dict:
+        if self.writer is None:
+            return {"encoded": self.encoded, "tokens": self.tokens, "seconds": round(self.seconds, 2)}
         self.writer.flush()
         self._record(self.index_path, self.writer.spec, self.directory)
         return {"encoded": self.encoded, "tokens": self.tokens, "seconds": round(self.seconds, 2),
@@ -131,7 +142,7 @@ class GrowingStates:
 
 
 def answer_all(index_path: Path, generator_name: str, label: str, n: int, out: Path, threads: int,
-               ways: tuple[str, ...] = ()) -> None:
+               ways: tuple[str, ...] = (), shard: tuple[int, int] = (0, 1)) -> None:
     """Answer the sample every way, or only ``ways`` (e.g. ``cached-rerotate@5``); resumes after the last question."""
     import torch
 
@@ -139,13 +150,13 @@ def answer_all(index_path: Path, generator_name: str, label: str, n: int, out: P
     from rag.pipeline import ask, retrieve
 
     torch.set_num_threads(threads)
-    questions = held_out_sample(SQUAD_DEV, n)
+    questions = held_out_sample(SQUAD_DEV, n)[shard[0] :: shard[1]]  # shard i of n: every n-th question
     path = out / f"answers-{label}.jsonl"
     done = {json.loads(line)["id"] for line in path.open(encoding="utf-8")} if path.exists() else set()
     index = open_index(index_path)
     generator = load_generator(generator_name)
     configs = {k: _configs(k) for k in KS}
-    states = GrowingStates(index_path, generator, configs[KS[0]]["full"].cache)
+    states = GrowingStates(index_path, generator, configs[KS[0]]["full"].cache, persist=shard[1] == 1)
     try:
         with path.open("a", encoding="utf-8") as fh:
             for i, q in enumerate(questions):
@@ -192,6 +203,14 @@ def _ci(x: np.ndarray) -> tuple[float, float, float]:
     return float(x.mean()), lo, hi
 
 
+def _gap_ci(d: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 90% CLT interval of paired differences ``d`` (n,) in [−1, 1] (never a binomial interval)."""
+    from scipy.stats import norm
+
+    half = norm.ppf(0.95) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
 def score(rows: list[dict]) -> dict:
     """Per (way, k): EM, F1, contained (means and 90% intervals, in %), mean TTFT; recall@k; paired gaps."""
     from eval.qa_metrics import answer_recall, exact_match, f1_score, normalize_answer
@@ -212,8 +231,32 @@ def score(rows: list[dict]) -> dict:
             out["ways"][key] = {m: [100 * v for v in _ci(x)] for m, x in per[key].items()}
             out["ways"][key]["ttft_ms"] = float(np.median([r[key]["ttft_ms"] for r in rows]))
         for way in ("cached-rerotate", "cached-composite"):
-            out["gaps"][f"{way}@{k}"] = {m: [100 * v for v in _ci(per[f"{way}@{k}"][m] - per[f"full@{k}"][m])]
+            out["gaps"][f"{way}@{k}"] = {m: [100 * v for v in _gap_ci(per[f"{way}@{k}"][m] - per[f"full@{k}"][m])]
                                          for m in ("em", "f1", "contained")}
+    return out
+
+
+def target(base_rows: list[dict], tuned_rows: list[dict]) -> dict:
+    """The fine-tuning target, paired over the questions both models answered (F1 points, 90% intervals).
+
+    ``tuned cached − base full`` must be ≥ 0 and ``tuned cached − tuned full`` ≥ −1.5 (Block-Attention's
+    parity after fine-tuning), per k and cached layout.
+    """
+    from eval.qa_metrics import f1_score
+
+    base = {r["id"]: r for r in base_rows}
+    rows = [(base[r["id"]], r) for r in tuned_rows if r["id"] in base]
+
+    def f1(r: dict, key: str) -> float:
+        return f1_score(_clean(r[key]["answer"]), r["answers"])
+
+    out: dict = {"n": len(rows)}
+    for k in KS:
+        for way in ("cached-rerotate", "cached-composite"):
+            tuned = np.array([f1(t, f"{way}@{k}") for _, t in rows])
+            out[f"{way}@{k}"] = {
+                "vs_base_full": [100 * v for v in _gap_ci(tuned - np.array([f1(b, f"full@{k}") for b, _ in rows]))],
+                "vs_tuned_full": [100 * v for v in _gap_ci(tuned - np.array([f1(t, f"full@{k}") for _, t in rows]))]}
     return out
 
 
@@ -233,6 +276,8 @@ def markdown(results: dict[str, dict], command: str, machine: str, date: str) ->
              "the k passages (the ceiling). TTFT: median ms per question on the shared machine.", "",
              "```bash", command, "```", ""]
     for label, res in results.items():
+        if label.startswith("_"):
+            continue
         lines += [f"### Model: `{label}` (n = {res['n']} questions)", "",
                   "| k | way | EM | F1 | contained | TTFT ms |", "|---|---|---|---|---|---|"]
         for k in KS:
@@ -247,6 +292,16 @@ def markdown(results: dict[str, dict], command: str, machine: str, date: str) ->
             way, k = key.split("@")
             lines.append(f"| {k} | {way} | {_fmt(g['em'])} | {_fmt(g['f1'])} | {_fmt(g['contained'])} |")
         lines.append("")
+    if "target" in results.get("_target", {}):
+        t = results["_target"]["target"]
+        lines += [f"### Block-attention fine-tuning target (paired over the {t['n']} questions both tables share)", "",
+                  "ΔF1 in points, 90% interval. Target: tuned cached − base full ≥ 0, and tuned cached − tuned full ≥ −1.5.",
+                  "", "| k | way | tuned cached − base full | tuned cached − tuned full |", "|---|---|---|---|"]
+        for key, g in t.items():
+            if key != "n":
+                way, k = key.split("@")
+                lines.append(f"| {k} | {way} | {_fmt(g['vs_base_full'])} | {_fmt(g['vs_tuned_full'])} |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -256,14 +311,22 @@ def report(out: Path) -> dict[str, dict]:
 
     from eval.benchmarks.report import machine, write_section
 
-    results = {}
+    results: dict = {}
+    tables: dict[str, list[dict]] = {}
     for path in sorted(out.glob("answers-*.jsonl")):
         rows = [json.loads(line) for line in path.open(encoding="utf-8")]
         if rows and all(f"{w}@{k}" in rows[0] for w in ROWS for k in KS):  # a full table, not a --ways run
+            tables[path.stem.removeprefix("answers-")] = rows
             results[path.stem.removeprefix("answers-")] = score(rows)
+    if "base" in tables and TUNED in tables:
+        results["_target"] = {"target": target(tables["base"], tables[TUNED])}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     command = (f"nice -n 5 python -m eval.benchmarks.smollm2_squad --index build/squad/index --generator smollm2 "
-               f"--label base --questions 200 --out {out}")
+               f"--label base --questions 200 --out {out}\n"
+               f"nice -n 5 python -m eval.benchmarks.smollm2_finetune --index build/squad/index --generator smollm2 "
+               f"--out build/smollm2-lora --steps 80 --batch-size 4 --train-questions 400\n"
+               f"nice -n 5 python -m eval.benchmarks.smollm2_squad --index build/squad/index "
+               f"--generator build/smollm2-lora/adapter --label {TUNED} --questions 200 --out {out}")
     write_section("smollm2-squad", markdown(results, command, machine(), datetime.date.today().isoformat()))
     return results
 
@@ -277,12 +340,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("build/smollm2-squad"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--report-only", action="store_true", help="score the answers already written")
+    parser.add_argument("--shard", default="0/1", help="I/N: answer every N-th question from the I-th (processes "
+                        "side by side, each with its own --out; concatenate the files; states stay in memory)")
     parser.add_argument("--ways", nargs="*", default=[], help="only these ways, e.g. cached-rerotate@5 (answers for "
                         "the PPI report; such labels are not scored into the table)")
     a = parser.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.report_only:
-        answer_all(a.index, a.generator, a.label, a.questions, a.out, a.threads, tuple(a.ways))
+        shard = tuple(int(x) for x in a.shard.split("/"))
+        answer_all(a.index, a.generator, a.label, a.questions, a.out, a.threads, tuple(a.ways), (shard[0], shard[1]))
+        if shard[1] > 1:
+            return
     print(json.dumps(report(a.out), indent=2))
 
 
