@@ -25,6 +25,7 @@ import numpy as np
 
 from indexes.atomic import atomic_write_bytes
 from indexes.errors import IndexFormatError, InputError
+from indexes.filters import RowFilter
 from indexes.io_errors import reporting_storage
 from indexes.manifest import FaissSpec
 
@@ -244,22 +245,32 @@ class DenseStore:
         """Number of passages (not vector rows)."""
         return int(self.offsets.size - 1)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, where: RowFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` passages by MaxP inner product for each row of ``queries`` (B, d) → (scores, rows), (B, k).
 
         Rows are passage rows, best first, ties by the lower row; ``-1`` (score ``-inf``) where
-        fewer than ``k`` passages were found.
+        fewer than ``k`` passages were found. With ``where``, only the passages of its mask
+        compete: FAISS skips every other vector during the search (an ``IDSelectorBitmap`` in
+        the search parameters), so ``flat`` stays exact; on ``hnsw``/``ivfpq`` the graph walk or
+        the probed lists may hold fewer than ``k`` allowed vectors (the recall cost is measured
+        in docs/benchmarks.md).
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)  # (B, d)
-        B, R = q.shape[0], int(self.vectors.shape[0])
-        k = min(k, len(self))
+        B, R, P = q.shape[0], int(self.vectors.shape[0]), len(self)
+        params, keep = None, None
+        if where is not None:
+            if where.mask.shape != (P,):
+                raise InputError(f"filter mask covers {where.mask.shape[0]} passages, the vector store {P}")
+            params, keep = self._selection(where.mask)
+            R, P = int(np.count_nonzero(where.mask[self.passage_of_row])), where.count
+        k = min(k, P)
         scores = np.full((B, k), -np.inf, dtype=np.float32)  # (B, k)
         rows = np.full((B, k), -1, dtype=np.int64)  # (B, k)
         todo = np.arange(B)
         # Enough windows for k passages if the best ones' extra windows crowd in, plus one to see a tie at the cut.
-        depth = min(R, k + min(R - len(self), k) + 1)
+        depth = min(R, k + min(R - P, k) + 1)
         while todo.size and k:
-            S, I = self.index.search(q[todo], depth)  # (T, depth), (T, depth)
+            S, I = self.index.search(q[todo], depth, params=params)  # (T, depth), (T, depth)
             again = []
             for t, s, i in zip(todo, S, I):
                 p, ps = self._passages(s[i >= 0], i[i >= 0])
@@ -273,7 +284,23 @@ class DenseStore:
                 else:
                     again.append(t)
             todo, depth = np.asarray(again, dtype=np.int64), min(R, 2 * depth)
+        del keep  # the bitmap the selector reads lives until every search above is done
         return scores, rows
+
+    def _selection(self, mask: np.ndarray):
+        """FAISS search parameters that skip the vectors of passages outside ``mask`` (P,), and the
+        bitmap they point into (the caller keeps it alive while searching)."""
+        import faiss
+
+        bits = np.packbits(mask[self.passage_of_row], bitorder="little")  # bit r: vector row r allowed
+        sel = faiss.IDSelectorBitmap(int(self.vectors.shape[0]), faiss.swig_ptr(bits))
+        if self.spec.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=self.spec.hnsw_ef_search)
+        elif self.spec.kind == "ivfpq":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.spec.ivf_nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        return params, (bits, sel)
 
     def _passages(self, s: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Window hits ``(scores, vector rows)`` → distinct passages at their best window, best first."""
