@@ -106,3 +106,26 @@ def test_a_reader_of_the_old_commit_keeps_its_states(tmp_path):
     assert not torch.equal(_states(index, gen)["sky"][0], old["sky"][0])
     assert (index / "kv" / info.key[:16]).is_dir()
     held.close()
+
+
+def test_rag_add_loads_the_cache_generator_and_fills_the_new_passages(tmp_path, capsys):
+    # Given: an index whose KV cache was built by `rag cache build` with a tiny Llama saved to a folder
+    from rag.cli import main
+    from tests.rag.kv_tiny import save_tiny_generator
+
+    model = save_tiny_generator(tmp_path / "tiny-llama")
+    index = _index(tmp_path / "idx", CORPUS)
+    assert main(["cache", "build", "--index", str(index), "--generator", str(model), "--device", "cpu"]) == 0
+    # When: `rag add` upserts two documents (the cache's model is loaded from the manifest)
+    assert main(["add", "--index", str(index), str(_write(tmp_path / "new.jsonl", NEW)), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    # Then: no note (nothing left to question time), and the states equal a fresh build with that model
+    from rag.generation.generator import Generator, GeneratorConfig
+
+    gen = Generator.load(GeneratorConfig(str(model), device="cpu"))
+    assert "question time" not in err and "not loaded" not in err
+    _assert_equal_to_fresh(index, [d for d in CORPUS if d["_id"] != "sky"] + NEW, tmp_path / "a", gen)
+    # And: with --no-cache-models the added passages are left to question time, and the command says so
+    assert main(["add", "--index", str(index), str(_write(tmp_path / "more.jsonl", [CORPUS[0] | {"_id": "sky2"}])),
+                 "--no-cache-models"]) == 0
+    assert "1 added passages are encoded at question time" in capsys.readouterr().err
