@@ -181,18 +181,33 @@ def test_hand_worked_bm25_filter_cuts_after_filtering(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
-def test_approximate_structures_return_only_allowed_passages(tmp_path, kind):
-    # Given: an HNSW or IVF-PQ index of 300 random documents
+def test_approximate_structures_under_filters(tmp_path, kind):
+    # Given: an HNSW or IVF-PQ index of 300 random documents, its vectors also searched flat
+    from indexes.dense_store import DenseStore
+
     rng = random.Random(3)
     docs = {f"d{i:03d}": (rng.randint(0, 3), _meta(rng)) for i in range(300)}
-    backend = VectorBackendSpec(kind=kind, ivf_nlist=4, pq_m=4, ivf_nprobe=4) if kind == "ivfpq" else VectorBackendSpec(kind=kind)
+    backend = VectorBackendSpec(kind=kind, ivf_nlist=4, pq_m=4, ivf_nprobe=1) if kind == "ivfpq" else VectorBackendSpec(kind=kind)
     build_index(_write(tmp_path / "c.jsonl", docs), tmp_path / "idx", IndexOptions(progress=False, backend=backend),
                 encoder=ENCODER)
     index = open_index(tmp_path / "idx", encoder=ENCODER)
+    store = index.dense.dense
+    flat = DenseStore.from_arrays(store.vectors, store.passage_of_row, VectorBackendSpec(kind="flat"))
     f = {"source": "b", "year": {"$lte": 2002}}
     where = index.where(f)
-    # When: filtered dense search / Then: every hit is allowed, and as many as the filter admits up to k
-    for hits in index.dense.search_batch(QUERIES, 10, where):
-        assert hits and all(matches(h.metadata, f) for h in hits)
-        assert len(hits) <= min(10, where.count)
+    Q = ENCODER.encode_queries(QUERIES)
+    want = flat.search(Q, 10, where)
+    # When: the filter allows few vectors (below exact_filter_max_vectors) / Then: the search is exact
+    got = store.search(Q, 10, where)
+    assert got[1].tolist() == want[1].tolist()
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+    # When: FAISS's selector alone is used / Then: only allowed passages, and with the fallback always k of them
+    store.exact_filter_max_vectors = 0
+    for fallback in (False, True):
+        store.filter_fallback = fallback
+        _, rows = store.search(Q, 10, where)
+        found = [r[r >= 0] for r in rows]
+        assert all(where.mask[r].all() for r in found)
+        if fallback:
+            assert all(r.size == min(10, where.count) for r in found)
     index.close()
