@@ -63,7 +63,13 @@ class BM25Retriever(_Base):
 
     def rank(self, query: str, depth: int, where: RowFilter | None = None) -> Ranking:
         """Top-``depth`` rows; a filter is a mask over the rows applied before the cut."""
-        return self.scorer.top_k(self.terms(query), depth, None if where is None else where.mask)
+        return self.scorer.top_k(self.terms(query), depth, self._mask(where))
+
+    def _mask(self, where: RowFilter | None) -> np.ndarray | None:
+        if where is not None and where.mask.shape != (self.scorer.n_docs,):
+            raise InputError(f"filter mask covers {where.mask.shape[0]} passages, the BM25 index {self.scorer.n_docs}: "
+                             "resolve the filter with the same Index")
+        return None if where is None else where.mask
 
     def rank_batch(self, queries: Sequence[str], depth: int, where: RowFilter | None = None) -> list[Ranking]:
         return [self.rank(q, depth, where) for q in queries]
@@ -71,7 +77,7 @@ class BM25Retriever(_Base):
     def rank_scoring(self, queries: Sequence[str], depth: int,
                      where: RowFilter | None = None) -> list[tuple[Ranking, RowScorer]]:
         out = []
-        mask = None if where is None else where.mask
+        mask = self._mask(where)
         for q in queries:
             terms = self.terms(q)
             out.append((self.scorer.top_k(terms, depth, mask), lambda rows, t=terms: self.scorer.scores(t)[rows]))
