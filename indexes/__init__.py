@@ -10,9 +10,10 @@ Modules:
     bm25_store: BM25 term statistics (``.npz`` + JSON).
     dense_store: dense vectors (``.npy``) and their FAISS structure.
     vector_store: the ``VectorStore`` protocol (the seam FAISS implements) and its factories.
+    filters: metadata filters: a backend-neutral expression (Condition/And/Or) and its row mask.
     commits: numbered commits over immutable segments, published by an atomic rename; reader leases.
     segmented: one commit's segments seen as one index (live rows in fresh-build order); checksums.
-    kv_store: cached generator key/value states per passage (safetensors shards).
+    kv_store: cached generator key/value states per passage (safetensors shards); carried across commits.
     lumen_store: LUMEN passage memory (safetensors).
     atomic: atomic files and directories, and the build lock.
     errors: the user-facing error types every layer raises, each with its declared code.

@@ -25,12 +25,17 @@ import numpy as np
 
 from indexes.atomic import atomic_write_bytes
 from indexes.errors import IndexFormatError, InputError
+from indexes.filters import RowFilter
 from indexes.io_errors import reporting_storage
 from indexes.manifest import FaissSpec
 
 VECTORS_NAME = "vectors.npy"
 FAISS_NAME = "faiss.index"
 PASSAGES_NAME = "vector_passages.npy"
+#: A filtered search on ``hnsw``/``ivfpq`` that allows at most this many vectors is exact over them
+#: (a matrix product costing about as much as one graph walk): the graph walk or the probed lists
+#: would hold too few allowed vectors (recall measured in docs/benchmarks.md).
+EXACT_FILTER_MAX_VECTORS = 20_000
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -207,6 +212,8 @@ class DenseStore:
         self.windowed = R != n_passages
         self.spec = spec
         self.exact = spec.kind == "flat"
+        self.exact_filter_max_vectors = EXACT_FILTER_MAX_VECTORS  # 0: filters always go through FAISS's selector
+        self.filter_fallback = True  # an approximate filtered search that finds < k passages is redone exactly
         if index is None:
             index = faiss.IndexFlatIP(self.vectors.shape[1])
             index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
@@ -244,22 +251,37 @@ class DenseStore:
         """Number of passages (not vector rows)."""
         return int(self.offsets.size - 1)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, where: RowFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` passages by MaxP inner product for each row of ``queries`` (B, d) → (scores, rows), (B, k).
 
         Rows are passage rows, best first, ties by the lower row; ``-1`` (score ``-inf``) where
-        fewer than ``k`` passages were found.
+        fewer than ``k`` passages were found. With ``where``, only the passages of its mask
+        compete: FAISS skips every other vector during the search (an ``IDSelectorBitmap`` in
+        the search parameters), so ``flat`` stays exact. On ``hnsw``/``ivfpq`` the graph walk or
+        the probed lists may hold fewer than ``k`` allowed vectors, so a filter allowing at most
+        ``exact_filter_max_vectors`` vectors is searched exactly over them, and a query that
+        still gets fewer than ``k`` passages (of more allowed) is searched again exactly
+        (``filter_fallback``); docs/benchmarks.md measures the recall with and without.
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)  # (B, d)
-        B, R = q.shape[0], int(self.vectors.shape[0])
-        k = min(k, len(self))
+        B, R, P = q.shape[0], int(self.vectors.shape[0]), len(self)
+        params, keep = None, None
+        if where is not None:
+            if where.mask.shape != (P,):
+                raise InputError(f"filter mask covers {where.mask.shape[0]} passages, the vector store {P}")
+            allowed = where.mask[self.passage_of_row]  # (R,) vector rows of allowed passages
+            R, P = int(np.count_nonzero(allowed)), where.count
+            if not self.exact and R <= self.exact_filter_max_vectors:
+                return self._exact_among(q, min(k, P), np.flatnonzero(allowed))
+            params, keep = self._selection(where.mask)
+        k = min(k, P)
         scores = np.full((B, k), -np.inf, dtype=np.float32)  # (B, k)
         rows = np.full((B, k), -1, dtype=np.int64)  # (B, k)
         todo = np.arange(B)
         # Enough windows for k passages if the best ones' extra windows crowd in, plus one to see a tie at the cut.
-        depth = min(R, k + min(R - len(self), k) + 1)
+        depth = min(R, k + min(R - P, k) + 1)
         while todo.size and k:
-            S, I = self.index.search(q[todo], depth)  # (T, depth), (T, depth)
+            S, I = self.index.search(q[todo], depth, params=params)  # (T, depth), (T, depth)
             again = []
             for t, s, i in zip(todo, S, I):
                 p, ps = self._passages(s[i >= 0], i[i >= 0])
@@ -273,7 +295,45 @@ class DenseStore:
                 else:
                     again.append(t)
             todo, depth = np.asarray(again, dtype=np.int64), min(R, 2 * depth)
+        del keep  # the bitmap the selector reads lives until every search above is done
+        if where is not None and not self.exact and self.filter_fallback and k:
+            short = np.flatnonzero(rows[:, k - 1] < 0)  # fewer than k found, though P >= k are allowed
+            if short.size:
+                scores[short], rows[short] = self._exact_among(q[short], k, np.flatnonzero(where.mask[self.passage_of_row]))
         return scores, rows
+
+    def _exact_among(self, q: np.ndarray, k: int, windows: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` passages (MaxP) among the vector rows ``windows`` (W,) (sorted) for queries (B, d)."""
+        B = q.shape[0]
+        scores = np.full((B, k), -np.inf, dtype=np.float32)  # (B, k)
+        rows = np.full((B, k), -1, dtype=np.int64)  # (B, k)
+        if windows.size == 0 or k == 0:
+            return scores, rows
+        V = np.asarray(self.vectors[windows], dtype=np.float32)  # (W, d)
+        owner = self.passage_of_row[windows]  # (W,) non-decreasing
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # first window of each passage
+        passages = owner[starts]  # (C,)
+        for lo in range(0, B, chunk):
+            best = np.maximum.reduceat(q[lo : lo + chunk] @ V.T, starts, axis=1)  # (b, C) MaxP
+            for i, s in enumerate(best):
+                top = np.lexsort((passages, -s))[:k]  # score descending, then passage row
+                rows[lo + i, : top.size], scores[lo + i, : top.size] = passages[top], s[top]
+        return scores, rows
+
+    def _selection(self, mask: np.ndarray):
+        """FAISS search parameters that skip the vectors of passages outside ``mask`` (P,), and the
+        bitmap they point into (the caller keeps it alive while searching)."""
+        import faiss
+
+        bits = np.packbits(mask[self.passage_of_row], bitorder="little")  # bit r: vector row r allowed
+        sel = faiss.IDSelectorBitmap(int(self.vectors.shape[0]), faiss.swig_ptr(bits))
+        if self.spec.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=self.spec.hnsw_ef_search)
+        elif self.spec.kind == "ivfpq":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.spec.ivf_nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        return params, (bits, sel)
 
     def _passages(self, s: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Window hits ``(scores, vector rows)`` → distinct passages at their best window, best first."""

@@ -12,21 +12,23 @@ rewritten after each shard, so readers only ever see complete shards and an inte
 resumes where it stopped. Reads memory-map the shards (``safetensors.safe_open``): opening a
 store reads only the headers, and loading a passage touches only its bytes. The ``key`` is a
 hash of everything the states depend on (model weights, prompt template, layout, dtype), so
-states built for another model or template are refused instead of silently misused.
+states built for another model or template are refused instead of silently misused. A change
+of the index (``rag add``/``delete``/``compact``) carries the store into its commit with
+:func:`derive_kv_store`: states of deleted or replaced passages are dropped, the others kept.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from indexes.atomic import atomic_write_text
+from indexes.atomic import atomic_directory, atomic_write_text
 from indexes.errors import IndexFormatError
 from indexes.io_errors import reporting_storage, save_safetensors
 
@@ -195,3 +197,51 @@ class KVStore:
             return t["k"], t["v"]
         except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, a missing key: all damage
             raise IndexFormatError(f"{path}: unreadable KV prefix ({exc}); rebuild with `rag cache build`") from None
+
+
+def derive_kv_store(source: str | Path, target: str | Path, keep: Callable[[str], bool]) -> KVStoreSpec:
+    """Write at ``target`` a copy of the store at ``source`` holding only the passages ``keep`` accepts.
+
+    How an index change carries its KV cache into the new commit without re-encoding (the source
+    stays as it is for readers of the older commit): a shard whose passages all stay is
+    hard-linked (no bytes copied; copied where links are refused), one that loses passages is
+    rewritten without them, an empty one is left out; shards are renumbered from 0 so a later
+    :class:`KVStoreWriter` appends after them. A passage stored twice keeps its latest state.
+
+    Raises:
+        IndexFormatError: the source store is unreadable.
+    """
+    source, target = Path(source), Path(target)
+    spec = read_spec(source)
+    store = KVStore(source, spec)
+    shards: list[str] = []
+    kept_total = 0
+    with atomic_directory(target) as tmp:
+        for i, name in enumerate(spec.shards):
+            ids = [k[2:] for k in store._shards[i].keys() if k.startswith("k/")]
+            kept = [pid for pid in ids if store._where[pid] == i and keep(pid)]
+            if not kept:
+                continue
+            new = f"shard-{len(shards):05d}.safetensors"
+            if len(kept) == len(ids):
+                _link(source / name, tmp / new)
+            else:
+                _save(tmp / new, {f"{kv}/{pid}": store._shards[i].get_tensor(f"{kv}/{pid}") for pid in kept for kv in "kv"})
+            shards.append(new)
+            kept_total += len(kept)
+        if (source / PREFIX_NAME).is_file():
+            _link(source / PREFIX_NAME, tmp / PREFIX_NAME)
+        spec = spec.model_copy(update={"shards": tuple(shards), "passages": kept_total})
+        atomic_write_text(tmp / SPEC_NAME, spec.model_dump_json(indent=2) + "\n")
+    return spec
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` at ``dst`` (immutable files shared between commits), or copy it."""
+    import shutil
+
+    with reporting_storage(dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)

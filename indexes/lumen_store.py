@@ -54,6 +54,7 @@ def write_lumen_memory(
     key: str,
     live_layers: int,
     revision: str | None = None,
+    name: str | None = None,
 ) -> CacheInfo:
     """Write passages' memory states (row order) into ``directory/lumen-<key>/`` atomically.
 
@@ -64,6 +65,7 @@ def write_lumen_memory(
         key: hash of everything the states depend on (see :func:`rag.fid.memory.lumen_key`).
         live_layers: ``K``; recorded for inspection.
         revision: model revision or weights hash, when known.
+        name: the folder to write (default ``lumen-<key>``; index changes write one per commit).
 
     Returns:
         The :class:`CacheInfo` to add to the index's manifest (the caller writes the manifest).
@@ -73,7 +75,7 @@ def write_lumen_memory(
         raise IndexFormatError(f"{directory}: no passages to store LUMEN memory for")
     lengths = torch.tensor([0] + [c.shape[0] for c in chunks], dtype=torch.int64)
     offsets = torch.cumsum(lengths, 0)  # (P+1,)
-    rel = lumen_dir_name(key)
+    rel = name or lumen_dir_name(key)
     with atomic_directory(Path(directory) / rel, owned=lambda name: name == MEMORY_NAME) as tmp:
         meta = {"model": model, "key": key, "live_layers": str(live_layers), "format": LUMEN_FORMAT}
         save_safetensors({"states": torch.cat(chunks, 0), "offsets": offsets}, tmp / MEMORY_NAME, metadata=meta)

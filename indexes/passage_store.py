@@ -124,6 +124,11 @@ class PassageStore:
         with _reading(self.path):
             return [d for (d,) in self._con.execute("SELECT doc_id FROM passages ORDER BY row")]
 
+    def metadata(self) -> list[dict[str, Any]]:
+        """The metadata object of every passage, in row order (what filters are evaluated on)."""
+        with _reading(self.path):
+            return [json.loads(m) for (m,) in self._con.execute("SELECT metadata FROM passages ORDER BY row")]
+
     def rows_of(self, ids: Sequence[str]) -> list[int | None]:
         """Row numbers of the given passage ids (``None`` where unknown)."""
         out: list[int | None] = []

@@ -75,6 +75,10 @@ class SegmentedPassageStore:
     def doc_ids(self) -> list[str]:
         return [p.doc_id for p in self.iter_all()]
 
+    def metadata(self) -> list[dict]:
+        per = [s.metadata() for s in self.stores]
+        return [per[s][r] for s, r in zip(self.seg_of.tolist(), self.local.tolist())]
+
     def rows_of(self, ids: Sequence[str]) -> list[int | None]:
         out: list[int | None] = [None] * len(ids)
         for s, store in enumerate(self.stores):

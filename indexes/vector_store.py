@@ -3,7 +3,8 @@
 Everything above ``indexes/`` talks to dense vectors through this protocol, so a different
 library (or a distributed backend) can replace FAISS without touching ``rag/``. Rows are
 *passage* rows: a store may hold several vectors (windows) per passage and scores a passage as
-its best window (MaxP, Dai & Callan, SIGIR 2019). :class:`indexes.dense_store.DenseStore` (FAISS)
+its best window (MaxP, Dai & Callan, SIGIR 2019). Metadata filters reach a store as a
+:class:`indexes.filters.RowFilter`: a backend-neutral expression and the passage rows it selects. :class:`indexes.dense_store.DenseStore` (FAISS)
 implements it; :func:`open_vector_store` opens the one a manifest names.
 """
 
@@ -14,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from indexes.filters import RowFilter
 from indexes.manifest import VectorBackendSpec
 
 
@@ -30,8 +32,13 @@ class VectorStore(Protocol):
         """Number of passages."""
         ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` passages of each query (B, d) → ``(scores (B, k), rows (B, k))``, ``-1`` rows where fewer."""
+    def search(self, queries: np.ndarray, k: int, where: RowFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` passages of each query (B, d) → ``(scores (B, k), rows (B, k))``, ``-1`` rows where fewer.
+
+        With ``where`` only passages satisfying it compete, *before* the top ``k`` is cut. A
+        store that keeps metadata itself may translate ``where.expr`` (:mod:`indexes.filters`)
+        into its own filter language; one that does not selects ``where.mask`` (P,) rows.
+        """
         ...
 
     def passage_scores(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ Modules:
     retrievers: BM25, dense and hybrid retrievers (a query-side model plus an index part).
     protocols: the declared seams ``ScoringRetriever`` and ``QueryEncoder``.
     live: upsert and delete documents, compact segments (one commit each).
+    live_caches: passage KV states and LUMEN memory carried into each new commit (caches follow the documents).
     types: the protocol between pieces (``Hit``, ``Retriever``).
     encoder: the bi-encoder (sentence-transformers) → L2-normalised vectors.
     encoder_cache: an encoder that computes each text once.

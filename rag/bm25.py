@@ -144,18 +144,19 @@ class BM25Scorer:
         weights = np.concatenate([self.weights[s:e] for s, e in zip(starts, ends)])
         return rows, weights
 
-    def top_k(self, term_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, term_ids: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the ``k`` best passages that contain at least one query term.
 
         Exact MaxScore dynamic pruning (:mod:`rag.bm25_pruning`) on corpora of at least
         ``prune_min_docs`` passages: the same passages and scores as
         :meth:`top_k_exhaustive` (scores to float rounding), ties at the k-th score to the lowest
-        rows; queries with a negative term weight run exhaustively.
+        rows; queries with a negative term weight run exhaustively. With ``allowed`` (N,) bool (a
+        metadata filter's mask) only those rows compete, before the top ``k`` is cut (exhaustive).
         """
         if term_ids.size == 0 or k < 1:
             return np.zeros(0, np.int64), np.zeros(0)
-        if self.n_docs < self.prune_min_docs:
-            return self.top_k_exhaustive(term_ids, k)
+        if self.n_docs < self.prune_min_docs or allowed is not None:
+            return self.top_k_exhaustive(term_ids, k, allowed)
         found = maxscore_top_k(self.indptr, self.indices, self.weights, self.upper, self.lower, self.n_docs,
                                np.asarray(term_ids, dtype=np.int64), k)
         if found is None:
@@ -163,12 +164,13 @@ class BM25Scorer:
         rows, scores = found
         return rows, scores + self.absent[term_ids].sum()
 
-    def top_k_exhaustive(self, term_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top_k_exhaustive(self, term_ids: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`top_k` by scoring every posting of every query term (the reference path).
 
         Scores accumulate in a dense (N,) array (``bincount``: O(postings + N), no sort), the
         top ``k`` are selected in linear time, and ties at the k-th score go to the lowest
-        rows, so results are deterministic and equal to a full sort by (-score, row).
+        rows, so results are deterministic and equal to a full sort by (-score, row). Rows
+        where ``allowed`` (N,) is ``False`` are never results.
         """
         if term_ids.size == 0:
             return np.zeros(0, np.int64), np.zeros(0)
@@ -176,9 +178,13 @@ class BM25Scorer:
         acc = np.bincount(rows, weights=weights, minlength=self.n_docs)  # (N,)
         absent = np.ones(self.n_docs, dtype=bool)
         absent[rows] = False
+        if allowed is not None:
+            absent |= ~allowed
         acc[absent] = -np.inf  # passages without any query term are never results
         n_match = self.n_docs - int(np.count_nonzero(absent))
         k = min(k, n_match)
+        if k == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
         if k < self.n_docs:
             kth = acc[np.argpartition(-acc, k - 1)[k - 1]]  # the k-th largest score
             above = np.flatnonzero(acc > kth)

@@ -1,6 +1,9 @@
 """Corpus readers: BEIR JSONL, generic JSONL, CSV/TSV, SQuAD JSON and folders of ``.txt``/``.md``.
 
-Every reader yields :class:`Document` objects and checks its input as it goes: a malformed JSON
+Every reader yields :class:`Document` objects whose ``metadata`` holds every field of the
+record other than its id, title and text (the keys of a JSON ``metadata`` object, and any other
+JSONL field or CSV/TSV column), which is what metadata filters select on (:mod:`indexes.filters`).
+Every reader checks its input as it goes: a malformed JSON
 line, a lone surrogate in a JSON string, a missing id or text field, a duplicate id, a CSV/TSV
 row with the wrong number of fields or undecodable UTF-8 raises
 :class:`~indexes.errors.InputError` naming the file and line, unless ``skip_bad_lines`` is set,
@@ -188,9 +191,12 @@ def _to_document(rec: dict, spec: CorpusSpec, where: str, report: ReadReport) ->
         _bad(f"{where}: no text (field {spec.text_field or ' or '.join(_TEXT_FIELDS)})", spec, report)
         return None
     title = rec.get(spec.title_field, "") if spec.title_field else ""
-    metadata = rec.get("metadata", {})
-    if not isinstance(metadata, dict):
-        metadata = {"metadata": metadata}
+    nested = rec.get("metadata", {})
+    if not isinstance(nested, dict):
+        nested = {"metadata": nested}
+    # Every other field of the record is metadata too (filterable); the "metadata" object's keys win.
+    used = {id_key, text_key, spec.title_field, "metadata"}
+    metadata = {key: value for key, value in rec.items() if key not in used} | nested
     if not rec[text_key].strip() and not (title or "").strip():
         _bad(f"{where}: empty document {rec[id_key]!r}", spec, report)
         return None

@@ -82,12 +82,15 @@ def hyde_vector(query: str, documents: list[str], encoder: QueryEncoder) -> np.n
     return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
 
 
-def hyde_search(query: str, generator: TextSampler, dense, k: int = 10, config: HydeConfig = HydeConfig()) -> list[Hit]:
+def hyde_search(query: str, generator: TextSampler, dense, k: int = 10, config: HydeConfig = HydeConfig(),
+                where=None) -> list[Hit]:
     """Top-``k`` hits of the dense retriever ``dense`` for the HyDE vector of ``query``.
 
     ``dense`` must offer ``.encoder`` and ``.search_vectors(vectors (B, d), k)`` (the dense
-    retriever of ``rag.index.Index``). Call this from ``rag search --hyde`` and the service.
+    retriever of ``rag.index.Index``); ``where`` is a metadata filter (``Index.where``). Call this from ``rag search --hyde`` and the service.
     """
     documents = hypothetical_documents(query, generator, config)
     v = hyde_vector(query, documents, dense.encoder)  # (d,)
-    return dense.search_vectors(v[None, :], k)[0]
+    if where is None:
+        return dense.search_vectors(v[None, :], k)[0]
+    return dense.search_vectors(v[None, :], k, where)[0]

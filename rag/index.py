@@ -14,6 +14,7 @@ from pathlib import Path
 
 from indexes.commits import open_commit
 from indexes.errors import InputError
+from indexes.filters import And, Condition, Filter, MetadataColumns, Or, RowFilter, parse_filter
 from indexes.manifest import BM25Spec
 from indexes.segmented import CommitView
 from rag.analyzer import Analyzer
@@ -59,6 +60,8 @@ class Index:
         self._lock = threading.RLock()
         self._bm25: BM25Retriever | None = None
         self._dense: DenseRetriever | None = None
+        self._columns: MetadataColumns | None = None
+        self._filters: dict[Filter, RowFilter] = {}  # masks of the filters seen (a batch reuses one)
 
     @property
     def name(self) -> str:
@@ -100,6 +103,28 @@ class Index:
                     backend=self._encoder_backend))
                 self._dense = DenseRetriever(self._view.vector_store(), encoder, self.store)
             return self._dense
+
+    def where(self, spec: Filter | str | dict | None) -> RowFilter | None:
+        """The rows of this commit that a metadata filter selects (``None`` for no filter).
+
+        Args:
+            spec: a parsed :data:`indexes.filters.Filter`, its JSON text or its JSON object.
+
+        Raises:
+            InputError: bad syntax, a field no passage of this index has, or a value whose type the
+                field never holds (one line naming the field).
+        """
+        if spec is None:
+            return None
+        f = spec if isinstance(spec, (Condition, And, Or)) else parse_filter(spec)
+        with self._lock:
+            if f not in self._filters:
+                if self._columns is None:  # one read of every passage's metadata, on the first filter
+                    self._columns = MetadataColumns(self.store.metadata())
+                if len(self._filters) >= 64:
+                    self._filters.clear()
+                self._filters[f] = self._columns.resolve(f)
+            return self._filters[f]
 
     def per_document_depth(self, k: int) -> int:
         """First passage depth for ``k`` documents under max-passage grouping: each extra window of

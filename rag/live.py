@@ -9,8 +9,9 @@ scores after any sequence of operations equal those of a fresh ``rag index`` of 
 corpus; :func:`compact_index` (merge segments, purge tombstones) is never needed for that.
 
 An upsert replaces a document whole: all passages of an existing document with the same id go.
-Cached generator states (``rag cache``) are keyed by passage row and are dropped by a change;
-rebuild them afterwards.
+Cached generator states (``rag cache build``/``rag cache lumen``) follow the documents into each
+commit (:mod:`rag.live_caches`): deleted passages' states are dropped, the others kept, and added
+passages' states computed when the models are given (``fillers``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from rag.chunking import split_corpus
 from rag.corpus import CorpusSpec, ReadReport, corpus_sha256, read_corpus
 from rag.encoder import Encoder, EncoderConfig
 from rag.indexer import BuildStats, write_segment
+from rag.live_caches import Filler, carry_caches
 
 
 @dataclass
@@ -50,6 +52,7 @@ class UpdateReport:
     passages_deleted: int = 0
     segments: int = 0  # segments of the published commit
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # caches that could not follow the change whole
 
     def summary(self, action: str) -> str:
         missing = f", {len(self.not_found)} ids not found" if self.not_found else ""
@@ -99,15 +102,28 @@ def _tombstone(directory: Path, current: Manifest, generation: int, doc_ids: Ite
 
 
 def _finish(directory: Path, current: Manifest, generation: int, segments: list[SegmentInfo], note: str,
-            report: UpdateReport) -> Manifest:
-    """Compute the live statistics of the new commit, publish it, and remove what no reader holds."""
+            report: UpdateReport, added: set[str] = frozenset(), fillers: Sequence[Filler] = ()) -> Manifest:
+    """Compute the live statistics of the new commit, carry its caches (``added``: ids of passages
+    with new text), publish it, and remove what no reader holds."""
     if not segments:
         raise InputError(f"{directory}: this change would leave the index empty; delete the folder instead")
     draft = current.model_copy(update={"generation": generation, "segments": tuple(segments), "caches": (),
                                        "format_version": 2})
     view = CommitView(directory, draft, verify=False)  # files just written and checksummed
+    caches: tuple = ()
     try:
-        doc_ids = [p.doc_id for p in view.store.iter_all()] if not view.simple else view.store.doc_ids()
+        if current.caches:
+            passages = list(view.store.iter_all())
+            doc_ids = [p.doc_id for p in passages]
+            old = CommitView(directory, current, verify=False)
+            try:
+                old_ids = old.store.ids()
+            finally:
+                old.close()
+            if doc_ids:
+                caches, report.notes = carry_caches(directory, current.caches, generation, old_ids, passages, set(added), fillers)
+        else:
+            doc_ids = [p.doc_id for p in view.store.iter_all()] if not view.simple else view.store.doc_ids()
         if not doc_ids:
             raise InputError(f"{directory}: this change would leave the index empty; delete the folder instead")
         c = current.corpus
@@ -123,7 +139,7 @@ def _finish(directory: Path, current: Manifest, generation: int, segments: list[
             dense = current.dense.model_copy(update={"vectors": n_vectors})
     finally:
         view.close()
-    manifest = draft.model_copy(update={"corpus": corpus, "bm25": bm25, "dense": dense})
+    manifest = draft.model_copy(update={"corpus": corpus, "bm25": bm25, "dense": dense, "caches": caches})
     manifest = Manifest.model_validate(manifest.model_dump())
     publish(directory, manifest)
     collect_garbage(directory, manifest, current)
@@ -132,8 +148,12 @@ def _finish(directory: Path, current: Manifest, generation: int, segments: list[
 
 
 def add_documents(index: str | Path, corpus: str | Path, spec: CorpusSpec = CorpusSpec(), *,
-                  encoder: Encoder | None = None, device: str | None = None, progress: bool = True) -> UpdateReport:
+                  encoder: Encoder | None = None, device: str | None = None, progress: bool = True,
+                  fillers: Sequence[Filler] = ()) -> UpdateReport:
     """Upsert the documents of ``corpus`` (any ``rag index`` input) into the index at ``index``.
+
+    ``fillers``: loaded models that compute the added passages' cached states (KV blocks, LUMEN
+    memory) for the index's caches of their key (:mod:`rag.live_caches`).
 
     Raises:
         InputError: bad corpus records (as ``rag index``), an empty corpus, an index whose dense
@@ -170,7 +190,8 @@ def add_documents(index: str | Path, corpus: str | Path, spec: CorpusSpec = Corp
                                     files=segment_checksums(index / "segments" / name)))
         report.added, report.replaced = len(ids) - len(found), len(found)
         report.passages_added, report.passages_deleted = len(passages), n_dead
-        _finish(index, current, generation, segments, f"add {corpus_sha256(corpus)}", report)
+        _finish(index, current, generation, segments, f"add {corpus_sha256(corpus)}", report,
+                added={p.id for p in passages}, fillers=fillers)
     report.seconds = time.perf_counter() - t0
     return report
 

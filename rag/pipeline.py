@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 
 from indexes.errors import InputError
+from indexes.filters import Filter
 from rag.extractive import ExtractiveConfig, extract
 from rag.generation.kv_blocks import BlockLayout
 from rag.generation.passage_cache import CacheConfig
@@ -59,6 +60,7 @@ class AskConfig:
         cache: the template and cache settings (must match the stored cache).
         sampling: decoding settings.
         extractive: sentences quoted and score threshold of extractive answers.
+        filter: a metadata filter (:mod:`indexes.filters`) the retrieved passages must satisfy.
     """
 
     k: int = 5
@@ -69,6 +71,7 @@ class AskConfig:
     cache: CacheConfig = CacheConfig()
     sampling: SamplingConfig = SamplingConfig()
     extractive: ExtractiveConfig = ExtractiveConfig()
+    filter: Filter | None = None
 
 
 @dataclass(frozen=True)
@@ -103,13 +106,14 @@ def retrieve(question: str, index, config: AskConfig, generator=None) -> list[Hi
     """Top-``k`` passages for ``question`` (HyDE needs a generator and a dense index)."""
     if not question.strip():
         raise InputError("the question is empty")
+    where = {} if config.filter is None else {"where": index.where(config.filter)}
     if config.hyde is None:
-        return index.retriever(config.mode).search(question, config.k)
+        return index.retriever(config.mode).search(question, config.k, **where)
     if generator is None:
         raise InputError("--hyde needs a generator to write hypothetical documents: pass --generator MODEL")
     from rag.hyde import hyde_search
 
-    return hyde_search(question, generator, index.dense, config.k, config.hyde)
+    return hyde_search(question, generator, index.dense, config.k, config.hyde, **where)
 
 
 def _citation(n: int, h: Hit) -> Citation:

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from indexes.errors import InputError
+from indexes.filters import RowFilter
 from indexes.passage_store import PassageStore
 from indexes.vector_store import VectorStore
 from rag.analyzer import Analyzer
@@ -32,7 +33,7 @@ def check_query(query: str) -> str:
 class _Base:
     store: PassageStore
 
-    def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+    def rank_batch(self, queries: Sequence[str], depth: int, where: RowFilter | None = None) -> list[Ranking]:
         raise NotImplementedError
 
     def hits(self, ranking: Ranking) -> list[Hit]:
@@ -40,13 +41,14 @@ class _Base:
         passages = self.store.get(rows.tolist())
         return [Hit(p.id, p.doc_id, float(s), p.title, p.text, p.metadata) for p, s in zip(passages, scores)]
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        return self.search_batch([query], k)[0]
+    def search(self, query: str, k: int = 10, where: RowFilter | None = None) -> list[Hit]:
+        return self.search_batch([query], k, where)[0]
 
-    def search_batch(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+    def search_batch(self, queries: Sequence[str], k: int = 10, where: RowFilter | None = None) -> list[list[Hit]]:
+        """Top-``k`` hits of each query; with ``where`` (a metadata filter), among the passages it selects."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
-        return [self.hits(r) for r in self.rank_batch([check_query(q) for q in queries], k)]
+        return [self.hits(r) for r in self.rank_batch([check_query(q) for q in queries], k, where)]
 
 
 class BM25Retriever(_Base):
@@ -59,17 +61,26 @@ class BM25Retriever(_Base):
         """Term ids of the analyzed query (in-vocabulary terms, repeats kept)."""
         return self.scorer.lookup(self.analyzer(query))
 
-    def rank(self, query: str, depth: int) -> Ranking:
-        return self.scorer.top_k(self.terms(query), depth)
+    def rank(self, query: str, depth: int, where: RowFilter | None = None) -> Ranking:
+        """Top-``depth`` rows; a filter is a mask over the rows applied before the cut."""
+        return self.scorer.top_k(self.terms(query), depth, self._mask(where))
 
-    def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
-        return [self.rank(q, depth) for q in queries]
+    def _mask(self, where: RowFilter | None) -> np.ndarray | None:
+        if where is not None and where.mask.shape != (self.scorer.n_docs,):
+            raise InputError(f"filter mask covers {where.mask.shape[0]} passages, the BM25 index {self.scorer.n_docs}: "
+                             "resolve the filter with the same Index")
+        return None if where is None else where.mask
 
-    def rank_scoring(self, queries: Sequence[str], depth: int) -> list[tuple[Ranking, RowScorer]]:
+    def rank_batch(self, queries: Sequence[str], depth: int, where: RowFilter | None = None) -> list[Ranking]:
+        return [self.rank(q, depth, where) for q in queries]
+
+    def rank_scoring(self, queries: Sequence[str], depth: int,
+                     where: RowFilter | None = None) -> list[tuple[Ranking, RowScorer]]:
         out = []
+        mask = self._mask(where)
         for q in queries:
             terms = self.terms(q)
-            out.append((self.scorer.top_k(terms, depth), lambda rows, t=terms: self.scorer.scores(t)[rows]))
+            out.append((self.scorer.top_k(terms, depth, mask), lambda rows, t=terms: self.scorer.scores(t)[rows]))
         return out
 
     def score_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
@@ -85,29 +96,30 @@ class DenseRetriever(_Base):
             raise InputError(f"encoder dimension {encoder.dim} differs from the index's {dense.dim}: use the index's encoder")
         self.dense, self.encoder, self.store = dense, encoder, store
 
-    def rank_vectors(self, vectors: np.ndarray, depth: int) -> list[Ranking]:
-        """Rankings for query vectors (B, d)."""
-        scores, rows = self.dense.search(vectors, depth)  # (B, k), (B, k)
+    def rank_vectors(self, vectors: np.ndarray, depth: int, where: RowFilter | None = None) -> list[Ranking]:
+        """Rankings for query vectors (B, d), among the rows ``where`` selects (all without it)."""
+        scores, rows = self.dense.search(vectors, depth, where)  # (B, k), (B, k)
         out = []
         for s, r in zip(scores, rows):
             keep = r >= 0
             out.append((r[keep].astype(np.int64), s[keep].astype(np.float64)))
         return out
 
-    def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+    def rank_batch(self, queries: Sequence[str], depth: int, where: RowFilter | None = None) -> list[Ranking]:
         if not queries:
             return []
-        return self.rank_vectors(self.encoder.encode_queries(queries), depth)
+        return self.rank_vectors(self.encoder.encode_queries(queries), depth, where)
 
-    def rank_scoring(self, queries: Sequence[str], depth: int) -> list[tuple[Ranking, RowScorer]]:
+    def rank_scoring(self, queries: Sequence[str], depth: int,
+                     where: RowFilter | None = None) -> list[tuple[Ranking, RowScorer]]:
         if not queries:
             return []
         vectors = self.encoder.encode_queries(queries)  # (B, d)
-        return [(r, lambda rows, v=v: self.score_rows(v, rows)) for r, v in zip(self.rank_vectors(vectors, depth), vectors)]
+        return [(r, lambda rows, v=v: self.score_rows(v, rows)) for r, v in zip(self.rank_vectors(vectors, depth, where), vectors)]
 
-    def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
+    def search_vectors(self, vectors: np.ndarray, k: int = 10, where: RowFilter | None = None) -> list[list[Hit]]:
         """Search by precomputed query vectors (B, d), e.g. HyDE's averaged embeddings."""
-        return [self.hits(r) for r in self.rank_vectors(vectors, k)]
+        return [self.hits(r) for r in self.rank_vectors(vectors, k, where)]
 
     def score_rows(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact scores (MaxP over windows) of one query vector (d,) for the passages at ``rows`` (C,)."""
@@ -147,13 +159,16 @@ class HybridRetriever(_Base):
     def __init__(self, bm25: ScoringRetriever, dense: ScoringRetriever, config: HybridConfig = HybridConfig()) -> None:
         self.bm25, self.dense, self.config, self.store = bm25, dense, config, bm25.store
 
-    def candidates(self, queries: Sequence[str], depth: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """For each query: the union of both top-``depth`` lists and each retriever's exact scores
-        on it, ``(rows (C,), first (C,), second (C,))``. Each query is analyzed and encoded once."""
+    def candidates(self, queries: Sequence[str], depth: int,
+                   where: RowFilter | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """For each query: the union of both top-``depth`` lists (each filtered by ``where``) and
+        each retriever's exact scores on it, ``(rows (C,), first (C,), second (C,))``. Each query
+        is analyzed and encoded once."""
         if not queries:
             return []
         out = []
-        for (r1, score1), (r2, score2) in zip(self.bm25.rank_scoring(queries, depth), self.dense.rank_scoring(queries, depth)):
+        pairs = zip(self.bm25.rank_scoring(queries, depth, where), self.dense.rank_scoring(queries, depth, where))
+        for (r1, score1), (r2, score2) in pairs:
             cand = np.unique(np.concatenate([r1[0], r2[0]]))  # (C,)
             out.append((cand, score1(cand), score2(cand)))
         return out
@@ -165,15 +180,19 @@ class HybridRetriever(_Base):
             return rrf([ranks_of(sparse), ranks_of(dense)], c.rrf_k)
         return convex(sparse, dense, c.alpha, c.norm)
 
-    def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
+    def rank_batch(self, queries: Sequence[str], depth: int, where: RowFilter | None = None) -> list[Ranking]:
         out = []
-        for cand, sparse, dense in self.candidates(queries, max(depth, self.config.depth)):
+        for cand, sparse, dense in self.candidates(queries, max(depth, self.config.depth), where):
+            if cand.size == 0:  # a filter no passage satisfies
+                out.append((cand, np.zeros(0)))
+                continue
             fused = self.fuse(sparse, dense)
             order = np.lexsort((cand, -fused))[:depth]
             out.append((cand[order], fused[order]))
         return out
 
-    def rank_scoring(self, queries: Sequence[str], depth: int) -> list[tuple[Ranking, RowScorer]]:
+    def rank_scoring(self, queries: Sequence[str], depth: int,
+                     where: RowFilter | None = None) -> list[tuple[Ranking, RowScorer]]:
         raise InputError("a hybrid ranking cannot be fused again: compose BM25 and dense retrievers")
 
 

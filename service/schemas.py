@@ -147,12 +147,18 @@ def request_models(s: Settings) -> RequestModels:
     K = Annotated[int, Field(ge=1, le=s.max_k, description=f"Results wanted, 1–{s.max_k}.")]
     Index = Annotated[str | None, Field(pattern=INDEX_NAME.pattern, examples=[s.default_index],
                                          description="Configured index name (GET /indexes); default index if omitted.")]
+    Filter = Annotated[dict[str, Any] | None, Field(
+        examples=[{"year": {"$gte": 2010}, "source": {"$in": ["pubmed", "arxiv"]}}],
+        description="Metadata filter applied before the top-k cut: {field: value} (equality), {field: {$eq|$in|$gt|$gte|"
+                    "$lt|$lte: value}}, {$and: [...]}, {$or: [...]}. An unknown field or a value of the wrong type is a "
+                    "422 that names the field.")]
 
     class SearchRequest(_Model):
         query: Query
         k: K = 10
         mode: Mode = "hybrid"
         index: Index = None
+        filter: Filter = None
         highlight: bool = Field(False, description="Add each hit's `highlights`: the spans of the query's terms.")
 
     class BatchSearchRequest(_Model):
@@ -160,12 +166,14 @@ def request_models(s: Settings) -> RequestModels:
         k: K = 10
         mode: Mode = "hybrid"
         index: Index = None
+        filter: Filter = None
 
     class AnswerRequest(_Model):
         question: Annotated[str, Field(examples=["Does vitamin D reduce fractures?"], **text)]
         k: Annotated[int, Field(ge=1, le=min(s.max_k, 20))] = 5  # passages in the prompt
         mode: Mode = "hybrid"
         index: Index = None
+        filter: Filter = None
         stream: bool = Field(False, description="Answer as Server-Sent Events: `token` events, then one `answer` "
                                                  "event holding the AnswerResponse (or one `error` event).")
 

@@ -178,11 +178,24 @@ class ServiceState:
             entry = self.indexes[key]
             if self._signature(key) == entry.signature:
                 return entry
-            fresh = LoadedIndex(key, Manifest.read(self.settings.indexes[key]), reader=entry.reader)
+            fresh = LoadedIndex(key, Manifest.read(self.settings.indexes[key]), reader=self._rebind(key, entry.reader))
             self._open_entry(key, fresh)
             self.indexes[key] = fresh
             log.info("index %s: opened commit %d", key, fresh.manifest.generation)
             return fresh
+
+    def _rebind(self, key: str, reader):
+        """A FiD reader with LUMEN memory read from the latest commit (its rows follow the commit's
+        passages, see :mod:`rag.live_caches`); the one given when it has no memory or none is left."""
+        if reader is None or getattr(reader, "memory", None) is None:
+            return reader
+        from rag.fid.answer import FiDAnswerer
+
+        try:
+            return FiDAnswerer.bind(reader.reader, self.settings.generator, self.settings.indexes[key], self.settings.fid_live_layers)
+        except RagError as exc:
+            log.warning("index %s: LUMEN memory not in the new commit (%s); answers keep the previous commit's", key, exc)
+            return reader
 
     def write_lock(self, name: str) -> threading.Lock:
         """The lock serialising this process's writes to index ``name``."""

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import DeviceOption, resolve_device
+from rag.cli.options import DeviceOption, FilterOption, resolve_device
 from rag.extractive import ExtractiveConfig
 
 
@@ -44,6 +44,7 @@ def ask_command(
     min_score: Annotated[float, typer.Option(help="Extractive answers: least cosine of the best sentence to the "
                                              "question, below which the answer is 'no answer found' (-1 = always "
                                              "quote).", min=-1.0, max=1.0)] = ExtractiveConfig.min_score,
+    filter: FilterOption = None,
 ) -> None:
     """Retrieve passages and answer QUESTION citing them as [1], [2], ...
 
@@ -51,6 +52,7 @@ def ask_command(
     loaded once, one JSON line per question (the rows of --json, plus the question's id).
     """
     from indexes.errors import InputError
+    from indexes.filters import parse_filter
     from rag.generation.generator import Generator, GeneratorConfig
     from rag.generation.kv_blocks import BlockLayout
     from rag.generation.sampling import SamplingConfig
@@ -64,11 +66,12 @@ def ask_command(
         raise InputError("--questions FILE and --out FILE go together (--out - prints the answers JSONL)")
     if positions not in ("rerotate", "composite"):
         raise InputError(f"--positions must be rerotate or composite, not {positions!r}")
+    expr = parse_filter(filter) if filter is not None else None
     extractive = ExtractiveConfig(sentences=sentences, min_score=min_score)
     device = resolve_device(device)
     if fid:
         _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-                 questions, out)
+                 questions, out, expr)
         return
     if live_layers is not None:
         raise InputError("--live-layers is a FiD option: add --fid")
@@ -79,12 +82,14 @@ def ask_command(
         hyde=HydeConfig(n=hyde_n, seed=seed) if hyde else None, extractive=extractive,
         sampling=SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                 stop=tuple(stop or ()), seed=seed),
+        filter=expr,
     )
     if questions is not None:
         from rag.questions import read_questions
 
         batch = read_questions(questions)  # a bad file fails before any model loads
     idx = open_index(index) if questions is None else open_batch_index(index)
+    idx.where(expr)  # an unknown field or a wrong type fails before any model loads
     gen = Generator.load(GeneratorConfig(generator, dtype=dtype, device=device)) if generator else None
     if questions is not None:
         _write_answers(batch, idx, gen, config, None, out)
@@ -129,7 +134,7 @@ def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
 
 
 def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-             questions=None, out=None) -> None:
+             questions=None, out=None, expr=None) -> None:
     from indexes.errors import InputError
     from rag.fid.answer import FiDAnswerer
     from rag.fid.reader import FiDConfig
@@ -145,9 +150,9 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
     if questions is not None:
         from rag.questions import read_questions
 
-        _write_answers(read_questions(questions), open_index(index), None, AskConfig(k=k, mode=mode), reader, out)
+        _write_answers(read_questions(questions), open_index(index), None, AskConfig(k=k, mode=mode, filter=expr), reader, out)
         return
-    answer = ask_fid(question, open_index(index), reader, AskConfig(k=k, mode=mode))
+    answer = ask_fid(question, open_index(index), reader, AskConfig(k=k, mode=mode, filter=expr))
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return

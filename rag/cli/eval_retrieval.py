@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import eval_app
-from rag.cli.options import directory_output, output_file
+from rag.cli.options import FilterOption, directory_output, output_file
 
 
 @eval_app.command("retrieval")
@@ -23,21 +23,24 @@ def eval_retrieval_command(
     report: Annotated[Path | None, typer.Option(help="Write report.json/.md/.html (intervals, worst queries) here.",
                                                 callback=directory_output)] = None,
     alpha: Annotated[float, typer.Option(help="Report intervals cover 1 - alpha.", min=0.001, max=0.5)] = 0.1,
+    filter: FilterOption = None,
 ) -> None:
     """Evaluate retrieval over the judged queries (documents ranked by their best passage)."""
     from eval.retrieval import evaluate
     from rag.queries import load_qrels, load_queries, write_trec_run
     from indexes.errors import InputError
     from rag.batch import search_run
+    from indexes.filters import parse_filter
     from rag.index import open_index
 
+    expr = parse_filter(filter) if filter is not None else None
     judged = load_qrels(qrels)
     all_queries = load_queries(queries)
     missing = [q for q in judged if q not in all_queries]
     if missing:
         raise InputError(f"{qrels}: {len(missing)} judged query ids are not in {queries} (e.g. {missing[0]!r})")
     idx = open_index(index)
-    result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json)
+    result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json, where=idx.where(expr))
     if run is not None:
         with output_file(run) as path:
             write_trec_run(path, result, tag=f"rag-{mode}")
@@ -45,11 +48,12 @@ def eval_retrieval_command(
     if report is not None:
         from eval.retrieval_report import build_report, write_retrieval_report
 
-        config = {"index": str(index), "mode": mode, "qrels": str(qrels)}
+        config = {"index": str(index), "mode": mode, "qrels": str(qrels)} | ({"filter": filter} if filter else {})
         paths = write_retrieval_report(report, build_report(per_query, result, all_queries, config, alpha, qrels=judged))
         typer.echo(f"wrote {paths['html']}", err=True)
     if as_json:
-        typer.echo(json.dumps({"mode": mode, "queries": len(judged), **{m: round(v, 6) for m, v in means.items()}}))
+        typer.echo(json.dumps({"mode": mode, "queries": len(judged), **({"filter": json.loads(filter)} if filter else {}),
+                               **{m: round(v, 6) for m, v in means.items()}}))
         return
     to_stderr = str(run) == "-"  # stdout carries the run
     typer.echo(f"{mode} on {len(judged)} judged queries", err=to_stderr)

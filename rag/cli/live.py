@@ -23,6 +23,9 @@ def add_command(
     title_field: Annotated[str, typer.Option(help="Title field ('' for none).")] = "title",
     skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed records instead of stopping.")] = False,
     device: DeviceOption = "auto",
+    cache_models: Annotated[bool, typer.Option("--cache-models/--no-cache-models", help="Load the models of the index's "
+                                               "caches (rag cache build/lumen) to compute the added passages' states; "
+                                               "without them KV states are computed at question time and LUMEN memory is dropped.")] = True,
 ) -> None:
     """Upsert the documents of FILES into --index: a document with an existing id replaces it whole (one commit per file)."""
     from pydantic import ValidationError
@@ -40,11 +43,21 @@ def add_command(
     from indexes.manifest import Manifest
     from rag.encoder import Encoder, EncoderConfig
 
-    dense = Manifest.read(index).dense
+    manifest = Manifest.read(index)
+    dense = manifest.dense
     encoder = dense and Encoder(EncoderConfig.from_spec(dense.encoder, index_name=str(index), device=resolve_device(device)))
+    fillers: list = []
+    if cache_models and manifest.caches:
+        from rag.live_caches import load_fillers
+
+        fillers, notes = load_fillers(index, resolve_device(device))
+        for line in notes:
+            typer.echo(line, err=True)
     for f in files:
-        report = add_documents(index, f, spec, encoder=encoder, device=resolve_device(device), progress=True)
+        report = add_documents(index, f, spec, encoder=encoder, device=resolve_device(device), progress=True, fillers=fillers)
         typer.echo(report.summary(f"added {f}"), err=True)
+        for line in report.notes:
+            typer.echo(line, err=True)
 
 
 @app.command("delete")

@@ -23,6 +23,10 @@ STDOUT = "-"
 
 DeviceOption = Annotated[str, typer.Option(help="Device: auto (cuda when available, else cpu), cpu, cuda or cuda:N.")]
 
+FilterOption = Annotated[str | None, typer.Option(
+    "--filter", help='Metadata filter, a JSON object: {"year": {"$gte": 2010}, "source": {"$in": ["a", "b"]}} '
+                     "($eq $in $gt $gte $lt $lte, $and $or; see README).")]
+
 
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; any other value unchanged."""

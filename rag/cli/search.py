@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import output_file
+from rag.cli.options import FilterOption, output_file
 from rag.encoder import Backend
 
 
@@ -30,20 +30,25 @@ def search_command(
     seed: Annotated[int | None, typer.Option(help="HyDE sampling seed.")] = None,
     encoder_backend: Annotated[Backend, typer.Option(help="Query encoding: torch, onnx (same scores to ~1e-6, faster on CPU) or onnx-int8 (quantised).")] = "torch",
     query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the index's encoder (`rag train query-encoder`).")] = None,
+    filter: FilterOption = None,
 ) -> None:
     """Search an index with BM25, dense or hybrid retrieval."""
     from indexes.errors import InputError
+    from indexes.filters import parse_filter
     from rag.index import open_index
     from rag.retrievers import check_query, search_documents
 
+    expr = parse_filter(filter) if filter is not None else None  # bad syntax fails before the index opens
     idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder)
+    where = idx.where(expr)
+    limit = len(idx.store) if where is None else where.count
     if queries is not None or run is not None:
         if queries is None or run is None or query is not None:
             raise InputError("batch search needs both --queries and --run, and no QUERY argument")
         from rag.queries import load_queries, write_trec_run
         from rag.batch import search_run
 
-        result = search_run(idx, load_queries(queries), mode, k=k, per_doc=True, progress=True)
+        result = search_run(idx, load_queries(queries), mode, k=k, per_doc=True, progress=True, where=where)
         with output_file(run) as path:
             write_trec_run(path, result, tag=f"rag-{mode}")
         typer.echo(f"wrote {sum(map(len, result.values()))} results for {len(result)} queries to {'standard output' if str(run) == '-' else run}", err=True)
@@ -60,11 +65,11 @@ def search_command(
         gen = Generator.load(GeneratorConfig(generator))
         dense = idx.dense
         v = hyde_vector(query, hypothetical_documents(query, gen, HydeConfig(n=hyde_n, seed=seed)), dense.encoder)  # (d,)
-        fetch = lambda depth: dense.search_vectors(v[None, :], depth)[0]  # noqa: E731
+        fetch = lambda depth: dense.search_vectors(v[None, :], depth, where)[0]  # noqa: E731
     else:
         retriever = idx.retriever(mode)
-        fetch = lambda depth: retriever.search(query, depth)  # noqa: E731
-    hits = search_documents(fetch, k, idx.per_document_depth(k), len(idx.store)) if per_doc else fetch(k)
+        fetch = lambda depth: retriever.search(query, depth, where)  # noqa: E731
+    hits = search_documents(fetch, k, idx.per_document_depth(k), limit) if per_doc else fetch(k)
     if as_json:
         typer.echo(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return

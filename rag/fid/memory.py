@@ -86,20 +86,27 @@ def build_lumen_memory(
     revision = revision if revision is not None else reader_revision(model_id, reader)
     store = open_passage_store(index_dir)
     try:
-        passages = [passage_text(p.title, p.text) for p in store.iter_all()]
+        states = passage_memory(reader, encoder, list(store.iter_all()), batch_size)
     finally:
         store.close()
+    key = lumen_key(model_id, revision, encoder.live_layers, reader.config.max_passage_tokens)
+    info = write_lumen_memory(index_dir, states, model=model_id, key=key, live_layers=encoder.live_layers, revision=revision)
+    return record_cache(index_dir, info)
+
+
+@torch.no_grad()
+def passage_memory(reader: FiDReader, encoder: LumenEncoder, passages: Sequence, batch_size: int = 32) -> list[torch.Tensor]:
+    """The memory of each passage (objects with ``title`` and ``text``): one ``(Lp_j, d)`` tensor each."""
+    texts = [passage_text(p.title, p.text) for p in passages]
     states: list[torch.Tensor] = []
-    for i in range(0, len(passages), batch_size):
-        chunk = passages[i : i + batch_size]
+    for i in range(0, len(texts), batch_size):
+        chunk = texts[i : i + batch_size]
         x = tokenize(reader.tokenizer, [""] * len(chunk), [[p] for p in chunk], n_passages=1,
                      max_question_tokens=1, max_passage_tokens=reader.config.max_passage_tokens)
         ids, mask = x.passage_ids[:, 0], x.passage_mask[:, 0]  # (b, Lp)
         mem = encoder.memory(ids, mask)  # (b, Lp, d)
         states += [mem[j, : int(mask[j].sum())] for j in range(len(chunk))]
-    key = lumen_key(model_id, revision, encoder.live_layers, reader.config.max_passage_tokens)
-    info = write_lumen_memory(index_dir, states, model=model_id, key=key, live_layers=encoder.live_layers, revision=revision)
-    return record_cache(index_dir, info)
+    return states
 
 
 def open_lumen_memory(index_dir: str | Path, key: str, *also: str) -> LumenStore:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexes.kv_store import KVStoreWriter
-from indexes.manifest import CacheInfo
+from indexes.manifest import CacheInfo, Manifest
 from indexes.segmented import open_passage_store
 from rag.generation.kv_blocks import encode_block, encode_prefix
 from rag.generation.passage_cache import CacheConfig, record_in_manifest, store_dir, store_spec
@@ -52,7 +52,9 @@ def build_passage_cache(index_dir: str | Path, generator, config: CacheConfig = 
     from tqdm.auto import tqdm
 
     spec = store_spec(generator, config)
-    directory = store_dir(index_dir, spec.key)
+    # A store an index change carried into this commit lives in its own folder: fill that one in.
+    recorded = next((c for c in Manifest.read(index_dir).caches if c.kind == "kv" and c.key == spec.key), None)
+    directory = Path(index_dir) / recorded.path if recorded is not None else store_dir(index_dir, spec.key)
     writer = KVStoreWriter(directory, spec, shard_size=config.shard_size)
     builder = PromptBuilder(generator, config.template)
     prefix = encode_prefix(generator, builder.prefix_ids)

@@ -21,11 +21,11 @@ from service.state import AnswerUnavailableError, LoadedIndex
 from service.streaming import SSE_RESPONSE, answer_stream
 
 
-def _answer(entry: LoadedIndex, question: str, k: int, mode: str, generator, max_new_tokens: int) -> dict:
+def _answer(entry: LoadedIndex, question: str, k: int, mode: str, generator, max_new_tokens: int, expr=None) -> dict:
     from rag.generation.sampling import SamplingConfig
     from rag.pipeline import AskConfig, answer_one
 
-    config = AskConfig(k=k, mode=mode, sampling=SamplingConfig(max_new_tokens=max_new_tokens))
+    config = AskConfig(k=k, mode=mode, sampling=SamplingConfig(max_new_tokens=max_new_tokens), filter=expr)
     if entry.reader is None and generator is None:  # extractive: no model state shared between threads
         return answer_one(question, entry.index, None, config).answer.to_dict()
     with entry.lock:  # Fusion-in-Decoder (with LUMEN memory when configured) or causal LM
@@ -50,15 +50,21 @@ def build_router(models: RequestModels) -> APIRouter:
                 f"index {entry.name!r} has no dense encoder to rank quoted sentences with and no generator is "
                 "configured: start the service with RAG_GENERATOR=<model> (rag serve --generator) or use a "
                 "dense index")
+        expr = None
+        if body.filter is not None:  # a bad filter is a 422 naming the field, before any work (or stream)
+            from indexes.filters import parse_filter
+
+            expr = parse_filter(body.filter)
+            await run_blocking(request, entry.index.where, expr)
         if body.stream:
             from rag.generation.sampling import SamplingConfig
             from rag.pipeline import AskConfig
 
-            config = AskConfig(k=body.k, mode=body.mode,
+            config = AskConfig(k=body.k, mode=body.mode, filter=expr,
                                sampling=SamplingConfig(max_new_tokens=state.settings.answer_max_new_tokens))
             return answer_stream(request, entry, body.question, config, state.generator)
         out = await run_blocking(request, _answer, entry, body.question, body.k, body.mode, state.generator,
-                                 state.settings.answer_max_new_tokens)
+                                 state.settings.answer_max_new_tokens, expr)
         return {**out, "index": entry.name}
 
     return router

@@ -61,6 +61,8 @@ class UpdateResult(BaseModel):
     passages_added: int
     passages_deleted: int
     segments: int
+    notes: list[str] = Field(default_factory=list, description="Cached generator states the change could not carry "
+                             "whole (KV blocks left to question time, LUMEN memory dropped), each with the command that restores it.")
 
 
 def _entry(state, name: str):

@@ -38,6 +38,13 @@ def _hits(hits) -> list[dict]:
              "metadata": h.metadata} for h in hits]
 
 
+def _search(entry, retriever, queries: list[str], k: int, spec: dict | None):
+    """Hits of each query; ``spec`` (a metadata filter) is resolved against the entry's commit first."""
+    if spec is None:
+        return retriever.search_batch(queries, k)
+    return retriever.search_batch(queries, k, entry.index.where(spec))
+
+
 def build_router(models: RequestModels) -> APIRouter:
     """The search routes, with request bodies ``models.search`` and ``models.batch``."""
     router = APIRouter(tags=["search"])
@@ -54,7 +61,8 @@ def build_router(models: RequestModels) -> APIRouter:
         tag(request, mode=body.mode, index=entry.name)
         retriever = entry.retriever(body.mode)
         t0 = time.perf_counter()
-        hits = await run_blocking(request, retriever.search, body.query, body.k)
+        hits = await run_blocking(request, _search, entry, retriever, [body.query], body.k, body.filter)
+        hits = hits[0]
         ms = 1e3 * (time.perf_counter() - t0)
         out = _hits(hits)
         if body.highlight:
@@ -69,7 +77,7 @@ def build_router(models: RequestModels) -> APIRouter:
         tag(request, mode=body.mode, index=entry.name)
         retriever = entry.retriever(body.mode)
         t0 = time.perf_counter()
-        runs = await run_blocking(request, retriever.search_batch, body.queries, body.k)
+        runs = await run_blocking(request, _search, entry, retriever, body.queries, body.k, body.filter)
         ms = 1e3 * (time.perf_counter() - t0)
         return {"results": [{"hits": _hits(h)} for h in runs], "index": entry.name, "mode": body.mode, "timing_ms": ms}
 
