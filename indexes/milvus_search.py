@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from indexes.errors import InputError
+from indexes.milvus_filter import Filter, to_milvus
 from indexes.milvus_store import MAX_LIMIT, SEG_SHIFT, MilvusCollections, pack
 
 
@@ -86,8 +87,10 @@ class MilvusVectorStore:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` passages (B, k) by their best window's inner product; ``-1``/``-inf`` where fewer."""
+    def search(self, queries: np.ndarray, k: int, where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` passages (B, k) by their best window's inner product, among those whose metadata
+        match ``where`` (pushed down into the engine); ``-1``/``-inf`` where fewer."""
+        expr = to_milvus(where) if where is not None else None
         q = np.asarray(queries, dtype=np.float32)  # (B, d)
         B, k = q.shape[0], min(k, len(self))
         scores, rows = np.full((B, k), -np.inf, np.float32), np.full((B, k), -1, np.int64)
@@ -95,7 +98,7 @@ class MilvusVectorStore:
         depth = min(MAX_LIMIT, k + min(self.n_windows - len(self), k) + 1)
         while todo.size and k:
             again = []
-            for t, (s, seg, prow) in zip(todo, self.engine.search_vectors(q[todo], depth, self.live_segs)):
+            for t, (s, seg, prow) in zip(todo, self.engine.search_vectors(q[todo], depth, self.live_segs, expr)):
                 p, ps = _settle(s, self.rows.to_global(seg, prow), k)
                 seen_all = s.size < depth or depth >= MAX_LIMIT
                 if seen_all or (p.size >= k and ps[k - 1] > s[-1]):
@@ -152,14 +155,16 @@ class MilvusBM25Store:
     def _global(self, pks: np.ndarray) -> np.ndarray:
         return self.rows.to_global(pks >> SEG_SHIFT, pks & ((1 << SEG_SHIFT) - 1))
 
-    def top_k(self, query: dict[int, float], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows (≤ k,) and scores of one query's best passages (passages without a query term never)."""
+    def top_k(self, query: dict[int, float], k: int, where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (≤ k,) and scores of one query's best passages (passages without a query term never),
+        among those whose metadata match ``where``."""
+        expr = to_milvus(where) if where is not None else None
         if not query or k < 1:
             return np.zeros(0, np.int64), np.zeros(0)
         depth = min(MAX_LIMIT, k + 1)
         while True:
-            s, pks = self.engine.search_bm25([query], depth, self.epoch)[0]
-            if s.size < min(k, len(self.rows)):
+            s, pks = self.engine.search_bm25([query], depth, self.epoch, where=expr)[0]
+            if s.size < min(k, len(self.rows)) and expr is None:
                 self.engine.check_epoch(self.epoch)  # rows rewritten by a later commit: reopen
             r, rs = _settle(s, self._global(pks), k)
             if s.size < depth or depth >= MAX_LIMIT or (r.size >= k and rs[k - 1] > s[-1]):

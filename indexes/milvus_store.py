@@ -110,6 +110,7 @@ class MilvusCollections:
                 continue
             schema = c.create_schema(auto_id=False, description=description)
             schema.add_field("pk", DataType.INT64, is_primary=True)
+            schema.add_field("meta", DataType.JSON)  # the passage's metadata, for filters (indexes.milvus_filter)
             params = c.prepare_index_params()
             if name == self.dense_name:
                 schema.add_field("seg", DataType.INT64)
@@ -124,13 +125,14 @@ class MilvusCollections:
 
     # -- dense rows ----------------------------------------------------------------------------
 
-    def insert_vectors(self, seg: int, vectors: np.ndarray, passage_of_row: np.ndarray) -> None:
-        """Write segment ``seg``'s window vectors (R, d) and passage map (R,) (replacing any left by a crash)."""
+    def insert_vectors(self, seg: int, vectors: np.ndarray, passage_of_row: np.ndarray, metadata: Sequence[dict]) -> None:
+        """Write segment ``seg``'s window vectors (R, d), passage map (R,) and each passage's ``metadata``
+        (replacing rows a crashed writer left for ``seg``)."""
         self.delete_segments([seg])
         vectors = np.asarray(vectors, dtype=np.float32)
         for start in range(0, len(vectors), BATCH):
             stop = min(len(vectors), start + BATCH)
-            rows = [{"pk": int(pk), "seg": seg, "prow": int(p), "vector": v}
+            rows = [{"pk": int(pk), "seg": seg, "prow": int(p), "vector": v, "meta": metadata[int(p)] or {}}
                     for pk, p, v in zip(pack(seg, np.arange(start, stop)), passage_of_row[start:stop], vectors[start:stop])]
             self._call("insert", self.client.insert, self.dense_name, rows)
 
@@ -169,11 +171,13 @@ class MilvusCollections:
         vec = np.asarray([r["vector"] for r in found], dtype=np.float32) if vectors and found else np.zeros((0, 0), np.float32)
         return pk & ((1 << SEG_SHIFT) - 1), prow, vec
 
-    def search_vectors(self, queries: np.ndarray, limit: int, segs: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Top-``limit`` windows of each query (B, d) among segments ``segs`` → per query ``(scores, seg, prow)``."""
+    def search_vectors(self, queries: np.ndarray, limit: int, segs: Sequence[int],
+                       where: str | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Top-``limit`` windows of each query (B, d) among segments ``segs`` (and rows matching the
+        expression ``where``) → per query ``(scores, seg, prow)``."""
         data = [q.tolist() for q in np.asarray(queries, dtype=np.float32)]
         res = self._call("search", self.client.search, self.dense_name, data=data, anns_field="vector", limit=limit,
-                         filter=f"seg in {[int(s) for s in segs]}", output_fields=["seg", "prow"],
+                         filter=f"seg in {[int(s) for s in segs]}" + (f" and ({where})" if where else ""), output_fields=["seg", "prow"],
                          search_params={"metric_type": "IP"})
         out = []
         for hits in res:
@@ -185,8 +189,9 @@ class MilvusCollections:
 
     # -- BM25 rows -----------------------------------------------------------------------------
 
-    def write_bm25(self, pks: np.ndarray, indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray, epoch: int) -> None:
-        """Upsert one row per passage (CSR ``indptr`` (G+1,), ``terms``/``weights`` (nnz,)) stamped
+    def write_bm25(self, pks: np.ndarray, indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray, epoch: int,
+                   metadata: Sequence[dict]) -> None:
+        """Upsert one row per passage (CSR ``indptr`` (G+1,), ``terms``/``weights`` (nnz,), ``metadata``) stamped
         ``epoch``, then delete rows of other epochs (passages no longer live). Passages without a
         term are not stored (they never match)."""
         if weights.size and (not np.all(np.isfinite(weights)) or weights.min() < 0):
@@ -195,16 +200,19 @@ class MilvusCollections:
         for g, pk in enumerate(pks):
             a, b = int(indptr[g]), int(indptr[g + 1])
             if b > a:
-                rows.append({"pk": int(pk), "epoch": epoch, "sparse": dict(zip(terms[a:b].tolist(), weights[a:b].tolist()))})
+                rows.append({"pk": int(pk), "epoch": epoch, "meta": metadata[g] or {},
+                             "sparse": dict(zip(terms[a:b].tolist(), weights[a:b].tolist()))})
             if len(rows) == BATCH or (g == len(pks) - 1 and rows):
                 self._call("upsert", self.client.upsert, self.bm25_name, rows)
                 rows = []
         self._call("delete", self.client.delete, self.bm25_name, filter=f"epoch != {int(epoch)}")
 
     def search_bm25(self, queries: Sequence[dict[int, float]], limit: int, epoch: int,
-                    pks: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Top-``limit`` passages of each sparse query among rows of ``epoch`` (and ``pks``) → ``(scores, pks)``."""
-        expr = f"epoch == {int(epoch)}" + (f" and pk in {[int(p) for p in pks]}" if pks is not None else "")
+                    pks: np.ndarray | None = None, where: str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top-``limit`` passages of each sparse query among rows of ``epoch`` (and ``pks``, and rows
+        matching ``where``) → ``(scores, pks)``."""
+        expr = (f"epoch == {int(epoch)}" + (f" and pk in {[int(p) for p in pks]}" if pks is not None else "")
+                + (f" and ({where})" if where else ""))
         res = self._call("search", self.client.search, self.bm25_name, data=list(queries), anns_field="sparse", limit=limit,
                          filter=expr, output_fields=["pk"], search_params={"metric_type": "IP"})
         return [(np.fromiter((h["distance"] for h in hits), np.float64, len(hits)),

@@ -202,7 +202,7 @@ def write_segment(folder: Path, passages: list[Passage], analyzer: AnalyzerSpec 
         if engine is not None:
             from indexes.milvus_store import segment_number
 
-            engine.insert_vectors(segment_number(folder.name), vectors, passage_of_row)
+            engine.insert_vectors(segment_number(folder.name), vectors, passage_of_row, [p.metadata for p in passages])
         else:
             write_vector_store(folder, vectors, passage_of_row, backend)
         dense_info = DenseInfo(encoder=encoder.spec(), backend=backend, vectors=int(vectors.shape[0]), windows=windows,

@@ -236,7 +236,7 @@ def compact_index(index: str | Path) -> UpdateReport:
                 if current.dense is not None:
                     vectors, owner = view.vector_arrays()
                     if current.dense.backend.library == "milvus":
-                        view.engine().insert_vectors(segment_number(folder.name), vectors, owner)
+                        view.engine().insert_vectors(segment_number(folder.name), vectors, owner, [p.metadata for p in passages])
                     else:
                         write_vector_store(folder, vectors, owner, current.dense.backend)
                     n_vectors = int(vectors.shape[0])

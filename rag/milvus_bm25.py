@@ -70,7 +70,8 @@ def sync_bm25(view, params: BM25Spec, epoch: int) -> None:
     """Write the live passages' weights of the commit ``view`` (a :class:`indexes.segmented.CommitView`)
     into the engine, stamped ``epoch``; rows of other epochs go."""
     indptr, terms, weights = passage_weights(view.bm25(), params)
-    view.engine().write_bm25(view.engine_rows().pks(), indptr, terms, weights, epoch)
+    metadata = [p.metadata for p in view.store.iter_all()]  # global row order, as the counts
+    view.engine().write_bm25(view.engine_rows().pks(), indptr, terms, weights, epoch, metadata)
 
 
 class MilvusBM25Retriever(_Base):
