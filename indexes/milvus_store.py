@@ -69,6 +69,7 @@ class MilvusCollections:
 
     def __init__(self, spec: MilvusSpec, timeout: float = 10.0) -> None:
         self.spec, self.dense_name, self.bm25_name = spec, spec.collection, f"{spec.collection}_bm25"
+        self._ready: set[str] = set()
         try:
             from pymilvus import MilvusClient
         except ImportError:
@@ -87,6 +88,13 @@ class MilvusCollections:
             return fn(*args, **kwargs)
         except Exception as exc:
             raise StorageError(f"{self.spec.uri} ({self.dense_name}): Milvus {what} failed: {_one_line(exc)}") from None
+
+    def _loaded(self, name: str) -> str:
+        """``name``, loaded for search (a collection reopened by a new process starts released)."""
+        if name not in self._ready:
+            self._call("load", self.client.load_collection, name)
+            self._ready.add(name)
+        return name
 
     # -- collections -------------------------------------------------------------------------
 
@@ -149,7 +157,7 @@ class MilvusCollections:
         if prows is None:  # windows are numbered 0..R-1: pages of consecutive keys
             lo = int(pack(seg, 0))
             while True:
-                page = self._call("query", self.client.query, self.dense_name, filter=f"pk >= {lo} and pk < {lo + MAX_LIMIT}",
+                page = self._call("query", self.client.query, self._loaded(self.dense_name), filter=f"pk >= {lo} and pk < {lo + MAX_LIMIT}",
                                   output_fields=fields, limit=MAX_LIMIT)
                 found.extend(page)
                 if len(page) < MAX_LIMIT:
@@ -158,7 +166,7 @@ class MilvusCollections:
         else:  # 256 passages a page: far fewer than MAX_LIMIT windows
             prows = [int(p) for p in prows]
             for start in range(0, len(prows), 256):
-                page = self._call("query", self.client.query, self.dense_name,
+                page = self._call("query", self.client.query, self._loaded(self.dense_name),
                                   filter=f"seg == {int(seg)} and prow in {prows[start:start + 256]}", output_fields=fields,
                                   limit=MAX_LIMIT)
                 if len(page) == MAX_LIMIT:
@@ -176,7 +184,7 @@ class MilvusCollections:
         """Top-``limit`` windows of each query (B, d) among segments ``segs`` (and rows matching the
         expression ``where``) → per query ``(scores, seg, prow)``."""
         data = [q.tolist() for q in np.asarray(queries, dtype=np.float32)]
-        res = self._call("search", self.client.search, self.dense_name, data=data, anns_field="vector", limit=limit,
+        res = self._call("search", self.client.search, self._loaded(self.dense_name), data=data, anns_field="vector", limit=limit,
                          filter=f"seg in {[int(s) for s in segs]}" + (f" and ({where})" if where else ""), output_fields=["seg", "prow"],
                          search_params={"metric_type": "IP"})
         out = []
@@ -213,14 +221,14 @@ class MilvusCollections:
         matching ``where``) → ``(scores, pks)``."""
         expr = (f"epoch == {int(epoch)}" + (f" and pk in {[int(p) for p in pks]}" if pks is not None else "")
                 + (f" and ({where})" if where else ""))
-        res = self._call("search", self.client.search, self.bm25_name, data=list(queries), anns_field="sparse", limit=limit,
+        res = self._call("search", self.client.search, self._loaded(self.bm25_name), data=list(queries), anns_field="sparse", limit=limit,
                          filter=expr, output_fields=["pk"], search_params={"metric_type": "IP"})
         return [(np.fromiter((h["distance"] for h in hits), np.float64, len(hits)),
                  np.fromiter((h["pk"] for h in hits), np.int64, len(hits))) for hits in res]
 
     def check_epoch(self, epoch: int) -> None:
         """Raise if the BM25 rows were rewritten by a later commit than the reader's ``epoch``."""
-        later = self._call("query", self.client.query, self.bm25_name, filter=f"epoch != {int(epoch)}", output_fields=["pk"], limit=1)
+        later = self._call("query", self.client.query, self._loaded(self.bm25_name), filter=f"epoch != {int(epoch)}", output_fields=["pk"], limit=1)
         if later:
             raise IndexFormatError(f"{self.spec.uri} ({self.bm25_name}): the index changed since it was opened "
                                    f"(commit {epoch}); open it again")
