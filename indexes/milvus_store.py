@@ -75,7 +75,12 @@ class MilvusCollections:
         except ImportError:
             raise InputError("--backend milvus needs pymilvus and milvus-lite: pip install 'rag-toolkit[scale]'") from None
         try:
-            self.client = MilvusClient(uri=spec.uri, token=os.environ.get(TOKEN_ENV, ""), timeout=timeout)
+            # Milvus Lite's in-process gRPC server allows a keep-alive ping only every 5 min and answers
+            # the client's default (every 10 s, even idle) with GOAWAY "too_many_pings", after which
+            # calls stall in retries: ping a local file only while calls are in flight.
+            lite = {"grpc_options": {"grpc.keepalive_permit_without_calls": 0, "grpc.keepalive_time_ms": 300_000}} \
+                if spec.uri.endswith(".db") else {}
+            self.client = MilvusClient(uri=spec.uri, token=os.environ.get(TOKEN_ENV, ""), timeout=timeout, **lite)
         except Exception as exc:  # pymilvus raises MilvusException subclasses, grpc and OS errors
             text = _one_line(exc)
             if "Open local milvus failed" in text and "dir" not in text:

@@ -30,9 +30,14 @@ class ReplayEncoder:
         from indexes.commits import open_commit
         from indexes.segmented import CommitView
 
+        from indexes.dense_store import PASSAGES_NAME, VECTORS_NAME, read_passage_map, read_vectors
+
         manifest, self._lease = open_commit(index)
         view = CommitView(index, manifest)
-        self.vectors, self.owner = view.vector_arrays()  # (R, d), (R,)
+        if view.simple:  # one segment as built: its files
+            self.vectors, self.owner = read_vectors(view.folders[0] / VECTORS_NAME), read_passage_map(view.folders[0] / PASSAGES_NAME)
+        else:
+            self.vectors, self.owner = view.vector_arrays()  # (R, d), (R,)
         view.close()
         self._spec, self.dim = manifest.dense.encoder, manifest.dense.encoder.dim
 
