@@ -204,6 +204,12 @@ def collect_garbage(directory: str | os.PathLike[str], current: Manifest, previo
                 continue
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             removed.append(rel)
+    if current.engine is not None:  # the engine's rows of removed segments go with their folders
+        from indexes.milvus_store import MilvusCollections, segment_number
+
+        gone = [segment_number(r) for r in removed if r.startswith(f"{SEGMENTS_DIR}/")]
+        if gone:
+            MilvusCollections(current.engine).delete_segments(gone)
     if "." not in live:
         for name in ROOT_FILES:
             if (directory / name).exists():

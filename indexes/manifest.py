@@ -111,11 +111,13 @@ class EncoderSpec(_Spec):
 class VectorBackendSpec(_Spec):
     """The vector search structure over the normalised vectors (inner product = cosine).
 
-    ``library`` names the implementation of :class:`indexes.vector_store.VectorStore`; FAISS is
-    the only one today. ``kind``: ``flat`` (exact), ``hnsw`` or ``ivfpq`` (approximate).
+    ``library`` names the implementation of :class:`indexes.vector_store.VectorStore`: ``faiss``
+    (files in the segments) or ``milvus`` (a Milvus collection named by :attr:`Manifest.engine`;
+    exact ``FLAT`` search, so ``kind`` is ``flat``). ``kind``: ``flat`` (exact), ``hnsw`` or
+    ``ivfpq`` (approximate, FAISS only).
     """
 
-    library: Literal["faiss"] = "faiss"
+    library: Literal["faiss", "milvus"] = "faiss"
     kind: Literal["flat", "hnsw", "ivfpq"] = "flat"
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
@@ -126,6 +128,19 @@ class VectorBackendSpec(_Spec):
 
 #: Deprecated alias of :class:`VectorBackendSpec` (the backend spec was called ``faiss`` before).
 FaissSpec = VectorBackendSpec
+
+
+class MilvusSpec(_Spec):
+    """Where the engine part of a ``--backend milvus`` index lives (``indexes.milvus_store``).
+
+    The token of a server is never recorded: it is read from ``RAG_MILVUS_TOKEN`` when connecting.
+    """
+
+    uri: str  # a Milvus Lite file (``/path/x.db``) or a server address (``http://host:19530``)
+    collection: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")  # dense rows; BM25 rows in ``<collection>_bm25``
+    # Commit whose BM25 weights the ``_bm25`` rows hold (they are rewritten when N, df or avgdl
+    # change); a reader of an older commit gets an error asking it to reopen, never stale scores.
+    bm25_epoch: int = 0
 
 
 class CorpusInfo(_Spec):
@@ -224,6 +239,7 @@ class Manifest(_Spec):
     caches: tuple[CacheInfo, ...] = ()
     generation: int = 0  # commit number; 0: a format-1 index (one unnumbered commit)
     segments: tuple[SegmentInfo, ...] = ()  # empty: format 1, the files are at the root
+    engine: MilvusSpec | None = None  # None: every part is in the segments' files
 
     def write(self, directory: str | Path) -> None:
         """Write ``manifest.json`` into ``directory`` atomically."""

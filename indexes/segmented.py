@@ -144,8 +144,32 @@ class CommitView:
         base = np.concatenate([[0], np.cumsum([d.n_docs for d in datas])[:-1]]).astype(np.int64)
         return merged.select(base[self.seg_of] + self.local)
 
+    def engine_rows(self):
+        """The commit's rows as the engine names them (:class:`indexes.milvus_search.CommitRows`)."""
+        from indexes.milvus_search import CommitRows
+        from indexes.milvus_store import segment_number
+
+        n = len(self.store)
+        seg_of, local = (np.zeros(n, np.int64), np.arange(n)) if self.simple else (self.seg_of, self.local)
+        return CommitRows([segment_number(s.name) for s in self.segments], seg_of, local, [s.passages for s in self.segments])
+
+    def engine(self):
+        """The Milvus collections of this index (:class:`indexes.milvus_store.MilvusCollections`)."""
+        from indexes.milvus_store import MilvusCollections
+
+        assert self.manifest.engine is not None
+        if getattr(self, "_engine", None) is None:
+            self._engine = MilvusCollections(self.manifest.engine)  # one client per view
+        return self._engine
+
+    def _milvus(self) -> bool:
+        return self.manifest.engine is not None and self.manifest.dense is not None and self.manifest.dense.backend.library == "milvus"
+
     def vector_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The live passages' vectors (R, d) and passage map (R,), in global row order."""
+        if self._milvus():
+            store = self.vector_store()
+            return store.vectors_of(np.arange(len(store)))  # type: ignore[attr-defined]
         windowed = self.manifest.dense is not None and self.manifest.dense.windows is not None
         parts, owners = [], []
         for f in self.folders:
@@ -161,10 +185,26 @@ class CommitView:
         allv = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
         return allv[rows], np.repeat(np.arange(lens.size), lens)
 
+    def live_vectors(self) -> int:
+        """Vector rows (windows) of the live passages."""
+        if not self._milvus():
+            return int(self.vector_arrays()[1].shape[0])
+        total = 0
+        for seg, dead in zip(self.segments, self.dead):
+            from indexes.milvus_store import segment_number
+
+            _, prow, _ = self.engine().windows(segment_number(seg.name), vectors=False)
+            total += int(np.count_nonzero(~np.isin(prow, dead)))
+        return total
+
     def vector_store(self, use_gpu: bool = True) -> VectorStore:
         """The dense search over live passages (a non-flat structure over several segments is rebuilt in memory)."""
         info = self.manifest.dense
         assert info is not None
+        if self._milvus():
+            from indexes.milvus_search import MilvusVectorStore
+
+            return MilvusVectorStore(self.engine(), self.engine_rows(), info.vectors, info.encoder.dim)
         if self.simple and (info.backend.kind == "flat" or (self.folders[0] / FAISS_NAME).is_file()):
             return open_vector_store(self.folders[0], info.backend, windowed=info.windows is not None, use_gpu=use_gpu)
         return vector_store_from_arrays(*self.vector_arrays(), info.backend)

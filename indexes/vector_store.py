@@ -4,8 +4,10 @@ Everything above ``indexes/`` talks to dense vectors through this protocol, so a
 library (or a distributed backend) can replace FAISS without touching ``rag/``. Rows are
 *passage* rows: a store may hold several vectors (windows) per passage and scores a passage as
 its best window (MaxP, Dai & Callan, SIGIR 2019). Metadata filters reach a store as a
-:class:`indexes.filters.RowFilter`: a backend-neutral expression and the passage rows it selects. :class:`indexes.dense_store.DenseStore` (FAISS)
-implements it; :func:`open_vector_store` opens the one a manifest names.
+:class:`indexes.filters.RowFilter`: a backend-neutral expression and the passage rows it selects.
+:class:`indexes.dense_store.DenseStore` (FAISS files) and :class:`indexes.milvus_search.MilvusVectorStore`
+(a Milvus collection, opened by :meth:`indexes.segmented.CommitView.vector_store`) implement it;
+:func:`open_vector_store` opens the files a manifest names.
 """
 
 from __future__ import annotations

@@ -80,13 +80,24 @@ class Index:
         return out
 
     @property
-    def bm25(self) -> BM25Retriever:
+    def bm25(self) -> BM25Retriever | ScoringRetriever:
         with self._lock:
             if self._bm25 is None:
                 info = self.manifest.bm25
                 if info is None:
                     raise InputError(f"{self.path} has no BM25 index (built with --no-bm25); use --mode dense")
                 analyzer = Analyzer(info.analyzer)  # its token_pattern was validated with the manifest
+                if self.manifest.engine is not None:  # --backend milvus: the weights live in the engine
+                    from indexes.milvus_search import MilvusBM25Store
+                    from rag.milvus_bm25 import MilvusBM25Retriever, check_variant
+
+                    check_variant(self._bm25_params or info.params)
+                    if self._bm25_params not in (None, info.params):
+                        raise InputError(f"{self.path}: a Milvus index holds the BM25 weights it was built with ({info.params.variant}, "
+                                         f"k1={info.params.k1}, b={info.params.b}); rebuild it to change them")
+                    engine = MilvusBM25Store(self._view.engine(), self._view.engine_rows(), self.manifest.engine.bm25_epoch)
+                    self._bm25 = MilvusBM25Retriever(engine, self._view.bm25().term_index(), analyzer, self.store)
+                    return self._bm25
                 scorer = BM25Scorer(self._view.bm25(), self._bm25_params or info.params)
                 self._bm25 = BM25Retriever(scorer, analyzer, self.store)
             return self._bm25

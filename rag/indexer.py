@@ -22,7 +22,7 @@ from indexes.commits import collect_garbage, new_segment, publish, segment_check
 from indexes.errors import IndexFormatError, InputError
 from indexes.layout import index_owner
 from indexes.manifest import (MANIFEST_NAME, AnalyzerSpec, BM25Info, BM25Spec, ChunkingSpec, CorpusInfo, DenseInfo, Manifest,
-                              SegmentInfo, VectorBackendSpec, WindowSpec)
+                              MilvusSpec, SegmentInfo, VectorBackendSpec, WindowSpec)
 from indexes.passage_store import Passage, write_passages
 from indexes.vector_store import write_vector_store
 from rag.analyzer import Analyzer
@@ -43,6 +43,7 @@ class IndexOptions:
     bm25: BM25Spec | None = BM25Spec()
     encoder: EncoderConfig | None = field(default_factory=EncoderConfig)
     backend: VectorBackendSpec = VectorBackendSpec()  # the vector search structure (was ``faiss``)
+    engine: MilvusSpec | None = None  # --backend milvus: where the vectors and BM25 weights go
     window_overlap: int = 64  # tokens shared by consecutive encoder windows of a long passage (WindowSpec)
     progress: bool = True
 
@@ -92,15 +93,18 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
     if not passages:
         raise InputError(f"{corpus}: empty corpus (no documents with text)")
     stats.seconds["read"] = time.perf_counter() - t0
+    engine = _engine(options, out)
     if options.encoder is not None and encoder is None:
         encoder = Encoder(options.encoder)
 
     def write(folder: Path, generation: int) -> Manifest:
         name = f"s{generation:06d}"
+        if engine is not None:  # a full build starts from empty collections (its own, or new ones)
+            engine.ensure(encoder.dim if encoder is not None else None, options.bm25 is not None, str(out.resolve()), fresh=True)
         with new_segment(folder, name) as seg:
             data, dense_info = write_segment(seg, passages, options.analyzer if options.bm25 else None, encoder,
                                              options.window_overlap, options.backend, options.progress, stats,
-                                             where=str(corpus))
+                                             where=str(corpus), engine=engine)
         segment = SegmentInfo(name=f"segments/{name}", passages=len(passages), vectors=stats.windows,
                               files=segment_checksums(folder / "segments" / name))
         bm25_info = None if data is None or options.bm25 is None else BM25Info(
@@ -108,7 +112,18 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
         manifest = Manifest(
             corpus=CorpusInfo(source=str(corpus), sha256=corpus_sha256(corpus), documents=stats.documents,
                               passages=stats.passages, chunking=options.chunking),
-            bm25=bm25_info, dense=dense_info, generation=generation, segments=(segment,))
+            bm25=bm25_info, dense=dense_info, generation=generation, segments=(segment,),
+            engine=options.engine.model_copy(update={"bm25_epoch": generation}) if options.engine else None)
+        if engine is not None and bm25_info is not None:
+            from indexes.segmented import CommitView
+            from rag.milvus_bm25 import sync_bm25
+
+            view = CommitView(folder, manifest, verify=False)
+            view._engine = engine
+            try:
+                sync_bm25(view, options.bm25, generation)
+            finally:
+                view.close()
         publish(folder, manifest)
         return manifest
 
@@ -125,6 +140,21 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
     return manifest, stats
 
 
+def _engine(options: IndexOptions, out: Path):
+    """The Milvus collections of a ``--backend milvus`` build (``None`` for files), checked before any work."""
+    if (options.backend.library == "milvus") != (options.engine is not None):
+        raise InputError("--backend milvus and --uri go together")
+    if options.engine is None:
+        return None
+    from indexes.milvus_store import MilvusCollections
+
+    if options.bm25 is not None:
+        from rag.milvus_bm25 import check_variant
+
+        check_variant(options.bm25)
+    return MilvusCollections(options.engine)
+
+
 def _current(out: Path) -> Manifest | None:
     """The index at ``out`` to publish over, or ``None`` to build a new folder (none, or a damaged one)."""
     if not (out / MANIFEST_NAME).is_file():
@@ -137,8 +167,9 @@ def _current(out: Path) -> Manifest | None:
 
 def write_segment(folder: Path, passages: list[Passage], analyzer: AnalyzerSpec | None, encoder: Encoder | None,
                   window_overlap: int, backend: VectorBackendSpec, progress: bool, stats: BuildStats,
-                  where: str = "corpus") -> tuple[BM25Data | None, DenseInfo | None]:
-    """Write the passages (in row order), their BM25 counts and vectors into a segment ``folder``.
+                  where: str = "corpus", engine=None) -> tuple[BM25Data | None, DenseInfo | None]:
+    """Write the passages (in row order), their BM25 counts and vectors into a segment ``folder``
+    (the vectors into ``engine``, a :class:`indexes.milvus_store.MilvusCollections`, when given).
 
     Returns:
         The BM25 counts (``None`` without an analyzer) and the dense part's manifest record.
@@ -168,7 +199,12 @@ def write_segment(folder: Path, passages: list[Passage], analyzer: AnalyzerSpec 
         stats.windows = int(vectors.shape[0])
         stats.seconds["encode"] = time.perf_counter() - t
         t = time.perf_counter()
-        write_vector_store(folder, vectors, passage_of_row, backend)
+        if engine is not None:
+            from indexes.milvus_store import segment_number
+
+            engine.insert_vectors(segment_number(folder.name), vectors, passage_of_row, [p.metadata for p in passages])
+        else:
+            write_vector_store(folder, vectors, passage_of_row, backend)
         dense_info = DenseInfo(encoder=encoder.spec(), backend=backend, vectors=int(vectors.shape[0]), windows=windows,
                                passage_backend=getattr(getattr(encoder, "config", None), "backend", None))  # None: not an Encoder
         stats.seconds["faiss"] = time.perf_counter() - t

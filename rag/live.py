@@ -29,6 +29,7 @@ from indexes.atomic import atomic_write_bytes, build_lock
 from indexes.commits import DELETES_DIR, collect_garbage, fault_point, new_segment, publish, segment_checksums, segments_of
 from indexes.errors import InputError
 from indexes.manifest import BM25Info, CorpusInfo, Manifest, SegmentInfo, VectorBackendSpec
+from indexes.milvus_store import MilvusCollections, segment_number
 from indexes.passage_store import Passage, PassageStore, write_passages
 from indexes.segmented import CommitView
 from indexes.vector_store import write_vector_store
@@ -130,16 +131,23 @@ def _finish(directory: Path, current: Manifest, generation: int, segments: list[
         sha = hashlib.sha256(f"{c.sha256}\n{note}".encode()).hexdigest()
         corpus = CorpusInfo(source=c.source, sha256=sha, documents=len(set(doc_ids)), passages=len(doc_ids), chunking=c.chunking)
         bm25 = dense = None
+        engine = current.engine
         if current.bm25 is not None:
             data = view.bm25()
             bm25 = BM25Info(analyzer=current.bm25.analyzer, params=current.bm25.params, vocabulary=len(data.vocab),
                             avgdl=float(data.doc_lengths.mean()))
+            if engine is not None:  # N, df and avgdl changed: every live passage's weights are rewritten
+                from rag.milvus_bm25 import sync_bm25
+
+                sync_bm25(view, current.bm25.params, generation)
+                engine = engine.model_copy(update={"bm25_epoch": generation})
         if current.dense is not None:
-            n_vectors = segments[0].vectors if view.simple else int(view.vector_arrays()[1].shape[0])
+            n_vectors = segments[0].vectors if view.simple else view.live_vectors()
             dense = current.dense.model_copy(update={"vectors": n_vectors})
     finally:
         view.close()
-    manifest = draft.model_copy(update={"corpus": corpus, "bm25": bm25, "dense": dense, "caches": caches})
+    manifest = draft.model_copy(update={"corpus": corpus, "bm25": bm25, "dense": dense, "caches": caches,
+                                        "engine": engine})
     manifest = Manifest.model_validate(manifest.model_dump())
     publish(directory, manifest)
     collect_garbage(directory, manifest, current)
@@ -181,11 +189,13 @@ def add_documents(index: str | Path, corpus: str | Path, spec: CorpusSpec = Corp
         finally:
             view.close()
         name = f"s{generation:06d}"
+        stats = BuildStats()
+        engine = MilvusCollections(current.engine) if current.engine is not None and dense is not None else None
         with new_segment(index, name) as folder:
             write_segment(folder, passages, current.bm25.analyzer if current.bm25 else None, encoder,
                           dense.windows.overlap_tokens if dense else 0, VectorBackendSpec(kind="flat"), progress,
-                          BuildStats(), where=str(corpus))
-        vectors = dense is not None and int(np.load(index / "segments" / name / "vectors.npy", mmap_mode="r").shape[0])
+                          stats, where=str(corpus), engine=engine)
+        vectors = stats.windows if dense is not None else 0
         segments.append(SegmentInfo(name=f"segments/{name}", passages=len(passages), vectors=int(vectors),
                                     files=segment_checksums(index / "segments" / name)))
         report.added, report.replaced = len(ids) - len(found), len(found)
@@ -247,7 +257,10 @@ def compact_index(index: str | Path) -> UpdateReport:
                 n_vectors = 0
                 if current.dense is not None:
                     vectors, owner = view.vector_arrays()
-                    write_vector_store(folder, vectors, owner, current.dense.backend)
+                    if current.dense.backend.library == "milvus":
+                        view.engine().insert_vectors(segment_number(folder.name), vectors, owner, [p.metadata for p in passages])
+                    else:
+                        write_vector_store(folder, vectors, owner, current.dense.backend)
                     n_vectors = int(vectors.shape[0])
         finally:
             view.close()

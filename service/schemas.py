@@ -101,7 +101,7 @@ class IndexInfo(BaseModel):
     created_at: str
     encoder: str | None = Field(description="Dense encoder id, or null without a dense part.")
     dim: int | None
-    backend: str | None = None  # vector search structure: flat, hnsw or ivfpq
+    backend: str | None = None  # vector search: flat, hnsw or ivfpq (FAISS), or milvus
     faiss: str | None  # deprecated alias of backend
     bm25: dict[str, Any] | None = Field(description="BM25 variant and parameters, analyzer, vocabulary.")
 

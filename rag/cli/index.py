@@ -20,7 +20,10 @@ def index_command(
     encoder: Annotated[str, typer.Option(help="Dense encoder: 'embedded:all-MiniLM-L6-v2', a local path, or a cached HF id.")] = "embedded:all-MiniLM-L6-v2",
     no_dense: Annotated[bool, typer.Option("--no-dense", help="Skip the dense index.")] = False,
     no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Skip the BM25 index.")] = False,
-    backend: Annotated[str, typer.Option(help="Vector search structure: flat (exact), hnsw or ivfpq.")] = "flat",
+    backend: Annotated[str, typer.Option(help="Vector search: flat (exact), hnsw or ivfpq (FAISS files), or milvus (--uri).")] = "flat",
+    uri: Annotated[str | None, typer.Option(help="--backend milvus: a Milvus Lite file (x.db) or a server (http://host:19530); "
+                                                 "a server's token is read from RAG_MILVUS_TOKEN.")] = None,
+    collection: Annotated[str | None, typer.Option(help="--backend milvus: collection name (default: rag_<out folder name>).")] = None,
     faiss: Annotated[str | None, typer.Option(help="Deprecated alias of --backend.", hidden=True)] = None,
     format: Annotated[str, typer.Option(help="auto, beir, jsonl, csv, tsv, squad or dir.")] = "auto",
     id_field: Annotated[str | None, typer.Option(help="Id field of JSONL/CSV records (default: _id, id, docid).")] = None,
@@ -47,7 +50,7 @@ def index_command(
     from pydantic import ValidationError
 
     from indexes.errors import InputError
-    from indexes.manifest import AnalyzerSpec, BM25Spec, ChunkingSpec, VectorBackendSpec
+    from indexes.manifest import AnalyzerSpec, BM25Spec, ChunkingSpec, MilvusSpec, VectorBackendSpec
     from rag.corpus import CorpusSpec
     from rag.encoder import EncoderConfig
     from rag.indexer import IndexOptions, build_index
@@ -58,7 +61,12 @@ def index_command(
         raise InputError("--kv-cache and --generator MODEL go together")
     if encoder_workers > 1 and encoder_backend == "torch":
         raise InputError("--encoder-workers needs --encoder-backend onnx or onnx-int8")
+    kind = faiss or backend
+    if (kind == "milvus") != (uri is not None) or (collection is not None and uri is None):
+        raise InputError("--backend milvus needs --uri (a Milvus Lite file or a server address); --uri and --collection "
+                         "go with --backend milvus only")
     import os
+    import re
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
@@ -73,7 +81,9 @@ def index_command(
                                                         device=resolve_device(device), backend=encoder_backend,
                                                         workers=encoder_workers,
                                                         onnx_threads=max(1, cores // encoder_workers)),
-            backend=VectorBackendSpec(kind=faiss or backend),
+            backend=VectorBackendSpec(library="milvus", kind="flat") if kind == "milvus" else VectorBackendSpec(kind=kind),
+            engine=None if uri is None else MilvusSpec(
+                uri=uri, collection=collection or "rag_" + re.sub(r"[^A-Za-z0-9_]", "_", out.resolve().name)),
         )
     except ValidationError as exc:
         err = exc.errors()[0]

@@ -26,7 +26,7 @@ def index_info(entry: LoadedIndex) -> dict:
     return {"name": entry.name, "modes": entry.modes, "documents": m.corpus.documents, "passages": m.corpus.passages,
             "created_at": m.created_at, "encoder": m.dense.encoder.model if m.dense else None,
             "dim": m.dense.encoder.dim if m.dense else None, "faiss": m.dense.backend.kind if m.dense else None,
-            "backend": m.dense.backend.kind if m.dense else None,
+            "backend": (m.dense.backend.library if m.dense.backend.library != "faiss" else m.dense.backend.kind) if m.dense else None,
             "bm25": bm25}
 
 

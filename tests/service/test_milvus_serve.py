@@ -1,0 +1,44 @@
+"""``rag serve`` over a ``--backend milvus`` index (Milvus Lite, started by the server process):
+search, and documents upserted and deleted over REST, unchanged from a local index."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pymilvus", reason="pymilvus not installed (pip install 'rag-toolkit[scale]')")
+pytest.importorskip("milvus_lite", reason="milvus-lite not installed (pip install 'rag-toolkit[scale]')")
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+DOC = {"id": "new1", "title": "Axolotl", "text": "The axolotl regrows whole limbs.", "metadata": {"year": 2024}}
+
+
+@pytest.mark.slow  # ~45 s on the 2-core VM: an index subprocess and a server start
+def test_search_upsert_delete_over_milvus(start_server, tmp_path):
+    # Given a BM25 index whose weights live in a Milvus Lite file (built by the CLI in its own process:
+    # Lite opens a file in one process at a time), served writable by one worker
+    index = tmp_path / "milvus-index"
+    subprocess.run([sys.executable, "-m", "rag.cli", "index", str(FIXTURES / "corpus.jsonl"), "--out", str(index), "--no-dense",
+                    "--backend", "milvus", "--uri", str(tmp_path / "lite.db")], check=True, capture_output=True)
+    srv = start_server(tmp_path, [f"live={index}"], extra=("--writable",))
+    try:
+        with srv.client() as c:
+            def search(q: str) -> list[str]:
+                r = c.post("/search", json={"query": q, "k": 3, "mode": "bm25", "index": "live"})
+                assert r.status_code == 200, r.text
+                return [h["id"] for h in r.json()["hits"]]
+
+            assert "new1" not in search("axolotl limbs")
+            # When a document is upserted, Then the next search finds it first
+            r = c.put("/indexes/live/documents", json={"documents": [DOC]})
+            assert r.status_code == 200 and r.json()["added"] == 1, r.text
+            assert search("axolotl limbs")[0] == "new1"
+            # When it is deleted, Then it is gone
+            r = c.request("DELETE", "/indexes/live/documents", json={"ids": ["new1"]})
+            assert r.status_code == 200 and r.json()["deleted"] == 1
+            assert "new1" not in search("axolotl limbs")
+    finally:
+        srv.stop()
