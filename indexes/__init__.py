@@ -11,6 +11,9 @@ Modules:
     dense_store: dense vectors (``.npy``) and their FAISS structure.
     vector_store: the ``VectorStore`` protocol (the seam FAISS implements) and its factories.
     filters: metadata filters: a backend-neutral expression (Condition/And/Or) and its row mask.
+    milvus_store: an index's vectors and BM25 weights in Milvus collections (``--backend milvus``).
+    milvus_search: one commit of a Milvus index searched by passage row (dense and BM25, exact top-k).
+    milvus_filter: the filters' expression as a Milvus boolean expression over typed row metadata.
     commits: numbered commits over immutable segments, published by an atomic rename; reader leases.
     segmented: one commit's segments seen as one index (live rows in fresh-build order); checksums.
     kv_store: cached generator key/value states per passage (safetensors shards); carried across commits.

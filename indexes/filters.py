@@ -41,13 +41,28 @@ Kind = Literal["number", "string", "bool", "list", "object"]
 OPERATORS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Condition:
-    """``metadata[field] <op> value``; for ``in``, ``value`` is a tuple of scalars."""
+    """``metadata[field] <op> value``; for ``in``, ``value`` is a tuple of scalars.
+
+    Two conditions are equal (and hash alike) when they select the same rows: ``1`` equals ``1.0``,
+    but ``true`` never equals ``1`` (Python's ``True == 1`` would let a cache keyed by filters
+    answer one with the other's rows).
+    """
 
     field: str
     op: Op
     value: Scalar | tuple[Scalar, ...]
+
+    def _key(self) -> tuple:
+        values = self.value if self.op == "in" else (self.value,)
+        return self.field, self.op, tuple((isinstance(v, bool), v) for v in values)  # type: ignore[union-attr]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Condition) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
 
 @dataclass(frozen=True)

@@ -1,140 +1,114 @@
-"""Metadata filters pushed down to Milvus as boolean expressions.
+"""Metadata filters (:mod:`indexes.filters`) pushed down to Milvus as boolean expressions.
 
-A small backend-neutral filter over a passage's ``metadata`` (the corpus record's ``metadata``
-object) — equality, membership, ranges, and their conjunctions and disjunctions — and its one
-translation into a Milvus expression over the JSON field ``meta`` that every row of a
-``--backend milvus`` index carries. The engine applies it inside the search (pre-filtering),
-so a filtered top-k is the top-k of the matching passages, not a post-filtered shorter list.
+A ``--backend milvus`` index keeps, in the JSON field ``meta`` of every engine row (dense windows
+and BM25 rows), a *typed projection* of the same passage metadata the local passage store holds
+(:func:`engine_meta`): numbers as float64 under ``meta["num"]``, strings under ``meta["str"]``,
+booleans under ``meta["bool"]``; nulls, lists and objects are left out (no filter matches them).
+:func:`to_milvus` translates the canonical :data:`indexes.filters.Filter` tree into an expression
+over that projection, so the engine selects exactly the rows of the local mask
+(:meth:`indexes.filters.MetadataColumns.mask`):
+
+* missing, null or other-type values never match: a condition reads only the section of its
+  value's type;
+* numbers compare as float64 (stored and written as floats, so ``2**53 + 1`` rounds on both sides);
+* ``true`` is not ``1``: Milvus itself compares JSON booleans as numbers (on Milvus Lite 3.2
+  ``meta["y"] == 1`` matches ``true`` and ``meta["y"] == false`` matches ``0``), which the
+  separate ``bool`` section avoids;
+* strings compare by code point (Milvus compares UTF-8 bytes, the same order).
+
+Why a projection and not the raw object: the engine has no type test on JSON values, so
+``{"y": true}`` and ``{"y": 1}`` could not be told apart in an expression. Each of these rules is
+tested against the local mask in tests/indexes/test_milvus_filter.py.
 
 Example:
-    >>> to_milvus(And((Eq("lang", "en"), Range("year", ge=2000, lt=2010))))
-    '(meta["lang"] == "en") and (meta["year"] >= 2000 and meta["year"] < 2010)'
-    >>> to_milvus(Or((In("journal", ("Nature", "Cell")), Eq("open_access", True))))
-    '((meta["journal"] == "Nature" or meta["journal"] == "Cell")) or (meta["open_access"] == true)'
+    >>> from indexes.filters import parse_filter
+    >>> to_milvus(parse_filter({"lang": "en", "year": {"$gte": 2000, "$lt": 2010}}))
+    '(meta["str"]["lang"] == "en") and (meta["num"]["year"] >= 2000.0) and (meta["num"]["year"] < 2010.0)'
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from typing import Union
+from collections.abc import Mapping
+from typing import Any
 
-Scalar = Union[str, int, float, bool]
+from indexes.filters import And, Condition, Filter, Or, Scalar, kind_of
 
-
-@dataclass(frozen=True)
-class Eq:
-    """``metadata[field] == value``."""
-
-    field: str
-    value: Scalar
-
-
-@dataclass(frozen=True)
-class In:
-    """``metadata[field]`` is one of ``values``."""
-
-    field: str
-    values: tuple[Scalar, ...]
+#: JSON field of every engine row that holds :func:`engine_meta`.
+META_FIELD = "meta"
+_SECTION = {"number": "num", "string": "str", "bool": "bool"}
+_OPS = {"eq": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# Milvus' string literals know these escapes (\u and \x are refused); other control characters go raw.
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
 
 
-@dataclass(frozen=True)
-class Range:
-    """``metadata[field]`` within the given bounds (each optional; at least one)."""
+def engine_meta(metadata: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The typed projection of one passage's metadata that Milvus rows carry (see the module docstring).
 
-    field: str
-    gt: float | None = None
-    ge: float | None = None
-    lt: float | None = None
-    le: float | None = None
-
-
-@dataclass(frozen=True)
-class And:
-    """Every one of ``parts`` holds."""
-
-    parts: tuple[Filter, ...]
-
-
-@dataclass(frozen=True)
-class Or:
-    """At least one of ``parts`` holds."""
-
-    parts: tuple[Filter, ...]
+    Example:
+        >>> engine_meta({"year": 2010, "lang": "en", "open": True, "tags": ["a"], "x": None})
+        {'num': {'year': 2010.0}, 'str': {'lang': 'en'}, 'bool': {'open': True}}
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in (metadata or {}).items():
+        kind = kind_of(value)
+        if kind not in _SECTION:
+            continue
+        if kind == "number":
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond float64: no filter value can equal it
+                continue
+            if not math.isfinite(value):
+                continue
+        out.setdefault(_SECTION[kind], {})[name] = value
+    return out
 
 
-Filter = Union[Eq, In, Range, And, Or]
+def _string(s: str) -> str:
+    return '"' + s.translate(_ESCAPES) + '"'
 
 
-def _value(v: Scalar) -> str:
+def _literal(v: Scalar) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
-        if isinstance(v, float) and not math.isfinite(v):
+        x = float(v)
+        if not math.isfinite(x):
             raise ValueError(f"filter value {v!r} is not a finite number")
-        return repr(v)
+        return repr(x)  # a float literal: the engine compares the stored floats as float64
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # double quotes, backslash escapes: Milvus' string literal
+        return _string(v)
     raise ValueError(f"filter value {v!r}: use a string, number or boolean")
 
 
-def _field(name: str) -> str:
-    if not isinstance(name, str) or not name:
+def _path(field: str, value: Scalar) -> str:
+    if not isinstance(field, str) or not field:
         raise ValueError("filter field must be a non-empty string")
-    return f"meta[{json.dumps(name, ensure_ascii=False)}]"
+    kind = kind_of(value)
+    if kind not in _SECTION:
+        raise ValueError(f"filter value {value!r}: use a string, number or boolean")
+    return f'{META_FIELD}["{_SECTION[kind]}"][{_string(field)}]'
 
 
 def to_milvus(f: Filter) -> str:
-    """The Milvus boolean expression of ``f`` over the JSON field ``meta``.
+    """The Milvus boolean expression of ``f`` over :data:`META_FIELD` (rows written with :func:`engine_meta`).
 
     Raises:
-        ValueError: an empty ``In``/``And``/``Or``, a ``Range`` without bounds, a value that is
-            not a string, finite number or boolean.
+        ValueError: an empty ``in``/``And``/``Or``, or a value that is not a string, finite number or
+            boolean (:func:`indexes.filters.parse_filter` never produces these).
     """
-    if isinstance(f, Eq):
-        return f"{_field(f.field)} == {_value(f.value)}"
-    if isinstance(f, In):
-        if not f.values:
-            raise ValueError(f"filter on {f.field!r}: 'in' needs at least one value")
-        # a disjunction of equalities: Milvus Lite refuses `in` on a JSON path (the server accepts both)
-        return "(" + " or ".join(f"{_field(f.field)} == {_value(v)}" for v in f.values) + ")"
-    if isinstance(f, Range):
-        ops = [(op, v) for op, v in ((">", f.gt), (">=", f.ge), ("<", f.lt), ("<=", f.le)) if v is not None]
-        if not ops:
-            raise ValueError(f"filter on {f.field!r}: a range needs a bound")
-        return " and ".join(f"{_field(f.field)} {op} {_value(v)}" for op, v in ops)
+    if isinstance(f, Condition):
+        if f.op == "in":
+            values = tuple(f.value)  # type: ignore[arg-type]
+            if not values:
+                raise ValueError(f"filter on {f.field!r}: '$in' needs at least one value")
+            # a disjunction of equalities: Milvus Lite refuses `in` on a JSON path (the server accepts both)
+            return "(" + " or ".join(f"{_path(f.field, v)} == {_literal(v)}" for v in values) + ")"
+        return f"{_path(f.field, f.value)} {_OPS[f.op]} {_literal(f.value)}"  # type: ignore[arg-type]
     if isinstance(f, (And, Or)):
-        if not f.parts:
-            raise ValueError("filter: 'and'/'or' needs at least one part")
+        if not f.items:
+            raise ValueError("filter: $and/$or needs at least one part")
         joiner = " and " if isinstance(f, And) else " or "
-        return joiner.join(f"({to_milvus(p)})" for p in f.parts)
-    raise ValueError(f"not a filter: {f!r}")
-
-
-def _same(x: object, v: Scalar) -> bool:
-    """JSON equality: booleans equal only booleans, numbers compare by value (1 == 1.0)."""
-    if isinstance(x, bool) or isinstance(v, bool):
-        return isinstance(x, bool) and isinstance(v, bool) and x == v
-    if isinstance(v, (int, float)):
-        return isinstance(x, (int, float)) and x == v
-    return x == v
-
-
-def matches(f: Filter, metadata: dict) -> bool:
-    """Whether a passage's ``metadata`` satisfies ``f`` (the reference the engine is tested against)."""
-    if isinstance(f, Eq):
-        return f.field in metadata and _same(metadata[f.field], f.value)
-    if isinstance(f, In):
-        return f.field in metadata and any(_same(metadata[f.field], v) for v in f.values)
-    if isinstance(f, Range):
-        x = metadata.get(f.field)
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            return False
-        return ((f.gt is None or x > f.gt) and (f.ge is None or x >= f.ge) and (f.lt is None or x < f.lt)
-                and (f.le is None or x <= f.le))
-    if isinstance(f, And):
-        return all(matches(p, metadata) for p in f.parts)
-    if isinstance(f, Or):
-        return any(matches(p, metadata) for p in f.parts)
+        return joiner.join(f"({to_milvus(p)})" for p in f.items)
     raise ValueError(f"not a filter: {f!r}")

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from indexes.errors import InputError
-from indexes.milvus_filter import Filter, to_milvus
+from indexes.filters import RowFilter
+from indexes.milvus_filter import to_milvus
 from indexes.milvus_store import MAX_LIMIT, SEG_SHIFT, MilvusCollections, pack
 
 
@@ -55,6 +56,16 @@ class CommitRows:
         return out
 
 
+def _expression(where: RowFilter | None, rows: CommitRows, what: str) -> str | None:
+    """The engine expression of ``where`` (``None`` for no filter), refusing a filter resolved on another commit."""
+    if where is None:
+        return None
+    if where.mask.shape != (len(rows),):
+        raise InputError(f"filter mask covers {where.mask.shape[0]} passages, the {what} {len(rows)}: "
+                         "resolve the filter on the commit being searched (Index.where)")
+    return to_milvus(where.expr)
+
+
 def _settle(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct rows at their best score, best first, ties by the lower row, at most ``k``."""
     keep = rows >= 0
@@ -87,12 +98,13 @@ class MilvusVectorStore:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def search(self, queries: np.ndarray, k: int, where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, where: RowFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` passages (B, k) by their best window's inner product, among those whose metadata
-        match ``where`` (pushed down into the engine); ``-1``/``-inf`` where fewer."""
-        expr = to_milvus(where) if where is not None else None
+        satisfy ``where`` (its expression pushed down into the engine, :func:`indexes.milvus_filter.to_milvus`);
+        ``-1``/``-inf`` where fewer."""
+        expr = _expression(where, self.rows, "Milvus vector store")
         q = np.asarray(queries, dtype=np.float32)  # (B, d)
-        B, k = q.shape[0], min(k, len(self))
+        B, k = q.shape[0], min(k, len(self) if where is None else where.count)
         scores, rows = np.full((B, k), -np.inf, np.float32), np.full((B, k), -1, np.int64)
         todo = np.arange(B)
         depth = min(MAX_LIMIT, k + min(self.n_windows - len(self), k) + 1)
@@ -155,11 +167,11 @@ class MilvusBM25Store:
     def _global(self, pks: np.ndarray) -> np.ndarray:
         return self.rows.to_global(pks >> SEG_SHIFT, pks & ((1 << SEG_SHIFT) - 1))
 
-    def top_k(self, query: dict[int, float], k: int, where: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, query: dict[int, float], k: int, where: RowFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows (≤ k,) and scores of one query's best passages (passages without a query term never),
-        among those whose metadata match ``where``."""
-        expr = to_milvus(where) if where is not None else None
-        if not query or k < 1:
+        among those whose metadata satisfy ``where`` (its expression pushed down into the engine)."""
+        expr = _expression(where, self.rows, "Milvus BM25 index")
+        if not query or k < 1 or (where is not None and not where.count):
             return np.zeros(0, np.int64), np.zeros(0)
         depth = min(MAX_LIMIT, k + 1)
         while True:

@@ -5,11 +5,12 @@ and to a Milvus server or cluster (``http://host:19530``; the token comes from t
 variable ``RAG_MILVUS_TOKEN`` and is never written anywhere). Two collections per index:
 
 ``<collection>``       one row per encoder window: ``pk``, ``seg`` (segment number), ``prow`` (passage
-                       row in the segment), ``vector`` (d,) float32; a ``FLAT`` index with inner product
+                       row in the segment), ``vector`` (d,) float32, ``meta`` (the passage's metadata,
+                       typed for filters: :func:`indexes.milvus_filter.engine_meta`); a ``FLAT`` index with inner product
                        (exact, as FAISS flat). Rows of a segment are written once and deleted when no
                        commit references the segment (:func:`indexes.commits.collect_garbage`).
 ``<collection>_bm25``  one row per live passage: ``pk`` = ``seg·2^40 + prow``, ``epoch`` (the commit that
-                       wrote the weights), ``sparse``: the passage's exact BM25 weight of each term
+                       wrote the weights), ``meta`` (as above), ``sparse``: the passage's exact BM25 weight of each term
                        (term id → ``idf(t)·tfc(tf, dl)``); a query is the sparse vector of its term
                        counts, so the inner product is our BM25 score (float32).
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from indexes.errors import IndexFormatError, InputError, StorageError
 from indexes.manifest import MilvusSpec
+from indexes.milvus_filter import META_FIELD, engine_meta
 
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
 SEG_SHIFT = 40  # pk = seg·2^40 + row: 2^40 rows per segment, 2^23 segments
@@ -123,7 +125,7 @@ class MilvusCollections:
                 continue
             schema = c.create_schema(auto_id=False, description=description)
             schema.add_field("pk", DataType.INT64, is_primary=True)
-            schema.add_field("meta", DataType.JSON)  # the passage's metadata, for filters (indexes.milvus_filter)
+            schema.add_field(META_FIELD, DataType.JSON)  # the passage's metadata, typed for filters (indexes.milvus_filter)
             params = c.prepare_index_params()
             if name == self.dense_name:
                 schema.add_field("seg", DataType.INT64)
@@ -145,7 +147,7 @@ class MilvusCollections:
         vectors = np.asarray(vectors, dtype=np.float32)
         for start in range(0, len(vectors), BATCH):
             stop = min(len(vectors), start + BATCH)
-            rows = [{"pk": int(pk), "seg": seg, "prow": int(p), "vector": v, "meta": metadata[int(p)] or {}}
+            rows = [{"pk": int(pk), "seg": seg, "prow": int(p), "vector": v, META_FIELD: engine_meta(metadata[int(p)])}
                     for pk, p, v in zip(pack(seg, np.arange(start, stop)), passage_of_row[start:stop], vectors[start:stop])]
             self._call("insert", self.client.insert, self.dense_name, rows)
 
@@ -213,7 +215,7 @@ class MilvusCollections:
         for g, pk in enumerate(pks):
             a, b = int(indptr[g]), int(indptr[g + 1])
             if b > a:
-                rows.append({"pk": int(pk), "epoch": epoch, "meta": metadata[g] or {},
+                rows.append({"pk": int(pk), "epoch": epoch, META_FIELD: engine_meta(metadata[g]),
                              "sparse": dict(zip(terms[a:b].tolist(), weights[a:b].tolist()))})
             if len(rows) == BATCH or (g == len(pks) - 1 and rows):
                 self._call("upsert", self.client.upsert, self.bm25_name, rows)

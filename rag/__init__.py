@@ -5,6 +5,7 @@ Modules:
     highlight: where a query's terms occur in a passage, as the analyzer matched them.
     bm25: the BM25 variants of Kamphuis et al. as pure functions, and the vectorised scorer.
     bm25_pruning: exact top-k by MaxScore dynamic pruning over per-term score bounds.
+    milvus_bm25: BM25 on Milvus with our exact weights (passage sparse vectors, query term counts).
     fusion: reciprocal rank fusion and convex combination of normalised scores.
     retrievers: BM25, dense and hybrid retrievers (a query-side model plus an index part).
     protocols: the declared seams ``ScoringRetriever`` and ``QueryEncoder``.

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from indexes.errors import InputError
+from indexes.filters import RowFilter
 from indexes.manifest import BM25Spec
 from indexes.milvus_search import MilvusBM25Store
 from indexes.passage_store import PassageStore
@@ -96,12 +97,13 @@ class MilvusBM25Retriever(_Base):
                 out[i] = out.get(i, 0.0) + 1.0
         return out
 
-    def rank_batch(self, queries: Sequence[str], depth: int) -> list[Ranking]:
-        return [self.engine.top_k(self.query_vector(q), depth) for q in queries]
+    def rank_batch(self, queries: Sequence[str], depth: int, where: RowFilter | None = None) -> list[Ranking]:
+        return [self.engine.top_k(self.query_vector(q), depth, where) for q in queries]
 
-    def rank_scoring(self, queries: Sequence[str], depth: int) -> list[tuple[Ranking, RowScorer]]:
+    def rank_scoring(self, queries: Sequence[str], depth: int,
+                     where: RowFilter | None = None) -> list[tuple[Ranking, RowScorer]]:
         out = []
         for q in queries:
             v = self.query_vector(q)
-            out.append((self.engine.top_k(v, depth), lambda rows, v=v: self.engine.scores(v, rows)))
+            out.append((self.engine.top_k(v, depth, where), lambda rows, v=v: self.engine.scores(v, rows)))
         return out

@@ -33,6 +33,15 @@ def test_parse_gives_the_backend_neutral_tree_and_round_trips():
     assert parse_filter(to_json(f)) == f
 
 
+def test_true_and_1_are_different_filters_and_1_and_1_0_the_same():
+    # Given filters that Python's True == 1 would conflate / When parsed / Then equal only when they select alike
+    t, one, one_f = parse_filter({"y": True}), parse_filter({"y": 1}), parse_filter({"y": 1.0})
+    assert t != one and one == one_f and hash(one) == hash(one_f)
+    assert parse_filter({"y": {"$in": [False, 2]}}) != parse_filter({"y": {"$in": [0, 2]}})
+    assert And((t,)) != And((one,)) and len({t, one, one_f}) == 2  # a cache keyed by filters keeps both
+    assert _mask({"open": True}) == [0] and _mask({"year": 2010}) == [0]
+
+
 @pytest.mark.parametrize(("spec", "rows"), [
     ({"source": "pubmed"}, [0, 2]),  # equality; null and missing never match
     ({"year": 2010}, [0]),  # 2010 == 2010.0; the string "unknown" is not compared

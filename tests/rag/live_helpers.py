@@ -49,7 +49,24 @@ def text_of(doc_id: str, version: int) -> str:
     return " ".join(rng.choice(WORDS, size=int(rng.integers(3, 21))))
 
 
-def write_corpus(path: Path, docs: Mapping[str, int]) -> Path:
-    """A JSONL corpus of ``{doc_id: version}``."""
-    path.write_text("".join(json.dumps({"_id": d, "title": "", "text": text_of(d, v)}) + "\n" for d, v in docs.items()))
+def meta_of(doc_id: str, version: int) -> dict:
+    """Deterministic metadata of ``doc_id`` at ``version``: ``year`` (an int, sometimes x.5 or the string
+    "n/a"), ``source`` (a/b/c), ``open`` (a bool) and ``flag`` (``true`` or ``1``: never the same
+    for a filter); each field sometimes absent or null."""
+    rng = np.random.default_rng(int(hashlib.sha256(f"meta/{doc_id}/{version}".encode()).hexdigest()[:8], 16))
+    m: dict = {}
+    if rng.random() < 0.9:
+        m["year"] = [int(rng.integers(2000, 2006)), int(rng.integers(2000, 2006)) + 0.5, "n/a"][int(rng.choice(3, p=[.7, .2, .1]))]
+    if rng.random() < 0.85:
+        m["source"] = str(rng.choice(["a", "b", "c"]))
+    if rng.random() < 0.7:
+        m["open"] = bool(rng.integers(2))
+    m["flag"] = [True, 1, 1.0, None, False, 0][int(rng.integers(6))]
+    return m
+
+
+def write_corpus(path: Path, docs: Mapping[str, int], metadata: bool = False) -> Path:
+    """A JSONL corpus of ``{doc_id: version}`` (with :func:`meta_of` as top-level fields if ``metadata``)."""
+    path.write_text("".join(json.dumps({"_id": d, "title": "", "text": text_of(d, v)} | (meta_of(d, v) if metadata else {}))
+                            + "\n" for d, v in docs.items()))
     return path

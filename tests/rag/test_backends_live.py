@@ -3,6 +3,9 @@
 After each change the index must equal a fresh *local* build of the resulting corpus: the same
 passages in the same order, BM25 scores (≤ 1e-9 for files; ≤ 1e-5 for Milvus, whose sparse inner
 product is float32), dense scores ≤ 1e-5 (MaxP over windows included), and hybrid rankings.
+A metadata filter (``Index.where``: the expression pushed into Milvus, the row mask for files) gives
+the first ``k`` rows of the unfiltered exhaustive ranking whose metadata satisfy it, judged by the
+filter semantics written out independently (``tests.rag.test_filtered_search.matches``).
 Milvus tests skip, with the reason, where ``pymilvus``/``milvus-lite`` (the ``scale`` extra) are absent.
 """
 
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.rag.live_helpers import HashEncoder, write_corpus
+from tests.rag.test_filtered_search import matches
 
 from indexes.errors import IndexFormatError, InputError
 from indexes.manifest import MilvusSpec, VectorBackendSpec
@@ -105,6 +109,55 @@ def test_add_delete_compact_equal_a_fresh_build(backend, lite, tmp_path):
     compact_index(live)
     # Then
     _assert_matches_fresh(live, corpus, tmp_path, tol)
+
+
+FILTERS = [
+    {"year": 2003},
+    {"year": {"$gte": 2001, "$lt": 2004.5}},
+    {"year": "n/a"},
+    {"source": {"$in": ["a", "c"]}},
+    {"source": {"$lte": "b"}, "open": False},
+    {"flag": True},  # true is not 1: rows holding 1 or 1.0 stay out
+    {"flag": 1},
+    {"flag": {"$lte": 0.5}},  # 0 (a number), never false
+    {"$or": [{"open": True}, {"$and": [{"source": "b"}, {"year": {"$gt": 2002}}]}]},
+]
+
+
+@pytest.mark.parametrize("backend", ["faiss", pytest.param("milvus", marks=needs_milvus)])
+def test_filtered_search_is_the_unfiltered_exhaustive_ranking_filtered(backend, lite, tmp_path, capsys):
+    # Given an index of documents with metadata, after an upsert (new metadata) and a delete
+    live = tmp_path / "live"
+    build_index(write_corpus(tmp_path / "c.jsonl", {f"d{i:02d}": 0 for i in range(24)}, metadata=True), live,
+                _options(backend, lite), encoder=ENCODER)
+    add_documents(live, write_corpus(tmp_path / "a.jsonl", {"d01": 1, "d05": 2, "d30": 0}, metadata=True),
+                  encoder=ENCODER, progress=False)
+    delete_documents(live, ["d02", "d07"])
+    index = open_index(live, encoder=ENCODER)
+    try:
+        meta = [p.metadata for p in index.store.iter_all()]
+        for f in FILTERS:
+            where = index.where(json.dumps(f))
+            keep = np.array([matches(m, f) for m in meta])
+            assert where.mask.tolist() == keep.tolist() and 0 < where.count < len(meta), f
+            for mode in ("bm25", "dense"):
+                ret = index.retriever(mode)
+                # When the same queries are ranked exhaustively without the filter, and top-5 with it
+                full = ret.rank_batch(QUERIES, len(meta))
+                got = ret.rank_batch(QUERIES, 5, where)
+                # Then the filtered top-5 is the first 5 matching rows of the full ranking, same scores
+                for (rows, scores), (all_rows, all_scores) in zip(got, full):
+                    want = [i for i, r in enumerate(all_rows.tolist()) if keep[r]][:5]
+                    assert rows.tolist() == all_rows[want].tolist(), (mode, f)
+                    np.testing.assert_allclose(scores, all_scores[want], atol=1e-6)
+        # And the CLI's --filter reaches the backend: the first 3 matching documents of the BM25 ranking
+        f = FILTERS[-1]
+        (all_rows, _), = index.retriever("bm25").rank_batch(["blue sky light"], len(meta))
+        want = [index.store.get([r])[0].doc_id for r in all_rows.tolist() if matches(meta[r], f)][:3]
+    finally:
+        index.close()
+    rc = main(["search", "--index", str(live), "--mode", "bm25", "--json", "-k", "3", "--filter", json.dumps(f), "blue sky light"])
+    assert rc == 0 and [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == want
 
 
 @needs_milvus

@@ -1,5 +1,5 @@
 """``rag serve`` over a ``--backend milvus`` index (Milvus Lite, started by the server process):
-search, and documents upserted and deleted over REST, unchanged from a local index."""
+search (with metadata filters), and documents upserted and deleted over REST, unchanged from a local index."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def test_search_upsert_delete_over_milvus(start_server, tmp_path):
     srv = start_server(tmp_path, [f"live={index}"], extra=("--writable",))
     try:
         with srv.client() as c:
-            def search(q: str) -> list[str]:
-                r = c.post("/search", json={"query": q, "k": 3, "mode": "bm25", "index": "live"})
+            def search(q: str, **extra) -> list[str]:
+                r = c.post("/search", json={"query": q, "k": 3, "mode": "bm25", "index": "live"} | extra)
                 assert r.status_code == 200, r.text
                 return [h["id"] for h in r.json()["hits"]]
 
@@ -36,6 +36,12 @@ def test_search_upsert_delete_over_milvus(start_server, tmp_path):
             r = c.put("/indexes/live/documents", json={"documents": [DOC]})
             assert r.status_code == 200 and r.json()["added"] == 1, r.text
             assert search("axolotl limbs")[0] == "new1"
+            # And a metadata filter is pushed into the engine: only the new document has a year
+            assert search("axolotl limbs", filter={"year": {"$gte": 2020}}) == ["new1"]
+            assert search("axolotl limbs", filter={"year": {"$lt": 2020}}) == []
+            assert "new1" not in search("axolotl limbs", filter={"source": "rag-toolkit sample"})
+            r = c.post("/search", json={"query": "axolotl", "index": "live", "filter": {"yr": 2024}})
+            assert r.status_code == 422 and "unknown metadata field 'yr'" in r.text
             # When it is deleted, Then it is gone
             r = c.request("DELETE", "/indexes/live/documents", json={"ids": ["new1"]})
             assert r.status_code == 200 and r.json()["deleted"] == 1
