@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from indexes.errors import InputError
+from indexes.errors import InputError, RagError
 
 LOCAL = "local"  # ray.init's address that starts a new runtime on this machine
 
@@ -74,7 +74,8 @@ def ray_runtime(config: RayConfig) -> Iterator[None]:
     A runtime already initialised in this process (a test, a notebook) is used as it is and left running.
 
     Raises:
-        InputError: Ray is not installed, or the address cannot be reached.
+        InputError: Ray is not installed.
+        RagError: the runtime cannot be started or the address cannot be reached.
     """
     ray = _ray()
     if ray.is_initialized():
@@ -83,9 +84,9 @@ def ray_runtime(config: RayConfig) -> Iterator[None]:
     kwargs = {"num_cpus": config.num_cpus} if config.address == LOCAL else {}
     try:
         ray.init(address=config.address, include_dashboard=False, log_to_driver=False, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise InputError(f"--ray {config.address}: cannot start or reach a Ray runtime ({str(exc).splitlines()[0]}); "
-                         "give 'local', 'auto' or ray://HOST:PORT") from None
+    except Exception as exc:  # noqa: BLE001 - ray.init raises bare Exception (e.g. a raylet that missed its 30 s start-up)
+        raise RagError(f"--ray {config.address}: cannot start or reach a Ray runtime ({str(exc).splitlines()[0]}); "
+                       "give 'local', 'auto' or ray://HOST:PORT, and on a busy machine try again") from None
     try:
         ray.data.DataContext.get_current().enable_progress_bars = config.progress
         yield

@@ -99,3 +99,21 @@ def test_ray_without_ray_installed_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"rag-toolkit\[scale\]"):
         with ray_runtime(RayConfig()):
             pass
+
+
+def test_a_runtime_that_fails_to_start_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    ray = pytest.importorskip("ray", reason="--ray needs the scale extra (pip install 'rag-toolkit[scale]')")
+    pytest.importorskip("ray.data", reason="--ray needs the scale extra")
+
+    # Given a Ray whose start-up fails as it does on a starved machine (a bare Exception from ray.init)
+    def fail(*args, **kwargs):
+        raise Exception("The current node timed out during startup. This could happen because ...")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fail)
+    # When `rag index --ray` runs
+    rc = main(["index", str(corpus_with_a_long_document(tmp_path / "c.jsonl")), "--out", str(tmp_path / "x"), "--ray"])
+    # Then one line names the address and the cause, and nothing is built
+    err = capsys.readouterr().err
+    assert rc == 1 and "--ray local: cannot start or reach a Ray runtime (The current node timed out" in err
+    assert "Traceback" not in err and not (tmp_path / "x").exists()
