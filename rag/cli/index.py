@@ -61,9 +61,9 @@ def index_command(
     if encoder_workers > 1 and encoder_backend == "torch":
         raise InputError("--encoder-workers needs --encoder-backend onnx or onnx-int8")
     ray_cfg = ray_config(ray, ray_workers)
-    if ray_cfg is not None and (encoder_workers > 1 or no_dense):
+    if ray_cfg is not None and (encoder_workers > 1 or (no_dense and not kv_cache)):
         raise InputError("--ray encodes with its own actors: drop --encoder-workers" if encoder_workers > 1
-                         else "--ray runs the dense encoder; it has nothing to do with --no-dense")
+                         else "--ray runs the dense encoder (and --kv-cache); with --no-dense it has nothing to run")
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -84,7 +84,7 @@ def index_command(
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"invalid option {err['loc'][-1]}: {err['msg']}") from None
-    if ray_cfg is None:
+    if ray_cfg is None or options.encoder is None:
         manifest, stats = build_index(corpus, out, options)
     else:
         from rag.encoder import Encoder
