@@ -94,6 +94,18 @@ def ray_runtime(config: RayConfig) -> Iterator[None]:
         ray.shutdown()
 
 
+@contextlib.contextmanager
+def _reporting_actor_errors() -> Iterator[None]:
+    """An error inside an actor (a model that does not load on a node, ...) as one line, not Ray's traceback."""
+    ray = _ray()
+    try:
+        yield
+    except ray.exceptions.RayError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = next((line for line in reversed(lines) if "Error" in line or "error" in line), lines[-1] if lines else "")
+        raise RagError(f"the Ray pipeline failed in an actor: {cause}") from None
+
+
 def _blocks(n: int, batch_size: int, workers: int) -> int:
     """Input blocks: one per batch, and at least one per actor so that every actor gets work."""
     return max(1, min(n, max(workers, -(-n // batch_size))))
@@ -102,9 +114,10 @@ def _blocks(n: int, batch_size: int, workers: int) -> int:
 def _collect(dataset, n_rows: int) -> dict[str, np.ndarray]:
     """Every output row of ``dataset``, sorted by its ``row`` column (stable: windows keep their order)."""
     parts: dict[str, list[np.ndarray]] = {}
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        for name, column in batch.items():
-            parts.setdefault(name, []).append(column)
+    with _reporting_actor_errors():
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for name, column in batch.items():
+                parts.setdefault(name, []).append(column)
     if not parts:
         return {}
     out = {name: np.concatenate(cols) for name, cols in parts.items()}
@@ -211,8 +224,9 @@ def ray_kv_blocks(passages: Sequence, generator_config, cache_config, config: Ra
     dataset = ray.data.from_items(items, override_num_blocks=_blocks(len(items), size, config.workers)).map_batches(
         _KVBlockActor, fn_constructor_kwargs={"generator_config": generator_config, "cache_config": cache_config},
         batch_size=size, compute=ray.data.ActorPoolStrategy(size=config.workers), num_cpus=1)
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        for row, blob in zip(batch["row"], batch["kv"]):
-            tensors = load(bytes(blob))
-            yield int(row), tensors["k"], tensors["v"]
+    with _reporting_actor_errors():
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for row, blob in zip(batch["row"], batch["kv"]):
+                tensors = load(bytes(blob))
+                yield int(row), tensors["k"], tensors["v"]
 

@@ -117,3 +117,17 @@ def test_a_runtime_that_fails_to_start_is_one_line_not_a_traceback(tmp_path, mon
     err = capsys.readouterr().err
     assert rc == 1 and "--ray local: cannot start or reach a Ray runtime (The current node timed out" in err
     assert "Traceback" not in err and not (tmp_path / "x").exists()
+
+
+def test_an_error_inside_an_actor_is_one_line_naming_its_cause():
+    ray = pytest.importorskip("ray", reason="--ray needs the scale extra (pip install 'rag-toolkit[scale]')")
+    from indexes.errors import RagError
+    from rag.ray_pipeline import _reporting_actor_errors
+
+    # Given an actor error as Ray reports it (its traceback, then the cause)
+    error = ray.exceptions.RayError("ray::MapBatches(_WindowEncoderActor)\n  File \"x.py\", line 3\n"
+                                    "rag.models.ModelLoadError: no model at /models/e5 on this node")
+    # When / Then it surfaces as one line with the cause
+    with pytest.raises(RagError, match=r"^the Ray pipeline failed in an actor: rag\.models\.ModelLoadError: no model at"):
+        with _reporting_actor_errors():
+            raise error
