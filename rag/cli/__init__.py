@@ -22,6 +22,7 @@ import typer
 from indexes.errors import RagError
 from indexes.io_errors import describe_os_error
 from rag.cli.apps import app
+from rag.cli.options import RAY_LOCAL, optional_value
 
 #: Command modules, imported for their registration side effect on the Typer apps.
 COMMAND_MODULES = (
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _register()
+    argv = optional_value(list(sys.argv[1:] if argv is None else argv), "--ray", RAY_LOCAL)
     try:
         rc = app(args=argv, prog_name="rag", standalone_mode=False)
     except RagError as exc:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, directory_output, ray_config, resolve_device
 from rag.encoder import Backend
 
 
@@ -38,6 +38,8 @@ def index_command(
     encoder_backend: Annotated[Backend, typer.Option(help="Passage encoding: torch, onnx (same vectors to ~1e-6, faster on CPU) or onnx-int8 (quantised); recorded in the manifest.")] = "torch",
     encoder_workers: Annotated[int, typer.Option(help="Processes encoding passages (onnx backends; default 1 process using every core).", min=1)] = 1,
     device: DeviceOption = "auto",
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = 2,
     stemmer: Annotated[str, typer.Option(help="BM25 stemmer: english (Snowball), porter or none.")] = "english",
     stopwords: Annotated[str, typer.Option(help="BM25 stopwords: english or none.")] = "english",
     bm25_variant: Annotated[str, typer.Option(help="lucene, robertson, atire, bm25l, bm25+ or okapi.")] = "lucene",
@@ -65,6 +67,10 @@ def index_command(
     if (kind == "milvus") != (uri is not None) or (collection is not None and uri is None):
         raise InputError("--backend milvus needs --uri (a Milvus Lite file or a server address); --uri and --collection "
                          "go with --backend milvus only")
+    ray_cfg = ray_config(ray, ray_workers)
+    if ray_cfg is not None and (encoder_workers > 1 or (no_dense and not kv_cache)):
+        raise InputError("--ray encodes with its own actors: drop --encoder-workers" if encoder_workers > 1
+                         else "--ray runs the dense encoder (and --kv-cache); with --no-dense it has nothing to run")
     import os
     import re
 
@@ -88,7 +94,14 @@ def index_command(
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"invalid option {err['loc'][-1]}: {err['msg']}") from None
-    manifest, stats = build_index(corpus, out, options)
+    if ray_cfg is None or options.encoder is None:
+        manifest, stats = build_index(corpus, out, options)
+    else:
+        from rag.encoder import Encoder
+        from rag.ray_pipeline import RayEncoder, ray_runtime
+
+        with ray_runtime(ray_cfg):
+            manifest, stats = build_index(corpus, out, options, encoder=RayEncoder(Encoder(options.encoder), ray_cfg))
     parts = [p for p, on in (("bm25", manifest.bm25), ("dense", manifest.dense)) if on]
     skipped = f", {stats.skipped} bad records skipped" if stats.skipped else ""
     typer.echo(f"indexed {stats.documents} documents as {stats.passages} passages ({' + '.join(parts)}) into {out} "
@@ -97,6 +110,14 @@ def index_command(
         from rag.generation.cache_build import build_passage_cache
         from rag.generation.generator import Generator, GeneratorConfig
 
-        report = build_passage_cache(out, Generator.load(GeneratorConfig(generator)), progress=True)
+        gen_config = GeneratorConfig(generator)
+        if ray_cfg is None:
+            report = build_passage_cache(out, Generator.load(gen_config), progress=True)
+        else:
+            from rag.ray_pipeline import ray_runtime
+
+            with ray_runtime(ray_cfg):
+                report = build_passage_cache(out, Generator.load(gen_config), progress=True, ray=ray_cfg,
+                                             generator_config=gen_config)
         typer.echo(f"cached KV states of {report.encoded} passages ({report.skipped} already cached) "
                    f"at {report.passages_per_second:.1f} passages/s", err=True)

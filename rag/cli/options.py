@@ -27,6 +27,44 @@ FilterOption = Annotated[str | None, typer.Option(
     "--filter", help='Metadata filter, a JSON object: {"year": {"$gte": 2010}, "source": {"$in": ["a", "b"]}} '
                      "($eq $in $gt $gte $lt $lte, $and $or; see README).")]
 
+RAY_LOCAL = "local"  # ray.init's address that starts a runtime on this machine
+RayOption = Annotated[str | None, typer.Option(
+    "--ray", metavar="[ADDRESS]",
+    help="Run the encoders as a Ray Data pipeline: alone (or 'local') starts a local runtime (2 CPUs); "
+         "'auto' joins this machine's cluster; ray://HOST:10001 a remote head. Needs the scale extra.")]
+RayWorkersOption = Annotated[int, typer.Option(help="Encoder actors of the --ray pipeline (one CPU and one model each).", min=1)]
+
+
+def optional_value(argv: list[str], option: str, implied: str) -> list[str]:
+    """``argv`` with ``implied`` after each bare ``option``: last, or followed by another option or an existing path.
+
+    Lets ``--ray`` take an optional value (``--ray`` alone = ``--ray local``), click's rule for
+    options with a ``flag_value``, which the CLI framework does not offer. A following token that
+    names an existing file or folder is the command's argument (``--ray CORPUS``), never an
+    address: Ray addresses are ``local``, ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``.
+
+    Example:
+        >>> optional_value(["index", "c.jsonl", "--ray", "--out", "x"], "--ray", "local")
+        ['index', 'c.jsonl', '--ray', 'local', '--out', 'x']
+        >>> optional_value(["index", "c.jsonl", "--ray", "auto"], "--ray", "local")
+        ['index', 'c.jsonl', '--ray', 'auto']
+    """
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == option and (i + 1 == len(argv) or argv[i + 1].startswith("-") or Path(argv[i + 1]).exists()):
+            out.append(implied)
+    return out
+
+
+def ray_config(address: str | None, workers: int, **fields):
+    """The :class:`rag.ray_pipeline.RayConfig` of ``--ray ADDRESS`` (``None``: no Ray)."""
+    if address is None:
+        return None
+    from rag.ray_pipeline import RayConfig
+
+    return RayConfig(address=address, workers=workers, **fields)
+
 
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; any other value unchanged."""

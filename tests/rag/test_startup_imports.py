@@ -18,7 +18,7 @@ import pytest
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ROOT = Path(__file__).parents[2]
-HEAVY = ("torch", "transformers", "sentence_transformers", "faiss", "scipy", "onnxruntime", "sklearn")
+HEAVY = ("torch", "transformers", "sentence_transformers", "faiss", "scipy", "onnxruntime", "sklearn", "ray")
 
 _PROBE = """
 import json, sys
