@@ -59,10 +59,14 @@ class AskConfig:
         cache: the template and cache settings (must match the stored cache).
         sampling: decoding settings.
         extractive: sentences quoted and score threshold of extractive answers.
+        rerank: rerank with the index's reranker, when it has one (:mod:`rag.rerank`).
+        rerank_depth: passages reranked (``None``: the reranker's own depth).
     """
 
     k: int = 5
     mode: SearchMode = "hybrid"
+    rerank: bool = True
+    rerank_depth: int | None = None
     hyde: HydeConfig | None = None
     kv_cache: bool = False
     layout: BlockLayout = BlockLayout()
@@ -104,7 +108,7 @@ def retrieve(question: str, index, config: AskConfig, generator=None) -> list[Hi
     if not question.strip():
         raise InputError("the question is empty")
     if config.hyde is None:
-        return index.retriever(config.mode).search(question, config.k)
+        return index.retriever(config.mode, rerank=config.rerank, rerank_depth=config.rerank_depth).search(question, config.k)
     if generator is None:
         raise InputError("--hyde needs a generator to write hypothetical documents: pass --generator MODEL")
     from rag.hyde import hyde_search

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import DeviceOption, resolve_device
+from rag.cli.options import DeviceOption, RerankDepthOption, RerankOption, load_reranker, resolve_device
 from rag.extractive import ExtractiveConfig
 
 
@@ -44,6 +44,8 @@ def ask_command(
     min_score: Annotated[float, typer.Option(help="Extractive answers: least cosine of the best sentence to the "
                                              "question, below which the answer is 'no answer found' (-1 = always "
                                              "quote).", min=-1.0, max=1.0)] = ExtractiveConfig.min_score,
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
 ) -> None:
     """Retrieve passages and answer QUESTION citing them as [1], [2], ...
 
@@ -66,9 +68,11 @@ def ask_command(
         raise InputError(f"--positions must be rerotate or composite, not {positions!r}")
     extractive = ExtractiveConfig(sentences=sentences, min_score=min_score)
     device = resolve_device(device)
+    if rerank is not None and hyde:
+        raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
     if fid:
         _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-                 questions, out)
+                 questions, out, load_reranker(rerank, rerank_depth, device))
         return
     if live_layers is not None:
         raise InputError("--live-layers is a FiD option: add --fid")
@@ -84,7 +88,8 @@ def ask_command(
         from rag.questions import read_questions
 
         batch = read_questions(questions)  # a bad file fails before any model loads
-    idx = open_index(index) if questions is None else open_batch_index(index)
+    reranker = load_reranker(rerank, rerank_depth, device)
+    idx = open_index(index, reranker=reranker) if questions is None else open_batch_index(index, reranker=reranker)
     gen = Generator.load(GeneratorConfig(generator, dtype=dtype, device=device)) if generator else None
     if questions is not None:
         _write_answers(batch, idx, gen, config, None, out)
@@ -129,7 +134,7 @@ def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
 
 
 def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-             questions=None, out=None) -> None:
+             questions=None, out=None, reranker=None) -> None:
     from indexes.errors import InputError
     from rag.fid.answer import FiDAnswerer
     from rag.fid.reader import FiDConfig
@@ -145,9 +150,9 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
     if questions is not None:
         from rag.questions import read_questions
 
-        _write_answers(read_questions(questions), open_index(index), None, AskConfig(k=k, mode=mode), reader, out)
+        _write_answers(read_questions(questions), open_index(index, reranker=reranker), None, AskConfig(k=k, mode=mode), reader, out)
         return
-    answer = ask_fid(question, open_index(index), reader, AskConfig(k=k, mode=mode))
+    answer = ask_fid(question, open_index(index, reranker=reranker), reader, AskConfig(k=k, mode=mode))
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import output_file
+from rag.cli.options import DeviceOption, RerankDepthOption, RerankOption, load_reranker, output_file
 from rag.encoder import Backend
 
 
@@ -30,13 +30,19 @@ def search_command(
     seed: Annotated[int | None, typer.Option(help="HyDE sampling seed.")] = None,
     encoder_backend: Annotated[Backend, typer.Option(help="Query encoding: torch, onnx (same scores to ~1e-6, faster on CPU) or onnx-int8 (quantised).")] = "torch",
     query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the index's encoder (`rag train query-encoder`).")] = None,
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
+    device: DeviceOption = "auto",
 ) -> None:
     """Search an index with BM25, dense or hybrid retrieval."""
     from indexes.errors import InputError
     from rag.index import open_index
     from rag.retrievers import check_query, search_documents
 
-    idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder)
+    if rerank is not None and hyde:
+        raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
+    reranker = load_reranker(rerank, rerank_depth, device)
+    idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder, reranker=reranker)
     if queries is not None or run is not None:
         if queries is None or run is None or query is not None:
             raise InputError("batch search needs both --queries and --run, and no QUERY argument")
