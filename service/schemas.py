@@ -147,12 +147,18 @@ def request_models(s: Settings) -> RequestModels:
     K = Annotated[int, Field(ge=1, le=s.max_k, description=f"Results wanted, 1–{s.max_k}.")]
     Index = Annotated[str | None, Field(pattern=INDEX_NAME.pattern, examples=[s.default_index],
                                          description="Configured index name (GET /indexes); default index if omitted.")]
+    Rerank = Annotated[bool | None, Field(description="Rerank the top passages with the service's cross-encoder "
+                                                      "(default: when the service has one; true without one: 422).")]
+    RerankDepth = Annotated[int | None, Field(ge=1, le=s.max_rerank_depth, description=(
+        f"Passages reranked, 1–{s.max_rerank_depth} (default: the service's, {s.rerank_depth})."))]
 
     class SearchRequest(_Model):
         query: Query
         k: K = 10
         mode: Mode = "hybrid"
         index: Index = None
+        rerank: Rerank = None
+        rerank_depth: RerankDepth = None
         highlight: bool = Field(False, description="Add each hit's `highlights`: the spans of the query's terms.")
 
     class BatchSearchRequest(_Model):
@@ -160,12 +166,16 @@ def request_models(s: Settings) -> RequestModels:
         k: K = 10
         mode: Mode = "hybrid"
         index: Index = None
+        rerank: Rerank = None
+        rerank_depth: RerankDepth = None
 
     class AnswerRequest(_Model):
         question: Annotated[str, Field(examples=["Does vitamin D reduce fractures?"], **text)]
         k: Annotated[int, Field(ge=1, le=min(s.max_k, 20))] = 5  # passages in the prompt
         mode: Mode = "hybrid"
         index: Index = None
+        rerank: Rerank = None
+        rerank_depth: RerankDepth = None
         stream: bool = Field(False, description="Answer as Server-Sent Events: `token` events, then one `answer` "
                                                  "event holding the AnswerResponse (or one `error` event).")
 

@@ -43,25 +43,6 @@ def index(sample_index):
     idx.close()
 
 
-@pytest.fixture(scope="session")
-def tiny_cross_encoder(tmp_path_factory) -> Path:
-    """A seeded 2-layer, 32-wide BERT sequence classifier (one logit) with MiniLM's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from rag.models import EMBEDDED_MODEL, resolve_model
-
-    root = tmp_path_factory.mktemp("tiny-ce") / "ce"
-    tok = AutoTokenizer.from_pretrained(str(resolve_model(EMBEDDED_MODEL, "encoder").path), local_files_only=True)
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                                     num_attention_heads=2, intermediate_size=64,
-                                                     max_position_embeddings=128, num_labels=1))
-    model.save_pretrained(root)
-    tok.save_pretrained(root)
-    return root
-
-
 def test_hand_worked_rerank_breaks_ties_by_row_and_shifts_the_tail_below():
     # Given rows [5, 2, 9, 7] with first-stage scores 4 > 3 > 2 > 1, and new scores for the top 3
     ranking = (np.array([5, 2, 9, 7]), np.array([4.0, 3.0, 2.0, 1.0]))
