@@ -267,13 +267,14 @@ def load_cross_encoder(name: str, *, device: str | None = None, max_length: int 
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    if seed is not None:
-        torch.manual_seed(seed)  # the new head's initial weights
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "classifier.weight MISSING" is the point of new_head, not news
     try:
-        model = CrossEncoder(str(resolved.path), device=device, local_files_only=True, max_length=max_length,
-                             num_labels=1 if new_head else None)
+        with torch.random.fork_rng(devices=[]):  # seeds the new head without touching the caller's generator
+            if seed is not None:
+                torch.random.default_generator.manual_seed(seed)
+            model = CrossEncoder(str(resolved.path), device=device, local_files_only=True, max_length=max_length,
+                                 num_labels=1 if new_head else None)
     except Exception as exc:  # any loader failure is the user's model, not our bug
         raise model_error(kind, name, _first_line(exc), resolved.path) from None
     finally:
