@@ -26,13 +26,14 @@ Modules:
     chunking: documents → overlapping passages.
     indexer: build an index directory; index: open one and get retrievers over it.
     batch: a set of queries → a TREC run.
+    rerank: a cross-encoder reranking the first stage's top N passages.
     hyde: HyDE search with hypothetical documents from a generator.
     pipeline: ``ask``: retrieve, then answer with numbered citations (one question or a batch).
     extractive: extractive answers (the closest sentences, cited, or no answer).
     streaming: an answer as a stream of text pieces, then the whole answer.
 
 Sub-packages: ``generation`` (decoder-only generators and passage KV caches), ``fid`` (FiD
-readers and LUMEN memory), ``training`` (retriever, query-encoder and generator trainers),
+readers and LUMEN memory), ``training`` (retriever, query-encoder, reranker and generator trainers),
 ``compat`` (the adapters over transformers' and sentence-transformers' internals) and ``cli``
 (the ``rag`` command, the composition root). Importing any of them loads no model.
 """

@@ -38,11 +38,13 @@ class Index:
         encoder_backend: how that encoder runs (``torch``, ``onnx``, ``onnx-int8``: :class:`EncoderConfig`).
         query_encoder: encode queries with this model, distilled from the index's encoder by
             ``rag train query-encoder`` (checked on first dense search).
+        reranker: a loaded :class:`rag.rerank.CrossEncoderReranker`; :meth:`retriever` then
+            reranks every mode's top ``reranker.config.depth`` passages with it.
     """
 
     def __init__(self, path: str | Path, *, encoder: Encoder | None = None, bm25: BM25Spec | None = None,
                  hybrid: HybridConfig = HybridConfig(), device: str | None = None, encoder_backend: str = "torch",
-                 query_encoder: str | Path | None = None) -> None:
+                 query_encoder: str | Path | None = None, reranker=None) -> None:
         self.path = Path(path)
         self.manifest, self._lease = open_commit(self.path)
         try:
@@ -57,6 +59,7 @@ class Index:
         self._device = device
         self._encoder_backend = encoder_backend
         self._query_encoder = query_encoder
+        self.reranker = reranker
         self._lock = threading.RLock()
         self._bm25: BM25Retriever | None = None
         self._dense: DenseRetriever | None = None
@@ -150,8 +153,21 @@ class Index:
         """The commit this index was opened at (0: a format-1 index)."""
         return self.manifest.generation
 
-    def retriever(self, mode: SearchMode = "bm25", **hybrid_overrides) -> ScoringRetriever | HybridRetriever:
-        """The retriever for ``mode``; ``hybrid_overrides`` replace fields of the hybrid config."""
+    def retriever(self, mode: SearchMode = "bm25", *, rerank: bool = True, rerank_depth: int | None = None,
+                  **hybrid_overrides):
+        """The retriever for ``mode``; ``hybrid_overrides`` replace fields of the hybrid config.
+
+        With a :attr:`reranker` (and ``rerank``), a :class:`rag.rerank.RerankingRetriever` over it that
+        reranks the top ``rerank_depth`` passages (default: the reranker's depth).
+        """
+        base = self._first_stage(mode, **hybrid_overrides)
+        if self.reranker is None or not rerank:
+            return base
+        from rag.rerank import RerankingRetriever
+
+        return RerankingRetriever(base, self.reranker.with_depth(rerank_depth))
+
+    def _first_stage(self, mode: SearchMode, **hybrid_overrides) -> ScoringRetriever | HybridRetriever:
         if mode == "bm25":
             return self.bm25
         if mode == "dense":

@@ -235,6 +235,53 @@ def load_sentence_transformer(name: str, kind: ModelKind = "encoder", device: st
     return model, resolved
 
 
+def load_cross_encoder(name: str, *, device: str | None = None, max_length: int | None = None,
+                       new_head: bool = False, seed: int | None = None):
+    """A sentence-transformers ``CrossEncoder`` from local files, and its :class:`ResolvedModel`.
+
+    Args:
+        name: a model name (see the module docstring).
+        device: torch device; ``None`` picks CUDA when available.
+        max_length: tokens per (query, passage) pair; ``None``: the model's own limit.
+        new_head: start a reranker from an *encoder* (e.g. the embedded MiniLM): its one-logit
+            relevance head is created (seeded by ``seed``) instead of required.
+        seed: seeds the new head.
+
+    Raises:
+        ModelLoadError: not found locally, does not load, or (without ``new_head``) has no trained
+            relevance head: a bi-encoder such as MiniLM must be trained first (``rag train reranker``).
+    """
+    from transformers import AutoConfig
+
+    kind: ModelKind = "base model" if new_head else "cross-encoder"
+    resolved = resolve_model(name, kind)
+    try:
+        architectures = AutoConfig.from_pretrained(str(resolved.path), local_files_only=True).architectures or []
+    except Exception as exc:  # the user's folder, not our bug
+        raise model_error(kind, name, f"not a transformers model folder ({_first_line(exc)})", resolved.path) from None
+    if not new_head and not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise model_error(kind, name, f"not a cross-encoder ({', '.join(architectures) or 'no architecture'} has no "
+                                      "relevance head): train one with `rag train reranker --base NAME`", resolved.path)
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "classifier.weight MISSING" is the point of new_head, not news
+    try:
+        with torch.random.fork_rng(devices=[]):  # seeds the new head without touching the caller's generator
+            if seed is not None:
+                torch.random.default_generator.manual_seed(seed)
+            model = CrossEncoder(str(resolved.path), device=device, local_files_only=True, max_length=max_length,
+                                 num_labels=1 if new_head else None)
+    except Exception as exc:  # any loader failure is the user's model, not our bug
+        raise model_error(kind, name, _first_line(exc), resolved.path) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model, resolved
+
+
 def load_causal_lm(name: str, dtype: str = "float32", device: str = "cpu"):
     """A causal LM and its tokenizer from local files (a LoRA adapter is merged into its base).
 

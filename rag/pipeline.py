@@ -61,10 +61,14 @@ class AskConfig:
         sampling: decoding settings.
         extractive: sentences quoted and score threshold of extractive answers.
         filter: a metadata filter (:mod:`indexes.filters`) the retrieved passages must satisfy.
+        rerank: rerank with the index's reranker, when it has one (:mod:`rag.rerank`).
+        rerank_depth: passages reranked (``None``: the reranker's own depth).
     """
 
     k: int = 5
     mode: SearchMode = "hybrid"
+    rerank: bool = True
+    rerank_depth: int | None = None
     hyde: HydeConfig | None = None
     kv_cache: bool = False
     layout: BlockLayout = BlockLayout()
@@ -108,7 +112,8 @@ def retrieve(question: str, index, config: AskConfig, generator=None) -> list[Hi
         raise InputError("the question is empty")
     where = {} if config.filter is None else {"where": index.where(config.filter)}
     if config.hyde is None:
-        return index.retriever(config.mode).search(question, config.k, **where)
+        return index.retriever(config.mode, rerank=config.rerank, rerank_depth=config.rerank_depth).search(
+            question, config.k, **where)
     if generator is None:
         raise InputError("--hyde needs a generator to write hypothetical documents: pass --generator MODEL")
     from rag.hyde import hyde_search

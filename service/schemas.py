@@ -152,6 +152,10 @@ def request_models(s: Settings) -> RequestModels:
         description="Metadata filter applied before the top-k cut: {field: value} (equality), {field: {$eq|$in|$gt|$gte|"
                     "$lt|$lte: value}}, {$and: [...]}, {$or: [...]}. An unknown field or a value of the wrong type is a "
                     "422 that names the field.")]
+    Rerank = Annotated[bool | None, Field(description="Rerank the top passages with the service's cross-encoder "
+                                                      "(default: when the service has one; true without one: 422).")]
+    RerankDepth = Annotated[int | None, Field(ge=1, le=s.max_rerank_depth, description=(
+        f"Passages reranked, 1–{s.max_rerank_depth} (default: the service's, {s.rerank_depth})."))]
 
     class SearchRequest(_Model):
         query: Query
@@ -159,6 +163,8 @@ def request_models(s: Settings) -> RequestModels:
         mode: Mode = "hybrid"
         index: Index = None
         filter: Filter = None
+        rerank: Rerank = None
+        rerank_depth: RerankDepth = None
         highlight: bool = Field(False, description="Add each hit's `highlights`: the spans of the query's terms.")
 
     class BatchSearchRequest(_Model):
@@ -167,6 +173,8 @@ def request_models(s: Settings) -> RequestModels:
         mode: Mode = "hybrid"
         index: Index = None
         filter: Filter = None
+        rerank: Rerank = None
+        rerank_depth: RerankDepth = None
 
     class AnswerRequest(_Model):
         question: Annotated[str, Field(examples=["Does vitamin D reduce fractures?"], **text)]
@@ -174,6 +182,8 @@ def request_models(s: Settings) -> RequestModels:
         mode: Mode = "hybrid"
         index: Index = None
         filter: Filter = None
+        rerank: Rerank = None
+        rerank_depth: RerankDepth = None
         stream: bool = Field(False, description="Answer as Server-Sent Events: `token` events, then one `answer` "
                                                  "event holding the AnswerResponse (or one `error` event).")
 

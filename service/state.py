@@ -59,15 +59,27 @@ class LoadedIndex:
         m = self.manifest
         return [mode for mode, ok in (("bm25", m.bm25), ("dense", m.dense), ("hybrid", m.bm25 and m.dense)) if ok]
 
-    def retriever(self, mode: SearchMode):
-        """The retriever for ``mode``.
+    def retriever(self, mode: SearchMode, rerank: bool | None = None, rerank_depth: int | None = None):
+        """The retriever for ``mode``, reranked by the index's reranker unless ``rerank`` is false.
+
+        Args:
+            mode: bm25, dense or hybrid.
+            rerank: ``None``: rerank when the service has a reranker; ``True``: require one.
+            rerank_depth: passages reranked (``None``: the service's ``rerank_depth``).
 
         Raises:
-            InputError: this index has no part for ``mode``.
+            InputError: this index has no part for ``mode``, or reranking was asked of a service without a reranker.
         """
         if mode not in self.retrievers:
             raise InputError(f"mode: index {self.name!r} supports {', '.join(self.modes)}, not {mode}")
-        return self.retrievers[mode]
+        reranker = getattr(self.index, "reranker", None)
+        if rerank and reranker is None:
+            raise InputError("rerank: this service has no reranker; start it with --rerank MODEL (RAG_RERANK)")
+        if reranker is None or rerank is False:
+            return self.retrievers[mode]
+        from rag.rerank import RerankingRetriever
+
+        return RerankingRetriever(self.retrievers[mode], reranker.with_depth(rerank_depth))
 
 
 class ServiceState:
@@ -84,6 +96,7 @@ class ServiceState:
         self.error: str | None = None
         self.indexes: dict[str, LoadedIndex] = {}
         self.generator = None
+        self.reranker = None  # rag.rerank.CrossEncoderReranker when settings.rerank
         self._batchers: dict[object, MicroBatchEncoder] = {}
         self._on_batch = on_batch
         self._reload_lock = threading.RLock()
@@ -135,6 +148,10 @@ class ServiceState:
             import torch
 
             torch.set_num_threads(s.torch_threads)
+        if s.rerank:  # before the indexes: each Index holds it (the /answer pipeline reranks through it)
+            from rag.rerank import CrossEncoderReranker, RerankConfig
+
+            self.reranker = CrossEncoderReranker.load(RerankConfig(s.rerank, depth=s.rerank_depth), device=s.device)
         for name, entry in self.indexes.items():
             self._open_entry(name, entry)
         if s.generator:
@@ -146,12 +163,12 @@ class ServiceState:
 
         s = self.settings
         batcher = self._batcher(name, entry.manifest) if entry.manifest.dense else None
-        entry.index = idx = Index(Path(s.indexes[name]), encoder=batcher, device=s.device)
+        entry.index = idx = Index(Path(s.indexes[name]), encoder=batcher, device=s.device, reranker=self.reranker)
         entry.manifest = idx.manifest
         if s.passage_cache:  # before the retrievers are built: they keep the store they get
             idx.store = CachedPassageStore(idx.store, s.passage_cache)
-        for mode in entry.modes:
-            entry.retrievers[mode] = idx.retriever(mode)  # builds BM25 weights / FAISS now
+        for mode in entry.modes:  # first stages; LoadedIndex.retriever adds the reranker per request
+            entry.retrievers[mode] = idx.retriever(mode, rerank=False)  # builds BM25 weights / FAISS now
         # First calls of torch and FAISS allocate; pay that before ready, with a query made
         # of indexed words (the first passage's own text).
         probe = " ".join(idx.store.get([0])[0].text.split()[:16]) if len(idx.store) else ""

@@ -42,3 +42,22 @@ def query_encoder(sample_index, tmp_path_factory) -> Path:
     assert main(["train", "query-encoder", "--index", str(sample_index), "--out", str(out), "--layers", "2",
                  "--epochs", "4", "--batch-size", "8", "--device", "cpu", "--quiet"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory) -> Path:
+    """A seeded 2-layer, 32-wide BERT sequence classifier (one logit) with MiniLM's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from rag.models import EMBEDDED_MODEL, resolve_model
+
+    root = tmp_path_factory.mktemp("tiny-ce") / "ce"
+    tok = AutoTokenizer.from_pretrained(str(resolve_model(EMBEDDED_MODEL, "encoder").path), local_files_only=True)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                                     num_attention_heads=2, intermediate_size=64,
+                                                     max_position_embeddings=128, num_labels=1))
+    model.save_pretrained(root)
+    tok.save_pretrained(root)
+    return root

@@ -1,7 +1,8 @@
 """Benchmark scripts: each prints its figures and writes its own section of docs/benchmarks.md.
 
 Retrieval: ``retrieval`` (SciFact quality and speed), ``tune_hybrid`` (the fusion default, on
-train queries), ``train_retriever`` (trained vs embedded encoder), ``query_backends`` (torch vs
+train queries), ``train_retriever`` (trained vs embedded encoder), ``rerank_scifact`` (hybrid + trained cross-encoder
+reranker on SciFact and SQuAD), ``query_backends`` (torch vs
 ONNX query encoding), ``service_load`` (REST requests/s and latency), ``slow_clients`` (hostile clients: slow
 headers, huge headers), ``analyzer`` (BM25 analyzer version 2 against version 1), ``live_updates`` (upserts against a
 rebuild, unmerged segments against a compacted index, checksum cost, BM25 through the CLI),

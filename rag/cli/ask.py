@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import DeviceOption, FilterOption, resolve_device
+from rag.cli.options import DeviceOption, FilterOption, RerankDepthOption, RerankOption, load_reranker, resolve_device
 from rag.extractive import ExtractiveConfig
 
 
@@ -45,6 +45,8 @@ def ask_command(
                                              "question, below which the answer is 'no answer found' (-1 = always "
                                              "quote).", min=-1.0, max=1.0)] = ExtractiveConfig.min_score,
     filter: FilterOption = None,
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
 ) -> None:
     """Retrieve passages and answer QUESTION citing them as [1], [2], ...
 
@@ -69,9 +71,11 @@ def ask_command(
     expr = parse_filter(filter) if filter is not None else None
     extractive = ExtractiveConfig(sentences=sentences, min_score=min_score)
     device = resolve_device(device)
+    if rerank is not None and hyde:
+        raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
     if fid:
         _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-                 questions, out, expr)
+                 questions, out, expr, load_reranker(rerank, rerank_depth, device))
         return
     if live_layers is not None:
         raise InputError("--live-layers is a FiD option: add --fid")
@@ -88,7 +92,8 @@ def ask_command(
         from rag.questions import read_questions
 
         batch = read_questions(questions)  # a bad file fails before any model loads
-    idx = open_index(index) if questions is None else open_batch_index(index)
+    reranker = load_reranker(rerank, rerank_depth, device)
+    idx = open_index(index, reranker=reranker) if questions is None else open_batch_index(index, reranker=reranker)
     idx.where(expr)  # an unknown field or a wrong type fails before any model loads
     gen = Generator.load(GeneratorConfig(generator, dtype=dtype, device=device)) if generator else None
     if questions is not None:
@@ -134,7 +139,7 @@ def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
 
 
 def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-             questions=None, out=None, expr=None) -> None:
+             questions=None, out=None, expr=None, reranker=None) -> None:
     from indexes.errors import InputError
     from rag.fid.answer import FiDAnswerer
     from rag.fid.reader import FiDConfig
@@ -150,9 +155,10 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
     if questions is not None:
         from rag.questions import read_questions
 
-        _write_answers(read_questions(questions), open_index(index), None, AskConfig(k=k, mode=mode, filter=expr), reader, out)
+        _write_answers(read_questions(questions), open_index(index, reranker=reranker), None, AskConfig(k=k, mode=mode, filter=expr),
+                       reader, out)
         return
-    answer = ask_fid(question, open_index(index), reader, AskConfig(k=k, mode=mode, filter=expr))
+    answer = ask_fid(question, open_index(index, reranker=reranker), reader, AskConfig(k=k, mode=mode, filter=expr))
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return

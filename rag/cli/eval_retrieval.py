@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import eval_app
-from rag.cli.options import FilterOption, directory_output, output_file
+from rag.cli.options import DeviceOption, FilterOption, RerankDepthOption, RerankOption, directory_output, load_reranker, output_file
 
 
 @eval_app.command("retrieval")
@@ -24,6 +24,9 @@ def eval_retrieval_command(
                                                 callback=directory_output)] = None,
     alpha: Annotated[float, typer.Option(help="Report intervals cover 1 - alpha.", min=0.001, max=0.5)] = 0.1,
     filter: FilterOption = None,
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
+    device: DeviceOption = "auto",
 ) -> None:
     """Evaluate retrieval over the judged queries (documents ranked by their best passage)."""
     from eval.retrieval import evaluate
@@ -39,23 +42,27 @@ def eval_retrieval_command(
     missing = [q for q in judged if q not in all_queries]
     if missing:
         raise InputError(f"{qrels}: {len(missing)} judged query ids are not in {queries} (e.g. {missing[0]!r})")
-    idx = open_index(index)
+    idx = open_index(index, reranker=load_reranker(rerank, rerank_depth, device))
     result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json, where=idx.where(expr))
+    tag = f"rag-{mode}" + (f"-rerank{rerank_depth}" if rerank else "")
     if run is not None:
         with output_file(run) as path:
-            write_trec_run(path, result, tag=f"rag-{mode}")
+            write_trec_run(path, result, tag=tag)
     means, per_query = evaluate(result, judged)
     if report is not None:
         from eval.retrieval_report import build_report, write_retrieval_report
 
-        config = {"index": str(index), "mode": mode, "qrels": str(qrels)} | ({"filter": filter} if filter else {})
+        config = {"index": str(index), "mode": mode, "qrels": str(qrels)} | ({"filter": filter} if filter else {}) \
+            | ({"rerank": rerank, "rerank_depth": rerank_depth} if rerank else {})
         paths = write_retrieval_report(report, build_report(per_query, result, all_queries, config, alpha, qrels=judged))
         typer.echo(f"wrote {paths['html']}", err=True)
     if as_json:
-        typer.echo(json.dumps({"mode": mode, "queries": len(judged), **({"filter": json.loads(filter)} if filter else {}),
+        reranked = {"rerank": rerank, "rerank_depth": rerank_depth} if rerank else {}
+        typer.echo(json.dumps({"mode": mode, **reranked, "queries": len(judged), **({"filter": json.loads(filter)} if filter else {}),
                                **{m: round(v, 6) for m, v in means.items()}}))
         return
     to_stderr = str(run) == "-"  # stdout carries the run
-    typer.echo(f"{mode} on {len(judged)} judged queries", err=to_stderr)
+    how = f"{mode} + rerank top-{rerank_depth} ({rerank})" if rerank else mode
+    typer.echo(f"{how} on {len(judged)} judged queries", err=to_stderr)
     for name, value in means.items():
         typer.echo(f"  {name:<11} {value:.4f}", err=to_stderr)

@@ -22,6 +22,19 @@ import typer
 STDOUT = "-"
 
 DeviceOption = Annotated[str, typer.Option(help="Device: auto (cuda when available, else cpu), cpu, cuda or cuda:N.")]
+RerankOption = Annotated[str | None, typer.Option("--rerank", help="Rerank the first stage's top passages with this "
+                                                  "cross-encoder (local folder or cached HF id; `rag train reranker`).")]
+RerankDepthOption = Annotated[int, typer.Option("--rerank-depth", min=1, max=10000,
+                                                help="Passages the cross-encoder reranks per query (--rerank).")]
+
+
+def load_reranker(model: str | None, depth: int, device: str = "auto"):
+    """The :class:`rag.rerank.CrossEncoderReranker` of ``--rerank`` (``None`` without one)."""
+    if model is None:
+        return None
+    from rag.rerank import CrossEncoderReranker, RerankConfig
+
+    return CrossEncoderReranker.load(RerankConfig(model, depth=depth), device=resolve_device(device))
 
 FilterOption = Annotated[str | None, typer.Option(
     "--filter", help='Metadata filter, a JSON object: {"year": {"$gte": 2010}, "source": {"$in": ["a", "b"]}} '

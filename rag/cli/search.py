@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import FilterOption, output_file
+from rag.cli.options import DeviceOption, FilterOption, RerankDepthOption, RerankOption, load_reranker, output_file
 from rag.encoder import Backend
 
 
@@ -31,6 +31,9 @@ def search_command(
     encoder_backend: Annotated[Backend, typer.Option(help="Query encoding: torch, onnx (same scores to ~1e-6, faster on CPU) or onnx-int8 (quantised).")] = "torch",
     query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the index's encoder (`rag train query-encoder`).")] = None,
     filter: FilterOption = None,
+    rerank: RerankOption = None,
+    rerank_depth: RerankDepthOption = 100,
+    device: DeviceOption = "auto",
 ) -> None:
     """Search an index with BM25, dense or hybrid retrieval."""
     from indexes.errors import InputError
@@ -39,7 +42,10 @@ def search_command(
     from rag.retrievers import check_query, search_documents
 
     expr = parse_filter(filter) if filter is not None else None  # bad syntax fails before the index opens
-    idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder)
+    if rerank is not None and hyde:
+        raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
+    reranker = load_reranker(rerank, rerank_depth, device)
+    idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder, reranker=reranker)
     where = idx.where(expr)
     limit = len(idx.store) if where is None else where.count
     if queries is not None or run is not None:

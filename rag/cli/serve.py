@@ -32,6 +32,8 @@ def serve_command(
     writable: Annotated[bool, typer.Option("--writable", help="Serve PUT/DELETE /indexes/NAME/documents (upsert, delete; behind --api-key when set).")] = False,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    rerank: Annotated[str | None, typer.Option("--rerank", help="Cross-encoder reranking the top passages of every search and answer (requests may opt out: \"rerank\": false).")] = None,
+    rerank_depth: Annotated[int | None, typer.Option("--rerank-depth", help="Passages reranked per query (default 100; requests may set rerank_depth).", min=1)] = None,
 ) -> None:
     """Serve search and answers over HTTP (OpenAPI at /docs). Other limits: RAG_* variables (service/settings.py)."""
     import json
@@ -69,6 +71,13 @@ def serve_command(
 
         resolve_model(generator, "generator")  # fails here if missing; a GGUF is converted once, before the workers
         env["RAG_GENERATOR"] = generator
+    if rerank:
+        from rag.models import resolve_model
+
+        resolve_model(rerank, "cross-encoder")  # fails here, once, with one line, if missing
+        env["RAG_RERANK"] = rerank
+    if rerank_depth is not None:
+        env["RAG_RERANK_DEPTH"] = str(rerank_depth)
     if fid_live_layers is not None:
         if not generator:
             raise InputError("--fid-live-layers needs --generator T5_MODEL_DIR")

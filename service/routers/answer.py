@@ -21,11 +21,18 @@ from service.state import AnswerUnavailableError, LoadedIndex
 from service.streaming import SSE_RESPONSE, answer_stream
 
 
-def _answer(entry: LoadedIndex, question: str, k: int, mode: str, generator, max_new_tokens: int, expr=None) -> dict:
+def _config(body, max_new_tokens: int, expr=None):
+    """The :class:`rag.pipeline.AskConfig` of a request (``expr``: its parsed metadata filter)."""
     from rag.generation.sampling import SamplingConfig
-    from rag.pipeline import AskConfig, answer_one
+    from rag.pipeline import AskConfig
 
-    config = AskConfig(k=k, mode=mode, sampling=SamplingConfig(max_new_tokens=max_new_tokens), filter=expr)
+    return AskConfig(k=body.k, mode=body.mode, rerank=body.rerank is not False, rerank_depth=body.rerank_depth,
+                     sampling=SamplingConfig(max_new_tokens=max_new_tokens), filter=expr)
+
+
+def _answer(entry: LoadedIndex, question: str, config, generator) -> dict:
+    from rag.pipeline import answer_one
+
     if entry.reader is None and generator is None:  # extractive: no model state shared between threads
         return answer_one(question, entry.index, None, config).answer.to_dict()
     with entry.lock:  # Fusion-in-Decoder (with LUMEN memory when configured) or causal LM
@@ -44,7 +51,7 @@ def build_router(models: RequestModels) -> APIRouter:
         answer arrives as Server-Sent Events while it is generated (``service/streaming.py``)."""
         entry = state.get(body.index)
         tag(request, mode=body.mode, index=entry.name)
-        entry.retriever(body.mode)  # 422 for a mode the index lacks, before any work
+        entry.retriever(body.mode, body.rerank)  # 422 for a mode the index lacks (also rerank without a reranker), before any work
         if state.generator is None and entry.reader is None and entry.manifest.dense is None:
             raise AnswerUnavailableError(
                 f"index {entry.name!r} has no dense encoder to rank quoted sentences with and no generator is "
@@ -56,15 +63,10 @@ def build_router(models: RequestModels) -> APIRouter:
 
             expr = parse_filter(body.filter)
             await run_blocking(request, entry.index.where, expr)
+        config = _config(body, state.settings.answer_max_new_tokens, expr)
         if body.stream:
-            from rag.generation.sampling import SamplingConfig
-            from rag.pipeline import AskConfig
-
-            config = AskConfig(k=body.k, mode=body.mode, filter=expr,
-                               sampling=SamplingConfig(max_new_tokens=state.settings.answer_max_new_tokens))
             return answer_stream(request, entry, body.question, config, state.generator)
-        out = await run_blocking(request, _answer, entry, body.question, body.k, body.mode, state.generator,
-                                 state.settings.answer_max_new_tokens, expr)
+        out = await run_blocking(request, _answer, entry, body.question, config, state.generator)
         return {**out, "index": entry.name}
 
     return router

@@ -1,0 +1,65 @@
+"""``rag train reranker``: a cross-encoder trained on judged queries, hard negatives from an index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.cli.apps import train_app
+from rag.cli.options import DeviceOption, directory_output, resolve_device
+
+
+@train_app.command("reranker")
+def train_reranker_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write (usable as --rerank OUT).",
+                                         callback=directory_output)],
+    index: Annotated[Path, typer.Option("--index", "-i", help="Index of --corpus: its first stage supplies the hard negatives and dev candidates.")],
+    corpus: Annotated[Path, typer.Option(help="Corpus the qrels judge (BEIR corpus.jsonl or any rag index format).")],
+    queries: Annotated[Path, typer.Option(help="Queries JSONL (_id, text) or TSV.")],
+    qrels: Annotated[Path, typer.Option(help="TRAINING qrels (BEIR TSV or TREC); dev queries are held out of these.")],
+    base: Annotated[str, typer.Option(help="Encoder to start from: embedded name, local path or cached HF id.")] = "embedded:all-MiniLM-L6-v2",
+    mode: Annotated[str, typer.Option("--mode", "-m", help="First stage mined and reranked on dev: bm25, dense or hybrid.")] = "hybrid",
+    negatives: Annotated[int, typer.Option(help="Hard negatives per query.", min=1)] = 4,
+    negative_depth: Annotated[int, typer.Option(help="First-stage documents they are drawn from (minus positives).", min=2)] = 30,
+    dev_fraction: Annotated[float, typer.Option(help="Share of the training queries held out for checkpoint selection.")] = 0.1,
+    dev_depth: Annotated[int, typer.Option(help="First-stage documents reranked per dev query.", min=1)] = 20,
+    epochs: Annotated[float, typer.Option(help="Passes over the training rows (fractions allowed).")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Rows per step.", min=1)] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 7e-5,
+    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps with a rising learning rate.")] = 0.1,
+    max_length: Annotated[int, typer.Option(help="Tokens per (query, passage) pair, in training and in the saved model.", min=16)] = 256,
+    eval_steps: Annotated[int | None, typer.Option(help="Evaluate/checkpoint every N steps (default: every epoch).", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the head, dev split, negatives, data order and dropout.")] = 13,
+    device: DeviceOption = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Train a cross-encoder reranker; writes OUT with training.json beside the weights."""
+    from indexes.errors import InputError
+
+    if mode not in ("bm25", "dense", "hybrid"):
+        raise InputError(f"--mode must be bm25, dense or hybrid, got {mode!r}")
+    from rag.index import open_index
+    from rag.models import resolve_model
+    from rag.queries import load_qrels, load_queries
+    from rag.training.data import beir_pairs, load_documents
+    from rag.training.reranker import RerankerTrainConfig, train_reranker
+
+    config = RerankerTrainConfig(base_model=base, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                                 warmup_ratio=warmup_ratio, negatives=negatives, negative_depth=negative_depth, mode=mode,
+                                 max_length=max_length, dev_fraction=dev_fraction, dev_depth=dev_depth,
+                                 eval_steps=eval_steps, seed=seed, progress=not quiet)
+    documents = load_documents(corpus)
+    pairs = beir_pairs(load_queries(queries), load_qrels(qrels), documents, qrels_name=str(qrels))
+    resolve_model(base, "base model")  # a missing base model fails before the index is searched
+    idx = open_index(index)
+    try:
+        if mode not in idx.modes():
+            raise InputError(f"--index {index} supports {', '.join(idx.modes())}, not --mode {mode}")
+        record = {"index": str(index), "corpus": str(corpus), "queries": str(queries), "qrels": str(qrels)}
+        result = train_reranker(pairs, documents, idx, out, config, device=resolve_device(device), extra_record=record)
+    finally:
+        idx.close()
+    typer.echo(f"trained {out} in {result.seconds / 60:.1f} min ({result.steps} steps), best dev nDCG@10 "
+               f"{result.best_dev:.4f}", err=True)

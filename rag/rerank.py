@@ -1,0 +1,177 @@
+"""Second-stage reranking: a cross-encoder re-scores the first stage's top ``N`` passages.
+
+A bi-encoder scores a query and a passage from two separately computed vectors; a cross-encoder
+reads them together, ``s(q, p) = w·BERT([CLS] q [SEP] p [SEP])[CLS]`` (monoBERT, Nogueira & Cho
+2019, arXiv:1901.04085 §2), which is more accurate and far too slow to run over a corpus. So it
+runs over the first stage's top ``N`` only (the *rerank depth*) and reorders them:
+
+- positions 1..N: the same N passages, sorted by cross-encoder score (the raw logit, never a
+  sigmoid, which saturates into ties), ties by index row, i.e. by document id as everywhere else;
+- positions N+1..: the first stage's passages in its own order, their scores shifted by one
+  constant so that every one lies below the lowest reranked score (scores stay monotone, so a
+  run file sorted by score keeps this order).
+
+Reranking therefore never changes *which* passages are in the top N: recall@N is the first
+stage's (property-tested in ``tests/rag/test_rerank.py``). Cross-encoder scores are comparable
+only within one ranking.
+
+Example:
+    (Not run as a doctest: needs a cross-encoder folder and an index.)
+    >>> reranker = CrossEncoderReranker.load(RerankConfig("build/reranker", depth=20))   # doctest: +SKIP
+    >>> index = open_index("build/scifact", reranker=reranker)                          # doctest: +SKIP
+    >>> index.retriever("hybrid").search("statins reduce cardiovascular risk", k=5)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexes.errors import InputError
+from indexes.filters import RowFilter
+from indexes.passage_store import PassageStore
+from rag.protocols import Ranking, RowScorer
+from rag.retrievers import _Base
+
+DEFAULT_DEPTH = 100  # the usual BEIR reranking depth (Thakur et al. 2021, §4: BM25 top-100 + cross-encoder)
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """Which cross-encoder reranks, and how deep.
+
+    Attributes:
+        model: a cross-encoder folder, a cached HF id (never downloaded), e.g. ``rag train reranker``'s output.
+        depth: N, the first-stage passages re-scored per query.
+        batch_size: query–passage pairs per forward pass.
+        max_length: tokens per pair (``None``: the model's own limit).
+    """
+
+    model: str
+    depth: int = DEFAULT_DEPTH
+    batch_size: int = 32
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.depth < 1:
+            raise InputError(f"rerank depth must be at least 1, got {self.depth}")
+        if self.batch_size < 1:
+            raise InputError(f"rerank batch size must be at least 1, got {self.batch_size}")
+
+
+def pair_text(title: str, text: str) -> str:
+    """The passage side of a pair, as the first stage indexes it (title, then body)."""
+    from rag.encoder import passage_text
+
+    return passage_text(title, text)
+
+
+class CrossEncoderReranker:
+    """A loaded sentence-transformers ``CrossEncoder`` and its :class:`RerankConfig`.
+
+    Scoring is serialised by a lock (one model shared by the service's threads). The score of a
+    pair is the same whatever else is scored with it, up to float32 padding noise (~1e-6).
+    """
+
+    def __init__(self, model, config: RerankConfig, revision: str | None = None) -> None:
+        self.model, self.config, self.revision = model, config, revision
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, config: RerankConfig, device: str | None = None) -> CrossEncoderReranker:
+        """Load ``config.model`` from local files.
+
+        Raises:
+            ModelLoadError: not found locally, or not a cross-encoder (one line saying what to do).
+        """
+        from rag.models import load_cross_encoder
+
+        model, resolved = load_cross_encoder(config.model, device=device, max_length=config.max_length)
+        return cls(model, config, resolved.revision)
+
+    def with_depth(self, depth: int | None) -> CrossEncoderReranker:
+        """The same model at another rerank depth (``None``: this one)."""
+        if depth is None or depth == self.config.depth:
+            return self
+        from dataclasses import replace
+
+        other = CrossEncoderReranker(self.model, replace(self.config, depth=depth), self.revision)
+        other._lock = self._lock  # one model, one lock
+        return other
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        """Cross-encoder logits of ``(query, passage)`` pairs: float64 array (len(passages),)."""
+        if not passages:
+            return np.zeros(0, dtype=np.float64)
+        import torch
+
+        with self._lock:
+            logits = self.model.predict([(query, p) for p in passages], batch_size=self.config.batch_size,
+                                        activation_fn=torch.nn.Identity(), show_progress_bar=False,
+                                        convert_to_numpy=True)  # (n,) or (n, 1)
+        return np.asarray(logits, dtype=np.float64).reshape(len(passages))
+
+
+def rerank_ranking(ranking: Ranking, head_scores: np.ndarray) -> Ranking:
+    """Reorder the head of ``ranking`` by ``head_scores``; keep the tail in place, shifted below.
+
+    Args:
+        ranking: (rows (n,), scores (n,)) of the first stage, best first.
+        head_scores: new scores of its first ``m = len(head_scores) ≤ n`` rows.
+
+    Returns:
+        (rows (n,), scores (n,)): the head sorted by descending new score, ties by the lower row;
+        then the tail rows in their order with scores ``s - max(tail) + min(head) - 1``.
+
+    Example:
+        >>> rows, scores = rerank_ranking((np.array([5, 2, 9, 7]), np.array([4.0, 3.0, 2.0, 1.0])), np.array([0.5, 2.0, 0.5]))
+        >>> rows.tolist(), scores.tolist()
+        ([2, 5, 9, 7], [2.0, 0.5, 0.5, -0.5])
+    """
+    rows, scores = ranking
+    m = len(head_scores)
+    if m > len(rows):
+        raise ValueError(f"{m} head scores for a ranking of {len(rows)} rows")
+    head_rows = rows[:m]
+    order = np.lexsort((head_rows, -np.asarray(head_scores, dtype=np.float64)))  # score desc, then row asc
+    new_rows = np.concatenate([head_rows[order], rows[m:]])
+    tail = np.asarray(scores[m:], dtype=np.float64)
+    if tail.size and m:
+        tail = tail - tail.max() + float(np.min(head_scores)) - 1.0
+    new_scores = np.concatenate([np.asarray(head_scores, dtype=np.float64)[order], tail])
+    return new_rows, new_scores
+
+
+class RerankingRetriever(_Base):
+    """A first-stage retriever whose top ``reranker.config.depth`` passages a cross-encoder reorders.
+
+    Args:
+        base: any retriever with ``rank_batch`` and a passage ``store`` (BM25, dense, hybrid).
+        reranker: the loaded cross-encoder and its depth N.
+    """
+
+    def __init__(self, base, reranker: CrossEncoderReranker) -> None:
+        self.base, self.reranker = base, reranker
+        self.store: PassageStore = base.store
+
+    @property
+    def depth(self) -> int:
+        return self.reranker.config.depth
+
+    def rank_batch(self, queries: Sequence[str], depth: int, where: RowFilter | None = None) -> list[Ranking]:
+        """Top-``depth`` rows of each query: the first stage's top-N reranked, then its own order.
+        With ``where`` (a metadata filter) the first stage ranks only the passages it selects."""
+        out = []
+        for query, (rows, scores) in zip(queries, self.base.rank_batch(queries, max(depth, self.depth), where)):
+            head = rows[: self.depth]
+            passages = [pair_text(p.title, p.text) for p in self.store.get(head.tolist())]
+            new_rows, new_scores = rerank_ranking((rows, scores), self.reranker.score(query, passages))
+            out.append((new_rows[:depth], new_scores[:depth]))
+        return out
+
+    def rank_scoring(self, queries: Sequence[str], depth: int,
+                     where: RowFilter | None = None) -> list[tuple[Ranking, RowScorer]]:
+        raise InputError("a reranked ranking cannot be fused again: rerank after fusion")

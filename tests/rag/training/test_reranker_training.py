@@ -1,0 +1,68 @@
+"""``rag train reranker``: rows with hard negatives that are never positives, a dev split of the
+training queries, and a model that ``--rerank`` loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rag.cli import main
+from rag.training.data import Pair
+from rag.training.reranker import dev_samples, training_rows
+
+FIXTURES = Path(__file__).parents[2] / "fixtures"
+
+
+def test_rows_hold_every_positive_and_sampled_candidates_that_are_not_positives():
+    # Given q1 judged d1, d2 and q2 judged d3; first-stage candidates that include the positives
+    pairs = [Pair("q1", "Q1", "d1", "D1"), Pair("q1", "Q1", "d2", "D2"), Pair("q2", "Q2", "d3", "D3")]
+    docs = {f"d{i}": f"D{i}" for i in range(1, 9)}
+    candidates = {"q1": ["d1", "d5", "d2", "d6", "d7"], "q2": ["d3", "d8"]}
+    # When two negatives per query are drawn
+    rows = training_rows(pairs, candidates, docs, negatives=2, seed=3)
+    # Then the three positives come first, q1 gets 2 of {d5, d6, d7}, q2 the only one it has (d8)
+    assert rows[:3] == [("Q1", "D1", 1.0), ("Q1", "D2", 1.0), ("Q2", "D3", 1.0)]
+    q1_neg = [p for q, p, y in rows[3:] if q == "Q1"]
+    assert len(q1_neg) == 2 and set(q1_neg) <= {"D5", "D6", "D7"}
+    assert [p for q, p, y in rows[3:] if q == "Q2"] == ["D8"]
+    assert all(y == 0.0 for _, _, y in rows[3:])
+    # and the draw is seeded
+    assert training_rows(pairs, candidates, docs, negatives=2, seed=3) == rows
+
+
+def test_dev_samples_keep_the_first_stage_order():
+    pairs = [Pair("q1", "Q1", "d2", "D2")]
+    samples = dev_samples(pairs, {"q1": ["d3", "d2", "d1"]}, {"d1": "D1", "d2": "D2", "d3": "D3"})
+    assert samples == [{"query": "Q1", "positive": ["D2"], "documents": ["D3", "D2", "D1"]}]
+
+
+def test_train_reranker_writes_a_model_that_rerank_loads(capsys, tmp_path, tiny_encoder_dir, sample_index):
+    # Given the fixture corpus, its 12 judged queries and the hybrid sample index
+    out = tmp_path / "reranker"
+    args = ["train", "reranker", "--out", str(out), "--index", str(sample_index), "--corpus", str(FIXTURES / "corpus.jsonl"),
+            "--queries", str(FIXTURES / "queries.jsonl"), "--qrels", str(FIXTURES / "qrels.tsv"),
+            "--base", str(tiny_encoder_dir), "--negatives", "2", "--negative-depth", "6", "--dev-fraction", "0.25",
+            "--dev-depth", "5", "--epochs", "2", "--batch-size", "8", "--max-length", "64", "--device", "cpu", "--quiet"]
+    # When it trains
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    # Then it reports the best dev nDCG@10, and records a dev split of the training queries
+    assert "best dev nDCG@10" in err
+    record = json.loads((out / "training.json").read_text())
+    assert len(record["dev_queries"]) == 3 and record["train_queries"] == 9
+    assert record["rows"] == 9 + 2 * 9  # one positive per fixture query, two negatives each
+    assert len(record["dev_history"]) == 2 and record["best_dev_ndcg@10"] == max(v for _, v in record["dev_history"])
+    # and `rag search --rerank OUT` loads it
+    assert main(["search", "--index", str(sample_index), "--rerank", str(out), "--rerank-depth", "4", "--json",
+                 "--device", "cpu", "why is the sky blue"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["hits"]) == 10
+
+
+def test_bad_mode_and_missing_base_fail_with_one_line(capsys, tmp_path, sample_index):
+    common = ["train", "reranker", "--out", str(tmp_path / "r"), "--index", str(sample_index), "--corpus",
+              str(FIXTURES / "corpus.jsonl"), "--queries", str(FIXTURES / "queries.jsonl"), "--qrels", str(FIXTURES / "qrels.tsv")]
+    assert main([*common, "--mode", "sparse"]) == 1
+    assert "--mode must be bm25, dense or hybrid" in capsys.readouterr().err
+    assert main([*common, "--base", "/no/such/encoder"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cannot load base model '/no/such/encoder'" in err

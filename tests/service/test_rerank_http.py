@@ -1,0 +1,72 @@
+"""Reranking over REST: the hits of ``rag search --rerank`` for the same flags; opt-out; clear 422s."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.cli import main
+
+QUERY = "why is the sky blue"
+
+
+@pytest.fixture(scope="module")
+def rerank_server(start_server, sample_index, tiny_cross_encoder, tmp_path_factory):
+    """The fixture index served with the tiny cross-encoder reranking the top 5."""
+    import torch
+
+    extra = ("--torch-threads", str(torch.get_num_threads()), "--rerank", str(tiny_cross_encoder), "--rerank-depth", "5")
+    srv = start_server(tmp_path_factory.mktemp("srv-rerank"), [f"sample={sample_index}"], extra=extra)
+    yield srv
+    srv.stop()
+
+
+def cli_hits(capsys, index, *extra) -> list[dict]:
+    assert main(["search", "--index", str(index), "--mode", "hybrid", "-k", "8", "--json", "--device", "cpu", *extra, QUERY]) == 0
+    return json.loads(capsys.readouterr().out)["hits"]
+
+
+def test_http_reranked_hits_equal_rag_search_rerank(rerank_server, sample_index, tiny_cross_encoder, capsys):
+    # Given the CLI's reranked hits at the server's depth (5) and at depth 3, and its plain hits
+    at5 = cli_hits(capsys, sample_index, "--rerank", str(tiny_cross_encoder), "--rerank-depth", "5")
+    at3 = cli_hits(capsys, sample_index, "--rerank", str(tiny_cross_encoder), "--rerank-depth", "3")
+    plain = cli_hits(capsys, sample_index)
+    with rerank_server.client() as c:
+        # When the service answers by default, with rerank_depth 3, and with rerank off
+        default = c.post("/search", json={"query": QUERY, "k": 8, "mode": "hybrid"}).json()["hits"]
+        depth3 = c.post("/search", json={"query": QUERY, "k": 8, "mode": "hybrid", "rerank_depth": 3}).json()["hits"]
+        off = c.post("/search", json={"query": QUERY, "k": 8, "mode": "hybrid", "rerank": False}).json()["hits"]
+        batch = c.post("/search/batch", json={"queries": [QUERY], "k": 8, "mode": "hybrid"}).json()["results"][0]["hits"]
+    # Then each equals the CLI with the same flags (scores bit for bit)
+    assert default == at5 and batch == at5
+    assert depth3 == at3
+    assert off == plain
+    assert [h["id"] for h in at5] != [h["id"] for h in plain] or at5 != plain  # reranking changed the scores
+
+
+def test_answer_reranks_its_passages(rerank_server):
+    # When /answer runs with the reranker and without it
+    with rerank_server.client() as c:
+        on = c.post("/answer", json={"question": QUERY, "k": 3})
+        off = c.post("/answer", json={"question": QUERY, "k": 3, "rerank": False})
+    # Then both succeed; each cites passages of the first stage's top 5
+    assert on.status_code == 200 and off.status_code == 200
+    assert on.json()["kind"] in ("extractive", "no_answer")
+
+
+def test_rerank_without_a_reranker_and_a_bad_depth_are_422s(server, rerank_server):
+    # When a service without a reranker is asked to rerank
+    with server.client() as c:
+        r = c.post("/search", json={"query": QUERY, "rerank": True})
+        a = c.post("/answer", json={"question": QUERY, "rerank": True})
+    # Then it says so, and how to start one
+    assert r.status_code == 422 and a.status_code == 422
+    assert "--rerank MODEL" in r.json()["error"]["message"]
+    # When a depth out of range is asked for
+    with rerank_server.client() as c:
+        zero = c.post("/search", json={"query": QUERY, "rerank_depth": 0})
+        huge = c.post("/search", json={"query": QUERY, "rerank_depth": 10_000})
+    # Then the field is named
+    assert zero.status_code == 422 and huge.status_code == 422
+    assert zero.json()["error"]["fields"] == ["rerank_depth"]
