@@ -81,8 +81,9 @@ def causal_lm_forward(model, input_ids: torch.Tensor, position_ids: torch.Tensor
     kwargs = {_cache_argument(model): cache}
     if attention_mask is not None:
         kwargs["attention_mask"] = attention_mask
-    out = model(input_ids=input_ids, position_ids=position_ids, use_cache=True, logits_to_keep=logits_to_keep,
-                output_hidden_states=output_hidden_states, **kwargs)
+    if output_hidden_states:
+        kwargs["output_hidden_states"] = True
+    out = model(input_ids=input_ids, position_ids=position_ids, use_cache=True, logits_to_keep=logits_to_keep, **kwargs)
     keys = out.keys()
     new_cache = out["cache"] if "cache" in keys else out["past_key_values"]
     if output_hidden_states:
