@@ -27,8 +27,11 @@ from enum import Enum
 from indexes.errors import InputError
 from indexes.filters import Filter
 from rag.extractive import ExtractiveConfig, extract
+from rag.generation.block_select import BlockSelectConfig
 from rag.generation.kv_blocks import BlockLayout
+from rag.generation.kv_evict import EvictionConfig
 from rag.generation.passage_cache import CacheConfig
+from rag.generation.rag_fusion import FusionConfig
 from rag.generation.sampling import SamplingConfig
 from rag.hyde import HydeConfig
 from rag.types import Hit, SearchMode
@@ -57,6 +60,9 @@ class AskConfig:
         hyde: HyDE settings, or ``None`` to search with the question itself.
         kv_cache: use stored passage states (question-only prefill) instead of a full prefill.
         layout: block positions for the cached path.
+        fusion: concat (one prompt), or RAG-Sequence / RAG-Token marginalisation over passages.
+        select: dynamic block selection over the cached blocks (``None``: attend to all k).
+        eviction: full prefill evicted to a KV budget by H2O or SnapKV (``None``: no eviction).
         cache: the template and cache settings (must match the stored cache).
         sampling: decoding settings.
         extractive: sentences quoted and score threshold of extractive answers.
@@ -72,10 +78,18 @@ class AskConfig:
     hyde: HydeConfig | None = None
     kv_cache: bool = False
     layout: BlockLayout = BlockLayout()
+    fusion: FusionConfig = FusionConfig()
+    select: BlockSelectConfig | None = None
+    eviction: EvictionConfig | None = None
     cache: CacheConfig = CacheConfig()
     sampling: SamplingConfig = SamplingConfig()
     extractive: ExtractiveConfig = ExtractiveConfig()
     filter: Filter | None = None
+
+    def __post_init__(self) -> None:
+        from rag.generation.paths import PathConfig
+
+        PathConfig(self.kv_cache, self.layout, self.fusion, self.select, self.eviction)  # options that do not combine
 
 
 @dataclass(frozen=True)
@@ -189,19 +203,14 @@ class AnswerStream:
         yield from self._generate(hits, retrieval_ms)
 
     def _generate(self, hits: list[Hit], retrieval_ms: float) -> Iterator[str]:
-        from rag.generation.prefill import cached_prefill, full_prefill
+        from rag.generation.paths import PathConfig, generate_tokens
         from rag.generation.prompt import PromptBuilder
 
         cfg, gen = self.config, self.generator
         t1 = time.perf_counter()
-        segments = PromptBuilder(gen, cfg.cache.template).segments(self.question, [(h.title, h.text) for h in hits])
-        if cfg.kv_cache:
-            states = self.states
-            prefill = cached_prefill(gen, segments, cfg.layout, states.prefix(), states.blocks([h.id for h in hits]),
-                                     reserve=cfg.sampling.max_new_tokens, workspace=states.workspace)
-        else:
-            prefill = full_prefill(gen, segments)
-        tokens = gen.iter_tokens(prefill, cfg.sampling)
+        path = PathConfig(cfg.kv_cache, cfg.layout, cfg.fusion, cfg.select, cfg.eviction)
+        used, tokens, prompt = generate_tokens(gen, PromptBuilder(gen, cfg.cache.template), self.question, hits,
+                                               cfg.sampling, path, self.states)
         first = next(tokens, None)
         t2 = time.perf_counter()
         pieces: list[str] = []
@@ -210,9 +219,9 @@ class AnswerStream:
             yield piece
         t3 = time.perf_counter()
         timings = {"retrieval_ms": retrieval_ms, "ttft_ms": 1e3 * (t2 - t1), "decode_ms": 1e3 * (t3 - t2)}
-        cites = tuple(_citation(i + 1, h) for i, h in enumerate(hits))
+        cites = tuple(_citation(i + 1, h) for i, h in enumerate(used))
         self.answer = Answer(self.question, "".join(pieces).strip(), AnswerKind.GENERATED, cites, timings,
-                             prompt_tokens=prefill.prompt_tokens, cached_tokens=prefill.cached_tokens)
+                             prompt_tokens=prompt.prompt_tokens, cached_tokens=prompt.cached_tokens)
 
 
 def _chain(first: int | None, rest: Iterator[int]) -> Iterator[int]:

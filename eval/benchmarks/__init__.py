@@ -17,5 +17,6 @@ section of the benchmarks page), ``squad_corpus`` (SQuAD paragraphs as a corpus)
 1M passages against bm25s), ``passage_encoding`` (index-time encoding per backend), ``startup``
 (one-shot ``rag search`` start-up). SmolLM2 (real model): ``smollm2_squad`` (answer quality, full
 prefill vs cached KV), ``smollm2_ttft`` (time to first token), ``smollm2_finetune`` (block-attention
-LoRA fine-tuning), ``smollm2_ppi`` (a PPI report on its answers), ``hyde_scifact`` (HyDE on SciFact).
+LoRA fine-tuning), ``smollm2_ppi`` (a PPI report on its answers), ``hyde_scifact`` (HyDE on SciFact),
+``lecture_generation`` (RAG-Sequence/Token, dynamic block selection, KV retrieval vs eviction).
 """

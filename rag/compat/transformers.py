@@ -29,9 +29,9 @@ VERSION = require("transformers", MIN_VERSION, "rag (KV cache layers, T5 stack b
 
 from transformers import Cache, DynamicCache, DynamicLayer  # noqa: E402  (after the version check)
 
-__all__ = ["MIN_VERSION", "Cache", "DynamicLayer", "bidirectional_mask", "cache_from_layers", "cache_from_states",
-           "causal_lm_forward", "encoder_layers", "rotary_embedding", "set_encoder_layers", "t5_blocks",
-           "t5_position_bias"]
+__all__ = ["MIN_VERSION", "Cache", "DynamicLayer", "bidirectional_mask", "cache_from_layers", "cache_from_pairs",
+           "cache_from_states", "cache_layer_states", "causal_lm_forward", "decoder_layers", "encoder_layers",
+           "layer_queries", "rotary_embedding", "set_encoder_layers", "t5_blocks", "t5_position_bias"]
 
 
 # --- KV caches ---------------------------------------------------------------------------------
@@ -41,6 +41,11 @@ def cache_from_states(keys: torch.Tensor | None, values: torch.Tensor | None) ->
     if keys is None or values is None:
         return DynamicCache()
     return DynamicCache(ddp_cache_data=[(keys[i : i + 1], values[i : i + 1]) for i in range(keys.shape[0])])  # (1, H, L, d)
+
+
+def cache_from_pairs(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
+    """A ``DynamicCache`` holding one ``(keys, values)`` pair per layer, each ``(B, H, T, d)``."""
+    return DynamicCache(ddp_cache_data=[(k, v) for k, v in pairs])
 
 
 def cache_from_layers(layers: Sequence[DynamicLayer]) -> Cache:
@@ -55,24 +60,79 @@ def _cache_argument(model) -> str:
 
 
 def causal_lm_forward(model, input_ids: torch.Tensor, position_ids: torch.Tensor | None, cache,
-                      logits_to_keep: int = 0):
+                      logits_to_keep: int = 0, attention_mask: torch.Tensor | None = None,
+                      output_hidden_states: bool = False):
     """One causal-LM forward pass that reads and extends ``cache``.
 
     Args:
         model: a Hugging Face ``*ForCausalLM``.
-        input_ids: ``(1, L)`` token ids.
-        position_ids: ``(1, L)`` positions, or ``None`` for the model's default.
+        input_ids: ``(B, L)`` token ids.
+        position_ids: ``(B, L)`` positions, or ``None`` for the model's default.
         cache: a ``Cache`` or ``None`` (a fresh one is created).
         logits_to_keep: ``0`` for every position's logits, ``n`` for the last ``n`` only.
+        attention_mask: ``(B, cached + L)`` padding mask (1 = attend), or ``None`` (no padding).
+        output_hidden_states: also return the hidden states entering every layer.
 
     Returns:
-        ``(logits (1, L or n, V), cache)``.
+        ``(logits (B, L or n, V), cache)``, plus the hidden states (a tuple of ``n_layers + 1``
+        tensors ``(B, L, d_model)``: entry ``i < n_layers`` is the input of layer ``i``) when
+        ``output_hidden_states``.
     """
     kwargs = {_cache_argument(model): cache}
+    if attention_mask is not None:
+        kwargs["attention_mask"] = attention_mask
+    if output_hidden_states:
+        kwargs["output_hidden_states"] = True
     out = model(input_ids=input_ids, position_ids=position_ids, use_cache=True, logits_to_keep=logits_to_keep, **kwargs)
     keys = out.keys()
     new_cache = out["cache"] if "cache" in keys else out["past_key_values"]
+    if output_hidden_states:
+        return out.logits, new_cache, out.hidden_states
     return out.logits, new_cache
+
+
+def cache_layer_states(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(keys, values)`` of every layer of a ``Cache``, each ``(B, H_kv, T, d)`` (views, not copies)."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+# --- Decoder layers (attention probes: block selection, KV eviction) ---------------------------
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The decoder layers of a Llama-style causal LM (``model.model.layers``).
+
+    Raises:
+        InputError: the model has no such list (attention probes need a Llama-style decoder).
+    """
+    base = getattr(model, "base_model", model)
+    layers = getattr(base, "layers", None)
+    if layers is None or not len(layers) or not hasattr(layers[0], "self_attn") or not hasattr(layers[0].self_attn, "q_proj"):
+        raise InputError(f"{type(model).__name__} is not a Llama-style decoder (layers[i].self_attn.q_proj): "
+                         "attention probes need one")
+    return layers
+
+
+def layer_queries(model, layer: int, hidden: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Query states of decoder layer ``layer`` before RoPE, and the attention scaling.
+
+    The layer's own modules compute them, as its attention does: ``q_proj(input_layernorm(h))``,
+    split into heads, then ``q_norm`` where the architecture has one (Qwen3).
+
+    Args:
+        model: a Llama-style causal LM.
+        layer: the layer index.
+        hidden: the layer's input hidden states, ``(n, d_model)``.
+
+    Returns:
+        ``(queries (H_q, n, d_head), scaling)``; ``scaling`` multiplies ``q·k`` (``d_head^-0.5``).
+    """
+    block = decoder_layers(model)[layer]
+    attn = block.self_attn
+    head_dim = attn.head_dim
+    q = attn.q_proj(block.input_layernorm(hidden)).view(hidden.shape[0], -1, head_dim)  # (n, H_q, d)
+    if getattr(attn, "q_norm", None) is not None:
+        q = attn.q_norm(q)
+    return q.transpose(0, 1), float(getattr(attn, "scaling", head_dim**-0.5))  # (H_q, n, d)
 
 
 # --- T5 encoder stack (LUMEN) ------------------------------------------------------------------

@@ -10,6 +10,11 @@ Modules:
     passage_cache: the cache key, and finding the index's KV store that fits a generator.
     cache_build: fill an index's KV store with passage blocks (resumable).
     train: fine-tune the generator with the block mask and positions of the cached path.
+    passage_batch: k single-passage prompts decoded side by side in one padded batch.
+    rag_fusion: RAG-Sequence and RAG-Token marginalisation over passages (Lewis et al. 2020).
+    block_select: dynamic block selection from the question's attention mass on cached keys.
+    kv_evict: H2O and SnapKV eviction of a full prefill's cache to a token budget.
+    paths: from retrieved passages to a token stream (concat, selection, fusion, eviction).
 
 Nothing here loads a model at import time.
 """

@@ -92,3 +92,18 @@ def rerotate_(keys: torch.Tensor, delta: int, model) -> torch.Tensor:
         return keys.copy_(rerotate(keys, delta, model))  # raises the partial-rotary error
     rotated = _rotate_half(keys)  # (..., L, d)
     return keys.mul_(cos.to(keys.device)).addcmul_(rotated, sin.to(keys.device))  # (..., L, d)
+
+
+def rotate_to(x: torch.Tensor, positions: torch.Tensor, model) -> torch.Tensor:
+    """Apply RoPE at ``positions`` (n,) to un-rotated states ``x`` (..., n, d), as the model's attention does.
+
+    Used for query states computed outside the attention module (attention probes); computed in
+    float32 and returned in ``x.dtype``. Unlike :func:`rope_cos_sin`, the module's
+    ``attention_scaling`` is kept, since the attention applies it to fresh states.
+    """
+    rotary = rotary_module(model)
+    zero = torch.zeros((), dtype=torch.float32, device=rotary.inv_freq.device)
+    cos, sin = rotary(zero, position_ids=positions.reshape(1, -1).to(rotary.inv_freq.device))  # (1, n, d)
+    cos, sin = cos[0].to(x.device), sin[0].to(x.device)  # (n, d)
+    y = x.to(torch.float32)  # (..., n, d)
+    return (y * cos + _rotate_half(y) * sin).to(x.dtype)  # (..., n, d)
