@@ -126,3 +126,38 @@ def test_bad_settings_are_user_errors(tiny, groups, every, message):
     # Given / When / Then: 3 groups for 4 heads, or K = 0, names the option
     with pytest.raises(InputError, match=message):
         FiDODecoder(tiny.model, FiDOConfig(kv_groups=groups, cross_every=every))
+
+
+@pytest.mark.parametrize("extra", [[], ["--live-layers", "1"]])
+def test_ask_fid_with_fido_options(tiny, tmp_path, capsys, extra):
+    import json
+    from pathlib import Path
+
+    from rag.cli import main
+    from rag.fid.answer import FiDAnswerer
+    from rag.index import open_index
+
+    # Given: a BM25 index of the fixture corpus, the tiny T5 on disk, and LUMEN memory for K = 1
+    corpus = Path(__file__).parents[2] / "fixtures" / "corpus.jsonl"
+    tiny.model.save_pretrained(tmp_path / "m")
+    tiny.tokenizer.save_pretrained(tmp_path / "m")
+    assert main(["index", str(corpus), "--out", str(tmp_path / "idx"), "--no-dense"]) == 0
+    assert main(["cache", "lumen", "-g", str(tmp_path / "m"), "-K", "1", "-i", str(tmp_path / "idx")]) == 0
+    args = ["ask", "why is the sky blue", "--index", str(tmp_path / "idx"), "--fid", "--generator", str(tmp_path / "m"),
+            "--mode", "bm25", "-k", "3", "--max-new-tokens", "5", "--json", *extra]
+    capsys.readouterr()
+    # When: the CLI answers plainly, with G = H = 4, K = 1, and with multi-query every 2nd layer
+    answers = []
+    for fido in ([], ["--cross-kv-groups", "4"], ["--cross-kv-groups", "1", "--cross-every", "2"]):
+        assert main(args + fido) == 0
+        answers.append(json.loads(capsys.readouterr().out)["answer"])
+    # Then: G = H, K = 1 answers as the plain reader; the FiDO answer is the library FiDO reader's
+    assert answers[1] == answers[0]
+    live = 1 if extra else None
+    hits = open_index(tmp_path / "idx").retriever("bm25").search("why is the sky blue", 3)
+    reader = FiDAnswerer.load(tmp_path / "m", tmp_path / "idx", FiDConfig(n_passages=3, max_new_tokens=5),
+                              live_layers=live, fido=FiDOConfig(kv_groups=1, cross_every=2))
+    assert answers[2] == reader.answer("why is the sky blue", hits)
+    # and the options without --fid are refused
+    assert main(["ask", "q?", "--index", str(tmp_path / "idx"), "--cross-every", "2"]) == 1
+    assert "FiD (FiDO) options: add --fid" in capsys.readouterr().err
