@@ -15,4 +15,6 @@ section of the benchmarks page), ``squad_corpus`` (SQuAD paragraphs as a corpus)
 (one-shot ``rag search`` start-up). SmolLM2 (real model): ``smollm2_squad`` (answer quality, full
 prefill vs cached KV), ``smollm2_ttft`` (time to first token), ``smollm2_finetune`` (block-attention
 LoRA fine-tuning), ``smollm2_ppi`` (a PPI report on its answers), ``hyde_scifact`` (HyDE on SciFact).
+The lecture's systems: ``fido`` (FiDO decoder time per answer token against plain FiD),
+``lecture_retrieval`` (decoder-LLM embeddings and query2doc on SciFact).
 """
