@@ -133,6 +133,9 @@ def query2doc(args) -> dict:
     from rag.query2doc import Query2docConfig, dense_query, pseudo_documents, sparse_query
 
     queries, qrels = _sample(args.queries, args.seed)
+    if args.limit:  # the first queries of the sample (id order): those a stopped run generated first
+        queries = {q: queries[q] for q in list(queries)[: args.limit]}
+        qrels = {q: qrels[q] for q in queries}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "pseudo_docs.jsonl"
     docs = {r["qid"]: r for r in map(json.loads, path.open(encoding="utf-8"))} if path.exists() else {}
@@ -188,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="query2doc: evaluate only the first queries of the sample")
     ap.add_argument("--candidates", type=int, default=20, help="C: BM25 passages re-ranked per query")
     ap.add_argument("--model", default="smollm2", help="embeddings: the causal LM")
     ap.add_argument("--poolings", nargs="+", default=["prompteol", "echo", "mean"])
