@@ -106,6 +106,7 @@ class EncoderSpec(_Spec):
     passage_prefix: str = ""
     max_seq_length: int | None = None
     normalize: bool = True
+    pooling: Literal["prompteol", "echo", "mean"] | None = None  # a causal LM's pooling (model "llm:…"); None otherwise
 
 
 class VectorBackendSpec(_Spec):

@@ -14,7 +14,9 @@ Modules:
     types: the protocol between pieces (``Hit``, ``Retriever``).
     encoder: the bi-encoder (sentence-transformers) → L2-normalised vectors.
     encoder_cache: an encoder that computes each text once.
+    llm_embed: sentence embeddings from a causal LM (PromptEOL, Echo, mean pooling) for ``--encoder llm:MODEL``.
     windows: token windows that fit a bi-encoder's input (long passages are never truncated).
+    query2doc: query expansion with a generated pseudo-document, for BM25, dense and hybrid search.
     models: one place that finds, identifies and loads every model; model_import: named local
         models and GGUF files converted once into Hugging Face folders.
     onnx_backend: ONNX Runtime execution of the bi-encoder for fast CPU queries and passages.

@@ -21,6 +21,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from indexes.manifest import EncoderSpec
+from rag.llm_embed import Pooling, is_llm_model
 from rag.models import EMBEDDED_MODEL, ModelLoadError, load_sentence_transformer
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
@@ -49,6 +50,8 @@ class EncoderConfig:
             process). Each runs one ONNX Runtime session with one thread (:mod:`rag.onnx_pool`).
         onnx_threads: intra-op threads of this process's ONNX session; 1 suits query serving
             (one core per request thread), the number of cores suits an index build.
+        pooling: for ``model = "llm:MODEL"`` (a causal LM, :mod:`rag.llm_embed`): ``prompteol``,
+            ``echo`` or ``mean``; ``None`` for sentence-transformers models.
     """
 
     model: str = EMBEDDED_MODEL
@@ -60,6 +63,15 @@ class EncoderConfig:
     backend: Backend = "torch"
     workers: int = 1
     onnx_threads: int = 1
+    pooling: Pooling | None = None
+
+    def __post_init__(self) -> None:
+        from indexes.errors import InputError
+
+        if is_llm_model(self.model) and self.pooling is None:
+            object.__setattr__(self, "pooling", "prompteol")  # the default of --llm-pooling
+        if self.pooling is not None and not is_llm_model(self.model):
+            raise InputError(f"--llm-pooling is for a causal LM encoder (--encoder llm:MODEL), not {self.model!r}")
 
     @classmethod
     def from_spec(cls, spec: EncoderSpec, *, query_encoder: str | Path | None = None, index_name: str = "the index",
@@ -74,10 +86,10 @@ class EncoderConfig:
             overrides: other fields (device, backend, batch size).
         """
         fields = dict(model=spec.model, query_prefix=spec.query_prefix, passage_prefix=spec.passage_prefix,
-                      max_seq_length=spec.max_seq_length)
+                      max_seq_length=spec.max_seq_length, pooling=spec.pooling)
         if query_encoder is not None:
             check_query_encoder(query_encoder, spec, index_name)
-            fields["model"] = str(query_encoder)
+            fields["model"], fields["pooling"] = str(query_encoder), None
         return cls(**{**fields, **overrides})
 
 
@@ -110,7 +122,15 @@ class Encoder:
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
         self.config = config
-        self.model, self.resolved = load_sentence_transformer(config.model, "encoder", config.device)
+        if is_llm_model(config.model):
+            if config.backend != "torch":
+                raise ModelLoadError(f"the {config.backend} backend encodes sentence-transformers models; "
+                                     f"{config.model} runs on the torch backend")
+            from rag.llm_embed import LLMEmbedder
+
+            self.model, self.resolved = LLMEmbedder.load(config.model, config.pooling, config.device)
+        else:
+            self.model, self.resolved = load_sentence_transformer(config.model, "encoder", config.device)
         self.path = str(self.resolved.path)
         if config.max_seq_length:
             self.model.max_seq_length = config.max_seq_length
@@ -137,7 +157,8 @@ class Encoder:
         """The manifest record of this encoder."""
         c = self.config
         return EncoderSpec(model=c.model, revision=self.revision, dim=self.dim, query_prefix=c.query_prefix,
-                           passage_prefix=c.passage_prefix, max_seq_length=self.model.max_seq_length, normalize=True)
+                           passage_prefix=c.passage_prefix, max_seq_length=self.model.max_seq_length, normalize=True,
+                           pooling=c.pooling)
 
     def _encode(self, texts: Sequence[str], prefix: str, progress: bool, alone: bool = False) -> np.ndarray:
         """(B, d) unit vectors.

@@ -19,4 +19,6 @@ section of the benchmarks page), ``squad_corpus`` (SQuAD paragraphs as a corpus)
 prefill vs cached KV), ``smollm2_ttft`` (time to first token), ``smollm2_finetune`` (block-attention
 LoRA fine-tuning), ``smollm2_ppi`` (a PPI report on its answers), ``hyde_scifact`` (HyDE on SciFact),
 ``lecture_generation`` (RAG-Sequence/Token, dynamic block selection, KV retrieval vs eviction).
+The lecture's systems: ``fido`` (FiDO decoder time per answer token against plain FiD),
+``lecture_retrieval`` (decoder-LLM embeddings and query2doc on SciFact).
 """

@@ -51,6 +51,8 @@ def ask_command(
     fid: Annotated[bool, typer.Option("--fid", help="--generator is a T5-family Fusion-in-Decoder reader.")] = False,
     live_layers: Annotated[int | None, typer.Option(help="FiD: read LUMEN memory (`rag cache lumen`) and run only the last K encoder layers.", min=1)] = None,
     num_beams: Annotated[int, typer.Option(help="FiD: beam width (1 = greedy).", min=1)] = 1,
+    cross_kv_groups: Annotated[int | None, typer.Option(help="FiD: FiDO decoder with G key/value heads shared by the cross-attention heads (1 = multi-query; mean-pooled, as GQA uptraining; the model should be fine-tuned so).", min=1)] = None,
+    cross_every: Annotated[int | None, typer.Option(help="FiD: FiDO decoder cross-attending only in every K-th layer (0, K, 2K, ...).", min=1)] = None,
     sentences: Annotated[int, typer.Option(help="Extractive answers: sentences quoted.", min=1)] = ExtractiveConfig.sentences,
     min_score: Annotated[float, typer.Option(help="Extractive answers: least cosine of the best sentence to the "
                                              "question, below which the answer is 'no answer found' (-1 = always "
@@ -90,11 +92,18 @@ def ask_command(
     if fid and (fusion != "concat" or select_blocks is not None or evict is not None):
         raise InputError("--fusion rag-*, --select-blocks and --evict are decoder-only options; they do not combine with --fid")
     if fid:
+        fido = None
+        if cross_kv_groups is not None or cross_every is not None:
+            from rag.fid.fido import FiDOConfig
+
+            fido = FiDOConfig(kv_groups=cross_kv_groups, cross_every=cross_every or 1)
         _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-                 questions, out, expr, load_reranker(rerank, rerank_depth, device))
+                 questions, out, expr, load_reranker(rerank, rerank_depth, device), fido)
         return
     if live_layers is not None:
         raise InputError("--live-layers is a FiD option: add --fid")
+    if cross_kv_groups is not None or cross_every is not None:
+        raise InputError("--cross-kv-groups and --cross-every are FiD (FiDO) options: add --fid")
     if (fusion != "concat" or select_blocks is not None or evict is not None) and generator is None:
         raise InputError("--fusion rag-*, --select-blocks and --evict shape a generator's prompt: add --generator MODEL")
     if (kv_cache or hyde) and generator is None:
@@ -162,7 +171,7 @@ def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
 
 
 def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-             questions=None, out=None, expr=None, reranker=None) -> None:
+             questions=None, out=None, expr=None, reranker=None, fido=None) -> None:
     from indexes.errors import InputError
     from rag.fid.answer import FiDAnswerer
     from rag.fid.reader import FiDConfig
@@ -174,7 +183,7 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
     if kv_cache or hyde:
         raise InputError("--kv-cache and --hyde are decoder-only options; they do not combine with --fid")
     reader = FiDAnswerer.load(generator, index, FiDConfig(n_passages=k, num_beams=num_beams, max_new_tokens=max_new_tokens),
-                              live_layers=live_layers, device=device)
+                              live_layers=live_layers, device=device, fido=fido)
     if questions is not None:
         from rag.questions import read_questions
 

@@ -10,6 +10,7 @@ import typer
 from rag.cli.apps import app
 from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, directory_output, ray_config, resolve_device
 from rag.encoder import Backend
+from rag.llm_embed import Pooling
 
 
 @app.command("index")
@@ -17,7 +18,8 @@ def index_command(
     corpus: Annotated[Path, typer.Argument(help="Corpus: BEIR/JSONL, CSV/TSV, SQuAD .json file, or a folder of .txt/.md files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to create (an existing index there is replaced).",
                                          callback=directory_output)],
-    encoder: Annotated[str, typer.Option(help="Dense encoder: 'embedded:all-MiniLM-L6-v2', a local path, or a cached HF id.")] = "embedded:all-MiniLM-L6-v2",
+    encoder: Annotated[str, typer.Option(help="Dense encoder: 'embedded:all-MiniLM-L6-v2', a local path, a cached HF id, or llm:MODEL (a causal LM's embeddings, e.g. llm:smollm2).")] = "embedded:all-MiniLM-L6-v2",
+    llm_pooling: Annotated[Pooling | None, typer.Option(help="With --encoder llm:MODEL: prompteol (default; last token of a one-word prompt), echo (mean over the repeated text) or mean.")] = None,
     no_dense: Annotated[bool, typer.Option("--no-dense", help="Skip the dense index.")] = False,
     no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Skip the BM25 index.")] = False,
     backend: Annotated[str, typer.Option(help="Vector search: flat (exact), hnsw or ivfpq (FAISS files), or milvus (--uri).")] = "flat",
@@ -86,7 +88,8 @@ def index_command(
                                                         passage_prefix=passage_prefix, batch_size=batch_size,
                                                         device=resolve_device(device), backend=encoder_backend,
                                                         workers=encoder_workers,
-                                                        onnx_threads=max(1, cores // encoder_workers)),
+                                                        onnx_threads=max(1, cores // encoder_workers),
+                                                        pooling=llm_pooling),
             backend=VectorBackendSpec(library="milvus", kind="flat") if kind == "milvus" else VectorBackendSpec(kind=kind),
             engine=None if uri is None else MilvusSpec(
                 uri=uri, collection=collection or "rag_" + re.sub(r"[^A-Za-z0-9_]", "_", out.resolve().name)),

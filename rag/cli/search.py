@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from rag.cli.apps import app
 from rag.cli.options import DeviceOption, FilterOption, RerankDepthOption, RerankOption, load_reranker, output_file
 from rag.encoder import Backend
+
+Expansion = Literal["hyde", "query2doc"]
 
 
 @app.command("search")
@@ -24,8 +26,9 @@ def search_command(
     run: Annotated[Path | None, typer.Option(help="Batch mode: write a TREC run file here; - for stdout.")] = None,
     per_doc: Annotated[bool, typer.Option("--per-doc/--per-passage", help="Rank documents by their best passage.")] = False,
     snippet: Annotated[int, typer.Option(help="Characters of text shown per hit (text output).")] = 200,
-    hyde: Annotated[bool, typer.Option("--hyde", help="HyDE: search the dense index with hypothetical documents (needs --generator).")] = False,
-    generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM for --hyde (local path or cached HF id).")] = None,
+    hyde: Annotated[bool, typer.Option("--hyde", help="HyDE: search the dense index with hypothetical documents (needs --generator); same as --expand hyde.")] = False,
+    expand: Annotated[Expansion | None, typer.Option(help="LLM query expansion (needs --generator): hyde (dense only: mean of query and hypothetical-document embeddings) or query2doc (a pseudo-document appended to the query; any --mode).")] = None,
+    generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM for --hyde/--expand (local path or cached HF id).")] = None,
     hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
     seed: Annotated[int | None, typer.Option(help="HyDE sampling seed.")] = None,
     encoder_backend: Annotated[Backend, typer.Option(help="Query encoding: torch, onnx (same scores to ~1e-6, faster on CPU) or onnx-int8 (quantised).")] = "torch",
@@ -42,7 +45,7 @@ def search_command(
     from rag.retrievers import check_query, search_documents
 
     expr = parse_filter(filter) if filter is not None else None  # bad syntax fails before the index opens
-    if rerank is not None and hyde:
+    if rerank is not None and (hyde or expand == "hyde"):
         raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
     reranker = load_reranker(rerank, rerank_depth, device)
     idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder, reranker=reranker)
@@ -51,6 +54,8 @@ def search_command(
     if queries is not None or run is not None:
         if queries is None or run is None or query is not None:
             raise InputError("batch search needs both --queries and --run, and no QUERY argument")
+        if hyde or expand is not None:
+            raise InputError("--hyde/--expand search one QUERY; batch runs with expansion: eval.benchmarks.query2doc_scifact")
         from rag.queries import load_queries, write_trec_run
         from rag.batch import search_run
 
@@ -62,7 +67,11 @@ def search_command(
     if query is None:
         raise InputError("give a QUERY, or --queries FILE --run OUT.trec for batch search")
     check_query(query)
-    if hyde:
+    if hyde and expand not in (None, "hyde"):
+        raise InputError(f"--hyde and --expand {expand} are two expansions: give one")
+    if expand is not None and generator is None:
+        raise InputError(f"--expand {expand} needs --generator MODEL")
+    if hyde or expand == "hyde":
         if generator is None:
             raise InputError("--hyde needs --generator MODEL")
         from rag.generation.generator import Generator, GeneratorConfig
@@ -72,6 +81,13 @@ def search_command(
         dense = idx.dense
         v = hyde_vector(query, hypothetical_documents(query, gen, HydeConfig(n=hyde_n, seed=seed)), dense.encoder)  # (d,)
         fetch = lambda depth: dense.search_vectors(v[None, :], depth, where)[0]  # noqa: E731
+    elif expand == "query2doc":
+        from rag.generation.generator import Generator, GeneratorConfig
+        from rag.query2doc import pseudo_documents, query2doc_retriever
+
+        gen = Generator.load(GeneratorConfig(generator))
+        retriever = query2doc_retriever(idx, mode, pseudo_documents([query], gen))
+        fetch = lambda depth: retriever.search(query, depth, where)  # noqa: E731
     else:
         retriever = idx.retriever(mode)
         fetch = lambda depth: retriever.search(query, depth, where)  # noqa: E731

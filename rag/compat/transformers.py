@@ -4,7 +4,7 @@ Everything here is public API in transformers ≥ 5.0 but shaped by model intern
 layer classes (``DynamicLayer``, ``DynamicCache``, ``Cache(layers=...)``), the name of the cache
 argument and output field of a causal LM (``past_key_values`` until 5.x renamed it ``cache``;
 passing the old name is deprecated), the T5 encoder stack's ``block`` list, ``compute_bias`` and
-bidirectional mask (LUMEN, :mod:`rag.fid.lumen`), the decoder's ``rotary_emb`` module (KV
+bidirectional mask (LUMEN, :mod:`rag.fid.lumen`), the decoder-output scale before ``lm_head`` (FiDO, :mod:`rag.fid.fido`), the decoder's ``rotary_emb`` module (KV
 re-positioning, :mod:`rag.generation.rope`) and a BERT-style ``encoder.layer`` list (query
 encoder distillation, :mod:`rag.training.distill`). When transformers moves one of them, this
 module is the only one to change.
@@ -31,7 +31,8 @@ from transformers import Cache, DynamicCache, DynamicLayer  # noqa: E402  (after
 
 __all__ = ["MIN_VERSION", "Cache", "DynamicLayer", "bidirectional_mask", "cache_from_layers", "cache_from_pairs",
            "cache_from_states", "cache_layer_states", "causal_lm_forward", "decoder_layers", "encoder_layers",
-           "layer_queries", "rotary_embedding", "set_encoder_layers", "t5_blocks", "t5_position_bias"]
+           "layer_queries", "rotary_embedding", "set_encoder_layers", "t5_blocks", "t5_decoder_output_scale",
+           "t5_position_bias", "t5_self_attention"]
 
 
 # --- KV caches ---------------------------------------------------------------------------------
@@ -189,6 +190,29 @@ def run_t5_blocks(stack, h: torch.Tensor, mask: torch.Tensor, blocks: Sequence[t
     for block in blocks:
         h = block(h, attn_mask, bias)[0]  # (R, T, d)
     return h
+
+
+def t5_self_attention(layer, h: torch.Tensor, mask: torch.Tensor, position_bias: torch.Tensor | None, cache):
+    """Call a T5 decoder block's self-attention sub-layer (``block.layer[0]``) on ``h`` ``(B, T, d)``,
+    reading and extending ``cache`` (named ``cache`` or ``past_key_values`` by the release).
+
+    Returns:
+        ``(hidden (B, T, d), position_bias)``: the bias to hand to the next block, as ``T5Stack`` does.
+    """
+    kwargs = {_cache_argument(layer): cache}
+    out = layer(h, attention_mask=mask, position_bias=position_bias, **kwargs)
+    return out[0], out[1]
+
+
+def t5_decoder_output_scale(model) -> float:
+    """The factor T5 multiplies the decoder's output by before ``lm_head``: ``d_model ** -0.5`` when
+    the output embedding is tied to the input one (``scale_decoder_outputs`` in later 5.x,
+    ``tie_word_embeddings`` before), else 1."""
+    config = model.config
+    scale = getattr(config, "scale_decoder_outputs", None)
+    if scale is None:
+        scale = getattr(config, "tie_word_embeddings", True)
+    return config.d_model ** -0.5 if scale else 1.0
 
 
 # --- Rotary embeddings (KV re-positioning) -----------------------------------------------------

@@ -23,6 +23,7 @@ from indexes.lumen_store import LumenStore
 from indexes.passage_store import PassageStore
 from indexes.segmented import open_passage_store
 from rag.fid.lumen import LumenEncoder
+from rag.fid.fido import FiDOConfig
 from rag.fid.inputs import passage_text
 from rag.fid.memory import attach_memory, open_reader_memory
 from rag.fid.reader import FiDConfig, FiDReader
@@ -46,15 +47,22 @@ class FiDAnswerer:
     @classmethod
     def load(
         cls, model: str | Path, index_dir: str | Path | None = None, config: FiDConfig = FiDConfig(),
-        live_layers: int | None = None, device: str = "cpu",
+        live_layers: int | None = None, device: str = "cpu", fido: FiDOConfig | None = None,
     ) -> FiDAnswerer:
-        """Load the model; with ``live_layers`` also open the index's matching LUMEN store.
+        """Load the model; with ``live_layers`` also open the index's matching LUMEN store; with
+        ``fido`` decode with a :class:`rag.fid.fido.FiDODecoder` (de Jong et al. 2023).
 
         Raises:
-            InputError: the model directory is not loadable, or ``live_layers`` is out of range.
+            InputError: the model directory is not loadable, ``live_layers`` is out of range, or
+                ``fido``'s groups do not divide the heads.
             IndexFormatError: the index has no LUMEN memory for this model and ``K``.
         """
-        return cls.bind(cls.load_reader(model, config, live_layers, device), model, index_dir, live_layers)
+        answerer = cls.bind(cls.load_reader(model, config, live_layers, device), model, index_dir, live_layers)
+        if fido is not None:
+            from rag.fid.fido import FiDODecoder, FiDOReader
+
+            answerer.reader = FiDOReader(answerer.reader, FiDODecoder(answerer.reader.model, fido))
+        return answerer
 
     @staticmethod
     def load_reader(model: str | Path, config: FiDConfig = FiDConfig(), live_layers: int | None = None,

@@ -3,6 +3,7 @@
 Modules:
     sampling: decoding configuration and one sampling step (greedy, temperature, top-k, top-p).
     generator: load a causal LM with rotary positions, render prompts, stream tokens.
+    batch: greedy completions of several prompts in one left-padded batch.
     prompt: the RAG prompt as token segments (prefix, passage blocks, question).
     rope: rotary position helpers (detect RoPE, re-rotate cached keys).
     kv_blocks: per-passage KV blocks, the block mask, and their assembly behind a shared prefix.
