@@ -6,6 +6,7 @@ Modules:
     bm25: the BM25 variants of Kamphuis et al. as pure functions, and the vectorised scorer.
     bm25_pruning: exact top-k by MaxScore dynamic pruning over per-term score bounds.
     milvus_bm25: BM25 on Milvus with our exact weights (passage sparse vectors, query term counts).
+    ray_pipeline: index and cache builds as Ray Data pipelines (an actor pool of encoders).
     fusion: reciprocal rank fusion and convex combination of normalised scores.
     retrievers: BM25, dense and hybrid retrievers (a query-side model plus an index part).
     protocols: the declared seams ``ScoringRetriever`` and ``QueryEncoder``.

@@ -7,7 +7,9 @@ ONNX query encoding), ``service_load`` (REST requests/s and latency), ``slow_cli
 headers, huge headers), ``analyzer`` (BM25 analyzer version 2 against version 1), ``live_updates`` (upserts against a
 rebuild, unmerged segments against a compacted index, checksum cost, BM25 through the CLI),
 ``filter_recall`` (metadata filters on HNSW / IVF-PQ against exact flat), ``milvus_parity``
-(SciFact through ``--backend milvus`` against the local FAISS index). Generation: ``kv_cache``
+(SciFact through ``--backend milvus`` against the local FAISS index). Scale-out: ``scale_cost``
+(bytes, build time and query latency vs corpus size), ``cache_budget`` (hit rate of the bounded KV
+cache), ``ray_build`` (``rag index --ray`` against the single-process build). Generation: ``kv_cache``
 (time to first token with cached passage states), ``block_attention_single_fact`` and
 ``fid_single_fact`` (learning proofs), ``lumen`` (question-time encoder cost). Answers: ``extractive``
 (the extractive threshold, correctness rule and segmenter on SQuAD). Evaluation:

@@ -10,6 +10,7 @@ Modules:
     prefill: the cached and the full-prefill paths to the first token.
     passage_cache: the cache key, and finding the index's KV store that fits a generator.
     cache_build: fill an index's KV store with passage blocks (resumable).
+    cache_policy: a bounded passage KV cache: the passages a query log retrieves most, within a byte budget.
     train: fine-tune the generator with the block mask and positions of the cached path.
     passage_batch: k single-passage prompts decoded side by side in one padded batch.
     rag_fusion: RAG-Sequence and RAG-Token marginalisation over passages (Lewis et al. 2020).
