@@ -1,6 +1,7 @@
 """``--ray`` builds: the Ray Data pipeline writes the index a single-process build writes.
 
-One test starts a local Ray runtime (the CLI's own ``--ray`` path, ~20-40 s on the 2-core VM);
+One test starts a local Ray runtime (the CLI's own ``--ray`` path: 40-66 s measured on the shared
+2-core VM at load 10-18, most of it Ray's start and two actors importing torch);
 the KV-state pipeline is ``slow``. The option parsing and the error without Ray run without it.
 """
 
