@@ -1,4 +1,4 @@
-"""The sentence-transformers pieces the retriever trainers use, in one place.
+"""The sentence-transformers pieces the retriever and reranker trainers use, in one place.
 
 sentence-transformers 5.4 moved its training components into ``sentence_transformers.base``
 (evaluators, batch samplers) and ``sentence_transformers.sentence_transformer`` (losses), and gave
@@ -29,10 +29,14 @@ from sentence_transformers import (  # noqa: E402  (after the version check)
     SentenceTransformerTrainingArguments,
 )
 from sentence_transformers.base.evaluation import BaseEvaluator  # noqa: E402
+from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments  # noqa: E402
+from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator  # noqa: E402
+from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # noqa: E402
 from sentence_transformers.base.sampler import BatchSamplers  # noqa: E402
 from sentence_transformers.sentence_transformer import losses  # noqa: E402
 
-__all__ = ["MIN_VERSION", "BaseEvaluator", "SentenceTransformer", "SentenceTransformerTrainer",
+__all__ = ["MIN_VERSION", "BaseEvaluator", "BinaryCrossEntropyLoss", "CrossEncoderRerankingEvaluator",
+           "CrossEncoderTrainer", "CrossEncoderTrainingArguments", "SentenceTransformer", "SentenceTransformerTrainer",
            "SentenceTransformerTrainingArguments", "info_nce_loss", "mse_loss", "no_duplicates_sampler",
            "warmup_arguments"]
 

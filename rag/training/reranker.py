@@ -150,12 +150,15 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
     """
     import torch
     from datasets import Dataset
-    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
-    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
     from indexes.atomic import atomic_directory, refuse_unless_ours
-    from rag.compat.sentence_transformers import warmup_arguments
+    from rag.compat.sentence_transformers import (
+        BinaryCrossEntropyLoss,
+        CrossEncoderRerankingEvaluator,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+        warmup_arguments,
+    )
     from rag.models import load_cross_encoder
     from rag.training.step_loop import kept_global_rng
 
