@@ -105,8 +105,17 @@ def evaluate_all(index_path: Path, queries: dict[str, str], docs_path: Path, qre
             order = np.lexsort((cand, -fused))[:depth]
             runs.setdefault(f"hybrid {name}", {})[qid] = _run_of(index, cand[order], fused[order])
     sub = {q: qrels[q] for q in qids}
-    ndcg = {name: evaluate(run, sub)[0]["ndcg_cut_10"] for name, run in runs.items()}
-    return {"queries": len(qids), "ndcg@10": ndcg,
+    per = {name: np.array([evaluate(run, sub)[1][q]["ndcg@10"] for q in qids]) for name, run in runs.items()}  # (Q,)
+    ndcg = {name: float(v.mean()) for name, v in per.items()}
+    z = 1.6448536269514722  # 90% two-sided normal quantile
+    paired = {}
+    for name, v in per.items():
+        mode, variant = name.split(" ", 1)
+        if variant != "none":
+            d = v - per[f"{mode} none"]
+            half = z * d.std(ddof=1) / np.sqrt(len(d))
+            paired[name] = [float(d.mean()), float(d.mean() - half), float(d.mean() + half)]
+    return {"queries": len(qids), "ndcg@10": ndcg, "paired_delta_90ci": paired,
             "added_latency_s": {f"N={n}": float(np.median(v)) if v else None for n, v in latency.items()}}
 
 
@@ -121,6 +130,9 @@ def markdown(r: dict, args, machine: str, date: str) -> str:
     for mode in ("dense", "hybrid"):
         lines.append(f"| {mode} | " + " | ".join(f"{r['ndcg@10'][f'{mode} {v}']:.4f}" for v in
                                                   ("none", "N=1", "N=4", "N=8")) + " |")
+    for mode in ("dense", "hybrid"):
+        lines.append(f"| Δ {mode} vs no HyDE (paired, 90% CI) | | " + " | ".join(
+            "{:+.4f} [{:+.4f}, {:+.4f}]".format(*r["paired_delta_90ci"][f"{mode} {v}"]) for v in ("N=1", "N=4", "N=8")) + " |")
     lat = r["added_latency_s"]
     lines += ["", "Added latency per query (median, s; generation + encoding): " +
               ", ".join(f"{k}: {v:.1f}" for k, v in lat.items() if v is not None) + ". HyDE stays opt-in (`--hyde`).", ""]
@@ -152,7 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     queries = {q: all_q[q] for q in list(qrels)[: a.queries]}
     a.out.mkdir(parents=True, exist_ok=True)
     write_documents(queries, a.generator, a.out / "docs.jsonl", a.max_new_tokens, a.seed)
-    gen_seconds = time_generation(queries, a.generator, a.max_new_tokens, a.timing_queries)
+    timing = a.out / "timing.json"
+    if timing.exists():
+        gen_seconds = {int(n): v for n, v in json.loads(timing.read_text(encoding="utf-8")).items()}
+    else:
+        gen_seconds = time_generation(queries, a.generator, a.max_new_tokens, a.timing_queries)
+        timing.write_text(json.dumps(gen_seconds) + "\n", encoding="utf-8")
     r = evaluate_all(a.index, queries, a.out / "docs.jsonl", qrels, gen_seconds)
     (a.out / "hyde.json").write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")
     write_section("hyde-scifact", markdown(r, a, machine(), datetime.date.today().isoformat()))

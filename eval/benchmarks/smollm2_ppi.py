@@ -3,7 +3,7 @@
 The answers are those :mod:`eval.benchmarks.smollm2_squad` wrote for held-out questions (one way,
 by default the cached-KV Block-Attention path at k = 5, with its retrieved passages for answer
 recall). They are handed to ``rag eval qa --predictions`` (:func:`eval.qa_run.run_qa_eval`), with
-*gold-derived* "human" labels (a gold answer is contained in the answer: ``--correct contains``) on
+*gold-derived* "human" labels (token F1 ≥ 0.5 against a gold answer: ``--correct f1``, for short answers) on
 a seeded subset and an automatic judge on every answer; the report says how many labels the judge
 was worth (effective human labels, docs/ppi.md).
 
@@ -38,28 +38,31 @@ def main(argv: list[str] | None = None) -> None:
     import datetime
 
     from eval.benchmarks.report import machine, write_section
-    from eval.qa_run import run_qa_eval
+    from eval.qa_choices import Correctness, JudgeName
+    from eval.qa_run import QARunConfig, run_qa_eval
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=Path, default=Path("build/smollm2-squad/answers-base.jsonl"))
     parser.add_argument("--way", default="cached-rerotate@5")
     parser.add_argument("--labels", type=int, default=150, help="gold-derived 'human' labels")
     parser.add_argument("--judge", default="embedding-gold")
+    parser.add_argument("--correct", default="f1", help="gold-derived label rule: f1 (token F1 >= 0.5; short "
+                        "answers) or contains (sentence answers)")
     parser.add_argument("--out", type=Path, default=Path("build/smollm2-ppi"))
     a = parser.parse_args(argv)
     qa, pred, n = write_inputs(a.answers, a.way, a.out)
     labels = min(a.labels, n // 2)
-    paths = run_qa_eval(dataset=qa, report=a.out, predictions=pred, gold_labels=labels, judge=a.judge,
-                        correct="contains", alpha=0.1, seed=0)
+    paths = run_qa_eval(QARunConfig(dataset=qa, report=a.out, predictions=pred, gold_labels=labels,
+                                    judge=JudgeName(a.judge), correct=Correctness(a.correct), alpha=0.1, seed=0))
     rep = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
     md = Path(paths["md"]).read_text(encoding="utf-8")
     head = (f"## PPI report on SmolLM2's generated SQuAD answers ({a.way})\n\n"
             f"Machine: {machine()} (2-core CPU VM, no GPU). Date: {datetime.date.today().isoformat()}. "
             f"{n} held-out questions answered by SmolLM2-135M-Instruct (the `smollm2_squad` sample; the issue asks "
-            f"for 1,000+, CPU time allowed {n}); {labels} *gold-derived* labels (a gold answer is contained in the "
-            f"answer, seeded subset) stand in for human labels; judge: `{a.judge}`.\n\n"
+            f"for 1,000+, CPU time allowed {n}); {labels} *gold-derived* labels (rule `{a.correct}`, seeded subset) "
+            f"stand in for human labels; judge: `{a.judge}`.\n\n"
             f"```bash\npython -m eval.benchmarks.smollm2_ppi --answers {a.answers} --way {a.way} --labels {a.labels} "
-            f"--judge {a.judge} --out {a.out}\n```\n\n")
+            f"--judge {a.judge} --correct {a.correct} --out {a.out}\n```\n\n")
     write_section("smollm2-ppi", head + md.split("\n", 1)[1])
     (a.out / "summary.json").write_text(json.dumps(rep, indent=2, default=str) + "\n", encoding="utf-8")
     print(md)

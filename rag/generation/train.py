@@ -207,8 +207,11 @@ def evaluate_generator(generator, builder: PromptBuilder, examples: Sequence[Gen
 
 
 def _save(model, tokenizer, path: Path) -> None:
+    # A peft adapter never changes the embeddings here; peft's default ("auto") would look the base
+    # model's config up on the Hugging Face Hub to check, and this program never reaches the network.
+    kwargs = {"save_embedding_layers": False} if hasattr(model, "peft_config") else {}
     with atomic_directory(path) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, **kwargs)
         tokenizer.save_pretrained(tmp)
 
 

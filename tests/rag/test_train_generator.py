@@ -147,6 +147,26 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path):
     assert (tmp_path / "final" / "config.json").is_file() and not (tmp_path / "final" / "adapter_config.json").exists()
 
 
+def test_saving_a_lora_adapter_never_reaches_the_network(tmp_path, monkeypatch):
+    import socket
+
+    # Given: a LoRA run whose base is a model *name* (peft's default would look it up on the Hub
+    # to check for changed embeddings), with every name lookup recorded
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # as on a user's machine
+    lookups = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: lookups.append(a[0]) or (_ for _ in ()).throw(OSError("offline")))
+    cfg = GeneratorTrainConfig(steps=1, batch_size=2, lr=1e-2, warmup_steps=1, eval_every=1, eval_examples=1, lora=True,
+                               lora_rank=4, max_answer_tokens=4)
+    # When: it trains and saves its adapter
+    train_generator(_fresh(), [LONG, SHORT], [SHORT], cfg, tmp_path, score=_score)
+    # Then: the adapter is written and no host name was ever looked up
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert lookups == []
+
+
 def test_lora_adapter_folder_loads_by_path_and_changes_the_logits(tmp_path):
     from rag.generation.generator import Generator, GeneratorConfig
 
