@@ -123,9 +123,13 @@ def markdown(r: dict, args, machine: str, date: str) -> str:
     lines = ["## HyDE with SmolLM2-135M-Instruct on SciFact test", "",
              f"Machine: {machine} (2-core CPU VM, no GPU). Date: {date}. Queries: {r['queries']} of the 300 test "
              f"queries (the first ones in qrels order). Hypothetical documents: temperature 0.7, ≤ {args.max_new_tokens} "
-             "new tokens (the paper: 512), HyDE's prompt; N = 1, 4, 8 use the first N of the same 8 documents.", "",
+             "new tokens (the paper: 512), HyDE's prompt, written as one batch per query; N = 1, 4, 8 use the first N of "
+             "the same 8 documents. Index: `rag index ... --encoder-backend onnx-int8` (passage vectors; queries and "
+             "hypothetical documents encoded by the index's encoder). Latency: median over the first "
+             f"{args.timing_queries} queries, one thread, on the shared machine.", "",
              "```bash", f"nice -n 5 python -m eval.benchmarks.hyde_scifact --index build/scifact --generator smollm2 "
-             f"--queries {args.queries} --max-new-tokens {args.max_new_tokens} --out {args.out}", "```", "",
+             f"--queries {args.queries} --max-new-tokens {args.max_new_tokens} --timing-queries {args.timing_queries} "
+             f"--threads {args.threads} --out {args.out}", "```", "",
              "| mode | no HyDE | N = 1 | N = 4 | N = 8 |", "|---|---|---|---|---|"]
     for mode in ("dense", "hybrid"):
         lines.append(f"| {mode} | " + " | ".join(f"{r['ndcg@10'][f'{mode} {v}']:.4f}" for v in
