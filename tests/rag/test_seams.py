@@ -79,10 +79,21 @@ def test_faiss_is_a_deprecated_alias_of_the_backend_spec(tmp_path, capsys):
     assert "--faiss is deprecated" in capsys.readouterr().err
 
 
+# The benchmarks allowed to name FAISS or its files outside indexes/: the scale-out cost model measures
+# FAISS's own index structures (flat, int8, HNSW, IVF-PQ) at sizes no index folder is built for, next to
+# Milvus Lite; the Ray build benchmark compares two builds' vector files as files; the filter recall
+# benchmark times the FAISS store's own filtered-search paths (selector only, exact re-search) against each
+# other; the Milvus parity benchmark replays a FAISS folder's vector files into Milvus (no re-encoding).
+RAW_LIBRARY_BENCHMARKS = {"eval/benchmarks/scale_cost.py", "eval/benchmarks/ray_build.py",
+                          "eval/benchmarks/filter_recall.py", "eval/benchmarks/milvus_parity.py"}
+
+
 def test_nothing_outside_indexes_names_faiss():
-    # Given every module of rag/, service/ and eval/
+    # Given every module of rag/, service/ and eval/ (but the cost model that measures FAISS itself)
     offenders = []
     for path in [*ROOT.glob("rag/**/*.py"), *ROOT.glob("service/**/*.py"), *ROOT.glob("eval/**/*.py")]:
+        if str(path.relative_to(ROOT)) in RAW_LIBRARY_BENCHMARKS:
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = []
             if isinstance(node, ast.Import):

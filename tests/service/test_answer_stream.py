@@ -120,10 +120,10 @@ class _FailingIndex:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def retriever(self, mode):
+    def retriever(self, mode, **options):
         return self
 
-    def search(self, query, k):
+    def search(self, query, k, **options):
         raise self.error
 
 
