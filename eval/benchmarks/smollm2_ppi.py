@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     md = Path(paths["md"]).read_text(encoding="utf-8")
     head = (f"## PPI report on SmolLM2's generated SQuAD answers ({a.way})\n\n"
             f"Machine: {machine()} (2-core CPU VM, no GPU). Date: {datetime.date.today().isoformat()}. "
-            f"{n} held-out questions answered by SmolLM2-135M-Instruct (the `smollm2_squad` sample; the issue asks "
+            f"{n} held-out questions answered by SmolLM2-135M-Instruct (the model that wrote `{a.answers}`; the `smollm2_squad` sample; the issue asks "
             f"for 1,000+, CPU time allowed {n}); {labels} *gold-derived* labels (rule `{a.correct}`, seeded subset) "
             f"stand in for human labels; judge: `{a.judge}`.\n\n"
             f"```bash\npython -m eval.benchmarks.smollm2_ppi --answers {a.answers} --way {a.way} --labels {a.labels} "
