@@ -78,6 +78,7 @@ def _run_of(index, rows: np.ndarray, scores: np.ndarray, k: int = 100) -> dict[s
 
 def evaluate_all(index_path: Path, queries: dict[str, str], docs_path: Path, qrels, gen_seconds: dict) -> dict:
     """nDCG@10 (dense, hybrid) for no HyDE and N ∈ NS, and the added latency per query."""
+    from eval.benchmarks.smollm2_squad import paired_ci
     from eval.retrieval import evaluate
     from rag.hyde import hyde_vector
     from rag.index import open_index
@@ -105,16 +106,11 @@ def evaluate_all(index_path: Path, queries: dict[str, str], docs_path: Path, qre
             order = np.lexsort((cand, -fused))[:depth]
             runs.setdefault(f"hybrid {name}", {})[qid] = _run_of(index, cand[order], fused[order])
     sub = {q: qrels[q] for q in qids}
-    per = {name: np.array([evaluate(run, sub)[1][q]["ndcg@10"] for q in qids]) for name, run in runs.items()}  # (Q,)
+    per_query = {name: evaluate(run, sub)[1] for name, run in runs.items()}
+    per = {name: np.array([pq[q]["ndcg@10"] for q in qids]) for name, pq in per_query.items()}  # (Q,)
     ndcg = {name: float(v.mean()) for name, v in per.items()}
-    z = 1.6448536269514722  # 90% two-sided normal quantile
-    paired = {}
-    for name, v in per.items():
-        mode, variant = name.split(" ", 1)
-        if variant != "none":
-            d = v - per[f"{mode} none"]
-            half = z * d.std(ddof=1) / np.sqrt(len(d))
-            paired[name] = [float(d.mean()), float(d.mean() - half), float(d.mean() + half)]
+    paired = {name: list(paired_ci(v - per[f"{name.split(' ', 1)[0]} none"]))
+              for name, v in per.items() if not name.endswith(" none")}
     return {"queries": len(qids), "ndcg@10": ndcg, "paired_delta_90ci": paired,
             "added_latency_s": {f"N={n}": float(np.median(v)) if v else None for n, v in latency.items()}}
 

@@ -203,8 +203,8 @@ def _ci(x: np.ndarray) -> tuple[float, float, float]:
     return float(x.mean()), lo, hi
 
 
-def _gap_ci(d: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 90% CLT interval of paired differences ``d`` (n,) in [−1, 1] (never a binomial interval)."""
+def paired_ci(d: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 90% CLT interval of paired differences ``d`` (n,) (never a binomial interval); also used by HyDE."""
     from scipy.stats import norm
 
     half = norm.ppf(0.95) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
@@ -231,7 +231,7 @@ def score(rows: list[dict]) -> dict:
             out["ways"][key] = {m: [100 * v for v in _ci(x)] for m, x in per[key].items()}
             out["ways"][key]["ttft_ms"] = float(np.median([r[key]["ttft_ms"] for r in rows]))
         for way in ("cached-rerotate", "cached-composite"):
-            out["gaps"][f"{way}@{k}"] = {m: [100 * v for v in _gap_ci(per[f"{way}@{k}"][m] - per[f"full@{k}"][m])]
+            out["gaps"][f"{way}@{k}"] = {m: [100 * v for v in paired_ci(per[f"{way}@{k}"][m] - per[f"full@{k}"][m])]
                                          for m in ("em", "f1", "contained")}
     return out
 
@@ -255,8 +255,8 @@ def target(base_rows: list[dict], tuned_rows: list[dict]) -> dict:
         for way in ("cached-rerotate", "cached-composite"):
             tuned = np.array([f1(t, f"{way}@{k}") for _, t in rows])
             out[f"{way}@{k}"] = {
-                "vs_base_full": [100 * v for v in _gap_ci(tuned - np.array([f1(b, f"full@{k}") for b, _ in rows]))],
-                "vs_tuned_full": [100 * v for v in _gap_ci(tuned - np.array([f1(t, f"full@{k}") for _, t in rows]))]}
+                "vs_base_full": [100 * v for v in paired_ci(tuned - np.array([f1(b, f"full@{k}") for b, _ in rows]))],
+                "vs_tuned_full": [100 * v for v in paired_ci(tuned - np.array([f1(t, f"full@{k}") for _, t in rows]))]}
     return out
 
 
