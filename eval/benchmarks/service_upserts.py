@@ -6,10 +6,10 @@ Copies ``--index`` to a temporary folder (the source is never written), serves t
 
 1. **baseline**: ``--clients`` keep-alive clients in a closed loop ``POST /search`` (``--mode``,
    ``k``) with the judged queries (:func:`eval.benchmarks.service_http.run_cell`);
-2. **with upserts**: the same load while a writer ``PUT``\\ s one batch of ``--batch`` documents
-   every ``1/--rate`` seconds: new documents with fresh ids (``upsert-<n>``), and ``--updates`` of
-   each batch replacing earlier upserted ones. A document's text is a real passage of
-   ``--corpus`` after a unique marker token (``zqx<n>``, one per version).
+2. **with upserts**: the same load while a writer sends one batch of ``--batch`` documents
+   (``PUT /indexes/{name}/documents``) every ``1/--rate`` seconds: new documents with fresh ids
+   (``upsert-<n>``), and ``--updates`` of each batch replacing earlier upserted ones. A document's
+   text is a real passage of ``--corpus`` after a unique marker token (``zqx<n>``, one per version).
 
 After each ``200`` a probe polls ``POST /search`` (mode bm25) for the batch's markers until every
 version is visible: a hit of that document holds its new marker, and no hit holds the marker of
