@@ -3,7 +3,8 @@
 Retrieval: ``retrieval`` (SciFact quality and speed), ``tune_hybrid`` (the fusion default, on
 train queries), ``train_retriever`` (trained vs embedded encoder), ``rerank_scifact`` (hybrid + trained cross-encoder
 reranker on SciFact and SQuAD), ``query_backends`` (torch vs
-ONNX query encoding), ``service_load`` (REST requests/s and latency), ``slow_clients`` (hostile clients: slow
+ONNX query encoding), ``service_load`` (REST requests/s and latency), ``service_upserts`` (searches while documents are upserted: failures,
+latency against a no-write baseline, visibility delay), ``slow_clients`` (hostile clients: slow
 headers, huge headers), ``analyzer`` (BM25 analyzer version 2 against version 1), ``live_updates`` (upserts against a
 rebuild, unmerged segments against a compacted index, checksum cost, BM25 through the CLI),
 ``filter_recall`` (metadata filters on HNSW / IVF-PQ against exact flat), ``milvus_parity``
@@ -14,7 +15,8 @@ cache), ``ray_build`` (``rag index --ray`` against the single-process build). Ge
 ``fid_single_fact`` (learning proofs), ``lumen`` (question-time encoder cost). Answers: ``extractive``
 (the extractive threshold, correctness rule and segmenter on SQuAD). Evaluation:
 ``ppi_simulation`` (coverage and width of the mean estimators). Helpers: ``report`` (writes one
-section of the benchmarks page), ``squad_corpus`` (SQuAD paragraphs as a corpus), ``squad_split``
+section of the benchmarks page), ``service_http`` (the keep-alive HTTP load clients and the served index of the
+service benchmarks), ``squad_corpus`` (SQuAD paragraphs as a corpus), ``squad_split``
 (SQuAD dev split by article, and the held-out question sample). Speed: ``bm25_scale`` (BM25 at
 1M passages against bm25s), ``passage_encoding`` (index-time encoding per backend), ``startup``
 (one-shot ``rag search`` start-up). SmolLM2 (real model): ``smollm2_squad`` (answer quality, full
