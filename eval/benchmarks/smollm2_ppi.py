@@ -34,6 +34,25 @@ def write_inputs(answers: Path, way: str, out: Path) -> tuple[Path, Path, int]:
     return qa, pred, len(rows)
 
 
+def coverage_line(items: Path, estimates: dict[str, dict[str, float]]) -> str:
+    """What the intervals estimate, known here: the gold-derived rule applied to every item.
+
+    Args:
+        items: the report's ``items.jsonl`` (one row per answer, with the rule's ``correct`` in {0, 1}).
+        estimates: the report's ``estimates`` (method → ``lower``/``upper``).
+
+    Returns:
+        One sentence: the full-sample accuracy and which intervals cover it.
+    """
+    rows = [json.loads(line) for line in items.read_text(encoding="utf-8").splitlines() if line.strip()]
+    truth = sum(r["correct"] for r in rows) / len(rows)
+    covered = [m for m, e in estimates.items() if e["lower"] <= truth <= e["upper"]]
+    missed = [m for m in estimates if m not in covered]
+    return (f"Every answer has a gold-derived label, so the quantity the intervals estimate is known: "
+            f"{truth:.3f} (the rule over all {len(rows)} answers). Covered by: {', '.join(covered) or 'none'}"
+            + (f"; missed by: {', '.join(missed)}." if missed else "."))
+
+
 def main(argv: list[str] | None = None) -> None:
     import datetime
 
@@ -56,11 +75,13 @@ def main(argv: list[str] | None = None) -> None:
                                     judge=JudgeName(a.judge), correct=Correctness(a.correct), alpha=0.1, seed=0))
     rep = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
     md = Path(paths["md"]).read_text(encoding="utf-8")
+    short = "" if n >= 1000 else f"; the issue asks for 1,000+, CPU time allowed {n}"
     head = (f"## PPI report on SmolLM2's generated SQuAD answers ({a.way})\n\n"
             f"Machine: {machine()} (2-core CPU VM, no GPU). Date: {datetime.date.today().isoformat()}. "
-            f"{n} held-out questions answered by SmolLM2-135M-Instruct (the model that wrote `{a.answers}`; the `smollm2_squad` sample; the issue asks "
-            f"for 1,000+, CPU time allowed {n}); {labels} *gold-derived* labels (rule `{a.correct}`, seeded subset) "
+            f"{n} held-out questions answered by SmolLM2-135M-Instruct (the model that wrote `{a.answers}`; the "
+            f"`smollm2_squad` sample{short}); {labels} *gold-derived* labels (rule `{a.correct}`, seeded subset) "
             f"stand in for human labels; judge: `{a.judge}`.\n\n"
+            f"{coverage_line(Path(paths['md']).parent / 'items.jsonl', rep['estimates'])}\n\n"
             f"```bash\npython -m eval.benchmarks.smollm2_ppi --answers {a.answers} --way {a.way} --labels {a.labels} "
             f"--judge {a.judge} --correct {a.correct} --out {a.out}\n```\n\n")
     write_section("smollm2-ppi", head + md.split("\n", 1)[1])
