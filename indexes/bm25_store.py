@@ -101,6 +101,60 @@ class BM25Postings:
             raise IndexFormatError(f"{directory}: BM25 vocabulary and postings disagree ({POSTINGS_NAME}, {VOCAB_NAME}); rebuild the index with `rag index`")
         return cls(tuple(vocab), indptr, indices, tf, lengths)
 
+    def write(self, directory: str | Path) -> None:
+        """Write the two files into ``directory`` (each atomically), as :meth:`BM25Data.write` does."""
+        _write(directory, self.vocab, self.indptr, self.indices, self.tf, self.doc_lengths)
+
+    @classmethod
+    def merge(cls, parts: Sequence[BM25Postings], rows: Sequence[np.ndarray], n_rows: int) -> BM25Postings:
+        """Several corpora's passages as one corpus, in a new row order, without the dropped ones.
+
+        The result equals ``BM25Data.append`` of the parts followed by ``select`` of the kept
+        columns (same vocabulary order: first seen over the parts in order, terms left without a
+        passage removed; rows ascending within each term), in one pass over the postings and
+        without scipy: the merge costs O(nnz) plus a sort of the postings by (term, row), which
+        is a merge of already sorted runs when each part's kept rows keep their relative order
+        (segments of one commit do).
+
+        Args:
+            parts: the corpora.
+            rows: for each part, the (N_s,) row of each of its passages in the result, -1 to drop it.
+            n_rows: passages of the result (every row ``0..n_rows-1`` is the target of exactly one passage).
+        """
+        term_ids: dict[str, int] = {}
+        terms, cols, counts = [], [], []
+        lengths = np.zeros(n_rows, np.int64)  # (G,)
+        for part, target in zip(parts, rows):
+            target = np.asarray(target, dtype=np.int64)  # (N_s,)
+            ids = np.fromiter((term_ids.setdefault(t, len(term_ids)) for t in part.vocab), np.int64, len(part.vocab))  # (V_s,)
+            col = target[part.indices]  # (nnz_s,) row in the result of each posting
+            keep = col >= 0
+            terms.append(np.repeat(ids, np.diff(part.indptr))[keep])
+            cols.append(col[keep])
+            counts.append(part.tf[keep])
+            alive = target >= 0
+            lengths[target[alive]] = part.doc_lengths[alive]
+        term = np.concatenate(terms) if terms else np.zeros(0, np.int64)
+        col = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        order = np.argsort(term * max(n_rows, 1) + col, kind="stable")  # (nnz,) by term, then row; timsort merges sorted runs
+        term, col, tf = term[order], col[order], np.concatenate(counts)[order] if counts else np.zeros(0, np.int32)
+        df = np.bincount(term, minlength=len(term_ids))  # (V,) passages of each term
+        live = df > 0
+        vocab = tuple(t for t, alive in zip(term_ids, live.tolist()) if alive)
+        indptr = np.concatenate([[0], np.cumsum(df[live])]).astype(np.int64)  # (V'+1,)
+        index_dtype = np.int32 if n_rows < 2**31 else np.int64
+        return cls(vocab, indptr, col.astype(index_dtype), tf.astype(np.int32), lengths)
+
+
+def _write(directory: str | Path, vocab: Sequence[str], indptr: np.ndarray, indices: np.ndarray, tf: np.ndarray,
+           doc_lengths: np.ndarray) -> None:
+    """The two files of a corpus's term-major counts, each written atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, indptr=np.asarray(indptr, dtype=np.int64), indices=np.asarray(indices, dtype=np.int32),
+             tf=np.asarray(tf, dtype=np.int32), doc_lengths=np.asarray(doc_lengths, dtype=np.int64))
+    atomic_write_bytes(Path(directory) / POSTINGS_NAME, buf.getvalue())
+    atomic_write_text(Path(directory) / VOCAB_NAME, json.dumps(list(vocab), ensure_ascii=False))
+
 
 @dataclass(frozen=True)
 class BM25Data:
@@ -182,11 +236,7 @@ class BM25Data:
 
     def write(self, directory: str | Path) -> None:
         """Write the two files into ``directory`` (each atomically)."""
-        buf = io.BytesIO()
-        np.savez(buf, indptr=self.tf.indptr.astype(np.int64), indices=self.tf.indices.astype(np.int32),
-                 tf=self.tf.data.astype(np.int32), doc_lengths=self.doc_lengths.astype(np.int64))
-        atomic_write_bytes(Path(directory) / POSTINGS_NAME, buf.getvalue())
-        atomic_write_text(Path(directory) / VOCAB_NAME, json.dumps(list(self.vocab), ensure_ascii=False))
+        _write(directory, self.vocab, self.tf.indptr, self.tf.indices, self.tf.data, self.doc_lengths)
 
     @classmethod
     def read(cls, directory: str | Path) -> BM25Data:

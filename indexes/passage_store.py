@@ -131,12 +131,14 @@ class PassageStore:
 
     def rows_of(self, ids: Sequence[str]) -> list[int | None]:
         """Row numbers of the given passage ids (``None`` where unknown)."""
-        out: list[int | None] = []
+        wanted = [str(pid) for pid in ids]
+        found: dict[str, int] = {}
         with _reading(self.path):
-            for pid in ids:
-                r = self._con.execute("SELECT row FROM passages WHERE id = ?", (pid,)).fetchone()
-                out.append(None if r is None else int(r[0]))
-        return out
+            for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+                chunk = wanted[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                found.update(self._con.execute(f"SELECT id, row FROM passages WHERE id IN ({marks})", chunk))
+        return [None if (r := found.get(pid)) is None else int(r) for pid in wanted]
 
     def rows_of_documents(self, doc_ids: Sequence[str]) -> dict[str, list[int]]:
         """Rows of every passage of each given document id that is stored (ids not stored are absent)."""

@@ -5,6 +5,11 @@ live rows of every segment are put in that same order (*global rows*), and each 
 in it: the BM25 counts (so ``N``, ``df`` and ``avgdl`` are over live passages only and every
 score equals a fresh build's), the dense vectors (a flat search is the fresh build's search),
 and the passage store. A commit of one segment without deletions is opened as it lies on disk.
+
+The merged BM25 arrays and vectors are exactly those :func:`rag.live.compact_index` writes, so a
+search over unmerged segments runs the compacted index's code on the same arrays. What segments
+cost is opening time (one pass over every segment's postings and vectors, numpy only) and one
+passage-store read per segment that a result list touches.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.bm25_store import BM25Data, BM25Postings
+from indexes.bm25_store import BM25Postings
 from indexes.commits import open_commit, segments_of, sha256_file
 from indexes.dense_store import FAISS_NAME, PASSAGES_NAME, VECTORS_NAME, read_passage_map, read_vectors
 from indexes.errors import IndexFormatError
@@ -49,35 +54,45 @@ def tombstones(directory: Path, seg: SegmentInfo) -> np.ndarray:
 
 
 class SegmentedPassageStore:
-    """The passage store interface over several segments' stores, addressed by global row."""
+    """The passage store interface over several segments' stores, addressed by global row.
+
+    Args:
+        stores: the segments' stores.
+        seg_of: (G,) segment of each global row.
+        local: (G,) row of each global row in its segment's store.
+    """
 
     def __init__(self, stores: Sequence[PassageStore], seg_of: np.ndarray, local: np.ndarray) -> None:
         self.stores, self.seg_of, self.local = list(stores), seg_of, local  # (G,), (G,)
-        self._global = [np.full(len(s), -1, np.int64) for s in self.stores]  # local row -> global row
-        for g, (s, r) in enumerate(zip(seg_of, local)):
-            self._global[s][r] = g
+        self._global = global_rows(seg_of, local, [len(s) for s in self.stores])  # per segment: local row -> global row
 
     def __len__(self) -> int:
         return int(self.seg_of.size)
 
     def get(self, rows: Sequence[int]) -> list[Passage]:
-        rows = np.asarray(list(rows), dtype=np.int64)
+        """Passages at the given global rows, in the same order: one read per segment they lie in."""
+        rows = np.asarray(rows, dtype=np.int64)  # (C,)
+        local = self.local[rows].tolist()
+        by_segment: dict[int, list[int]] = {}  # segment -> positions in ``rows``
+        for i, s in enumerate(self.seg_of[rows].tolist()):
+            by_segment.setdefault(s, []).append(i)
         out: list[Passage | None] = [None] * rows.size
-        for s, store in enumerate(self.stores):
-            at = np.flatnonzero(self.seg_of[rows] == s)
-            for i, p in zip(at, store.get(self.local[rows[at]].tolist())):
+        for s, at in by_segment.items():
+            for i, p in zip(at, self.stores[s].get([local[i] for i in at])):
                 out[i] = p
         return out  # type: ignore[return-value]
 
+    def _per_row(self, per_segment: Sequence[list]) -> list:
+        return [per_segment[s][r] for s, r in zip(self.seg_of.tolist(), self.local.tolist())]
+
     def ids(self) -> list[str]:
-        return [p.id for p in self.iter_all()]
+        return self._per_row([s.ids() for s in self.stores])
 
     def doc_ids(self) -> list[str]:
-        return [p.doc_id for p in self.iter_all()]
+        return self._per_row([s.doc_ids() for s in self.stores])
 
     def metadata(self) -> list[dict]:
-        per = [s.metadata() for s in self.stores]
-        return [per[s][r] for s, r in zip(self.seg_of.tolist(), self.local.tolist())]
+        return self._per_row([s.metadata() for s in self.stores])
 
     def rows_of(self, ids: Sequence[str]) -> list[int | None]:
         out: list[int | None] = [None] * len(ids)
@@ -94,6 +109,16 @@ class SegmentedPassageStore:
     def close(self) -> None:
         for s in self.stores:
             s.close()
+
+
+def global_rows(seg_of: np.ndarray, local: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """For each segment of ``sizes`` rows, the (N_s,) global row of each of its rows (-1: deleted),
+    from the (G,) segment and local row of each global row."""
+    out = [np.full(n, -1, np.int64) for n in sizes]
+    for s, target in enumerate(out):
+        at = np.flatnonzero(seg_of == s)  # (G_s,)
+        target[local[at]] = at
+    return out
 
 
 class CommitView:
@@ -132,17 +157,14 @@ class CommitView:
         self.local = np.concatenate(local)[order]  # (G,)
         self.store = SegmentedPassageStore(raw, self.seg_of, self.local)
 
-    def bm25(self) -> BM25Data | BM25Postings:
+    def bm25(self) -> BM25Postings:
         """The live passages' counts, columns in global row order (one segment without deletions:
-        the stored arrays as they are, read without scipy)."""
+        the stored arrays as they are). Read and merged with numpy alone, in one pass
+        (:meth:`BM25Postings.merge`), so scores equal those of the compacted index."""
         if self.simple:
             return BM25Postings.read(self.folders[0])
-        datas = [BM25Data.read(f) for f in self.folders]
-        merged = datas[0]
-        for d in datas[1:]:
-            merged = merged.append(d)
-        base = np.concatenate([[0], np.cumsum([d.n_docs for d in datas])[:-1]]).astype(np.int64)
-        return merged.select(base[self.seg_of] + self.local)
+        parts = [BM25Postings.read(f) for f in self.folders]
+        return BM25Postings.merge(parts, global_rows(self.seg_of, self.local, [p.n_docs for p in parts]), int(self.seg_of.size))
 
     def engine_rows(self):
         """The commit's rows as the engine names them (:class:`indexes.milvus_search.CommitRows`)."""
@@ -165,30 +187,39 @@ class CommitView:
     def _milvus(self) -> bool:
         return self.manifest.engine is not None and self.manifest.dense is not None and self.manifest.dense.backend.library == "milvus"
 
+    def _window_rows(self, owners: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the live passages' windows in the segments' vectors stacked in order (R,), and
+        the windows of each live passage (G,), from each segment's (R_s,) passage map."""
+        offsets = [np.searchsorted(o, np.arange(int(o[-1]) + 2 if o.size else 1)) for o in owners]  # (P_s+1,) each
+        base = np.concatenate([[0], np.cumsum([o.size for o in owners])[:-1]]).astype(np.int64)  # (S,) first vector row
+        at = np.concatenate([[0], np.cumsum([o.size for o in offsets])[:-1]]).astype(np.int64)  # (S,) into flat
+        flat = np.concatenate(offsets).astype(np.int64)
+        first = flat[at[self.seg_of] + self.local]  # (G,) first window of each live passage in its segment
+        lens = flat[at[self.seg_of] + self.local + 1] - first  # (G,)
+        starts = base[self.seg_of] + first  # (G,)
+        before = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)  # (G,) windows ahead in the result
+        return np.repeat(starts - before, lens) + np.arange(int(lens.sum())), lens
+
+    def _owners(self, vectors: Sequence[np.ndarray]) -> list[np.ndarray]:
+        windowed = self.manifest.dense is not None and self.manifest.dense.windows is not None
+        return [read_passage_map(f / PASSAGES_NAME) if windowed else np.arange(len(v))
+                for f, v in zip(self.folders, vectors)]
+
     def vector_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The live passages' vectors (R, d) and passage map (R,), in global row order."""
         if self._milvus():
             store = self.vector_store()
             return store.vectors_of(np.arange(len(store)))  # type: ignore[attr-defined]
-        windowed = self.manifest.dense is not None and self.manifest.dense.windows is not None
-        parts, owners = [], []
-        for f in self.folders:
-            v = read_vectors(f / VECTORS_NAME)  # (R_s, d)
-            parts.append(v)
-            owners.append(read_passage_map(f / PASSAGES_NAME) if windowed else np.arange(len(v)))
-        offsets = [np.searchsorted(o, np.arange(int(o[-1]) + 2 if o.size else 1)) for o in owners]  # (P_s+1,)
-        base = np.concatenate([[0], np.cumsum([len(p) for p in parts])[:-1]]).astype(np.int64)
-        starts = np.array([base[s] + offsets[s][r] for s, r in zip(self.seg_of, self.local)], dtype=np.int64)  # (G,)
-        lens = np.array([offsets[s][r + 1] - offsets[s][r] for s, r in zip(self.seg_of, self.local)], dtype=np.int64)
-        first = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-        rows = np.repeat(starts - first, lens) + np.arange(int(lens.sum()))  # (R,)
-        allv = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
-        return allv[rows], np.repeat(np.arange(lens.size), lens)
+        parts = [read_vectors(f / VECTORS_NAME) for f in self.folders]  # (R_s, d) each, memory-mapped
+        rows, lens = self._window_rows(self._owners(parts))
+        allv = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts]) if len(parts) > 1 else np.asarray(parts[0])
+        return np.ascontiguousarray(allv[rows], dtype=np.float32), np.repeat(np.arange(lens.size), lens)
 
     def live_vectors(self) -> int:
         """Vector rows (windows) of the live passages."""
         if not self._milvus():
-            return int(self.vector_arrays()[1].shape[0])
+            parts = [read_vectors(f / VECTORS_NAME) for f in self.folders]
+            return int(self._window_rows(self._owners(parts))[1].sum())
         total = 0
         for seg, dead in zip(self.segments, self.dead):
             from indexes.milvus_store import segment_number
