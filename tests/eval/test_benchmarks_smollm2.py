@@ -52,3 +52,19 @@ def test_score_hand_worked_metrics_and_paired_gap():
     assert res["recall"]["3"][0] == pytest.approx(50.0) and res["recall"]["5"][0] == pytest.approx(100.0)
     assert res["gaps"]["cached-rerotate@5"]["f1"][0] == pytest.approx(-25.0)
     assert res["gaps"]["cached-composite@5"]["f1"][0] == pytest.approx(0.0)
+
+
+def test_ppi_coverage_line_states_the_full_sample_value_and_which_intervals_cover_it(tmp_path):
+    # Given: four answers, three judged correct by the gold-derived rule (truth 0.75), and two intervals
+    from eval.benchmarks.smollm2_ppi import coverage_line
+
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(f'{{"id": "{i}", "correct": {c}}}\n' for i, c in enumerate([1.0, 1.0, 0.0, 1.0])))
+    estimates = {"classical": {"lower": 0.5, "upper": 0.8}, "ppi": {"lower": 0.76, "upper": 0.9}}
+
+    # When
+    line = coverage_line(items, estimates)
+
+    # Then: 0.75 lies in [0.5, 0.8] only
+    assert "0.750 (the rule over all 4 answers)" in line
+    assert "Covered by: classical; missed by: ppi." in line
