@@ -105,7 +105,8 @@ def index_command(
 
         with ray_runtime(ray_cfg):
             manifest, stats = build_index(corpus, out, options, encoder=RayEncoder(Encoder(options.encoder), ray_cfg))
-    parts = [p for p, on in (("bm25", manifest.bm25), ("dense", manifest.dense)) if on]
+    dense_part = f"dense on {manifest.dense.passage_backend}" if manifest.dense and manifest.dense.passage_backend else "dense"
+    parts = [p for p, on in (("bm25", manifest.bm25), (dense_part, manifest.dense)) if on]
     skipped = f", {stats.skipped} bad records skipped" if stats.skipped else ""
     typer.echo(f"indexed {stats.documents} documents as {stats.passages} passages ({' + '.join(parts)}) into {out} "
                f"in {stats.seconds['total']:.1f}s{skipped}", err=True)
