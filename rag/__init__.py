@@ -13,7 +13,7 @@ Modules:
     live: upsert and delete documents, compact segments (one commit each).
     live_caches: passage KV states and LUMEN memory carried into each new commit (caches follow the documents).
     types: the protocol between pieces (``Hit``, ``Retriever``).
-    encoder: the bi-encoder (sentence-transformers) → L2-normalised vectors.
+    encoder: the bi-encoder → L2-normalised vectors; its backend (auto: onnx-int8 on CPU, torch on GPU).
     encoder_cache: an encoder that computes each text once.
     llm_embed: sentence embeddings from a causal LM (PromptEOL, Echo, mean pooling) for ``--encoder llm:MODEL``.
     windows: token windows that fit a bi-encoder's input (long passages are never truncated).
@@ -21,6 +21,7 @@ Modules:
     models: one place that finds, identifies and loads every model; model_import: named local
         models and GGUF files converted once into Hugging Face folders.
     onnx_backend: ONNX Runtime execution of the bi-encoder for fast CPU queries and passages.
+    onnx_cache: the on-disk cache of exported ONNX encoder graphs (the export is paid once per model).
     onnx_pool: passage encoding in several ONNX Runtime worker processes.
     corpus: corpus readers (BEIR JSONL, generic JSONL, CSV/TSV, SQuAD JSON, folders of text).
     textfile: decoding the user's text files (BOM, bad UTF-8, lone surrogates) in one place.

@@ -13,10 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
@@ -24,8 +25,18 @@ from indexes.manifest import EncoderSpec
 from rag.llm_embed import Pooling, is_llm_model
 from rag.models import EMBEDDED_MODEL, ModelLoadError, load_sentence_transformer
 
-Backend = Literal["torch", "onnx", "onnx-int8"]
+if TYPE_CHECKING:
+    from indexes.manifest import DenseInfo
+
+EncoderBackend = Literal["torch", "onnx", "onnx-int8"]  # what runs (and what manifests record)
+Backend = Literal["auto", "torch", "onnx", "onnx-int8"]  # what a user may ask for
 BACKENDS: tuple[str, ...] = get_args(Backend)
+# The CPU default: ONNX Runtime with int8 weights. Per query 2.8-3.3x faster than torch with the
+# same SciFact quality (hybrid nDCG@10 0.7386 vs 0.7383), and the fastest passage encoder
+# (docs/benchmarks.md, "Query encoder backends" and "Passage encoding at index time").
+CPU_BACKEND: EncoderBackend = "onnx-int8"
+
+log = logging.getLogger(__name__)
 
 
 QUERY_ENCODER_RECORD = "query_encoder.json"  # written by `rag train query-encoder` beside the weights
@@ -42,10 +53,17 @@ class EncoderConfig:
         max_seq_length: truncate inputs (default: the model's own, 256 for MiniLM).
         device: ``"cpu"``, ``"cuda"``; ``None`` picks CUDA when available.
         backend: ``"torch"`` (sentence-transformers), ``"onnx"`` (the same weights in ONNX Runtime,
-            equal to ~1e-6, faster per query on CPU) or ``"onnx-int8"`` (dynamic int8 quantisation;
-            retrieval quality per backend in docs/benchmarks.md). Index builds record the backend
-            that encoded the passages in the manifest (``DenseInfo.passage_backend``); queries may
-            use any backend.
+            equal to ~1e-6, faster per query on CPU), ``"onnx-int8"`` (dynamic int8 quantisation;
+            retrieval quality per backend in docs/benchmarks.md) or ``"auto"`` (default), resolved
+            by :func:`resolve_backend` when the encoder loads: ``index_backend`` when given, else
+            ``onnx-int8``, on CPU; ``torch`` on a GPU and for ``llm:`` encoders, and (with a
+            one-line warning) when onnxruntime is missing or cannot export the model. The loaded
+            :class:`Encoder`'s ``config.backend`` is the resolved one. Index builds record it in the
+            manifest (``DenseInfo.passage_backend``); queries may use any backend.
+        index_backend: the backend that encoded the passages of the index these queries search
+            (:meth:`from_dense` sets it); ``auto`` then runs queries through the same backend, so
+            every command and the service encode an index's queries alike and a passage's own text
+            finds it with the vector it was stored with.
         workers: processes that encode passages in parallel (ONNX backends only; 1: in this
             process). Each runs one ONNX Runtime session with one thread (:mod:`rag.onnx_pool`).
         onnx_threads: intra-op threads of this process's ONNX session; 1 suits query serving
@@ -60,7 +78,8 @@ class EncoderConfig:
     batch_size: int = 64
     max_seq_length: int | None = None
     device: str | None = None
-    backend: Backend = "torch"
+    backend: Backend = "auto"
+    index_backend: EncoderBackend | None = None
     workers: int = 1
     onnx_threads: int = 1
     pooling: Pooling | None = None
@@ -92,6 +111,44 @@ class EncoderConfig:
             fields["model"], fields["pooling"] = str(query_encoder), None
         return cls(**{**fields, **overrides})
 
+    @classmethod
+    def from_dense(cls, dense: DenseInfo, **kwargs) -> EncoderConfig:
+        """:meth:`from_spec` for an index's dense part, whose passage backend ``auto`` follows.
+
+        Indexes that do not record it (built before the record existed) were encoded by ``torch``.
+        """
+        return cls.from_spec(dense.encoder, **{"index_backend": dense.passage_backend or "torch", **kwargs})
+
+
+def resolve_backend(config: EncoderConfig, device_type: str | None = None) -> EncoderBackend:
+    """The backend ``config`` runs on: ``config.backend`` unless it is ``auto``.
+
+    ``auto`` is ``torch`` for a causal-LM encoder (``llm:``, torch only) and off the CPU (ONNX
+    Runtime runs here on the CPU only); otherwise ``config.index_backend`` when set (the index's
+    passages), else :data:`CPU_BACKEND`. Loading can still fall back: an :class:`Encoder` asked for
+    ``auto`` runs on ``torch``, with a one-line warning, when onnxruntime cannot be imported or the
+    model cannot be exported to ONNX (a pipeline other than Transformer → Pooling [→ Normalize]).
+
+    Args:
+        config: the encoder configuration.
+        device_type: the loaded model's device type (``"cpu"``, ``"cuda"``); default: from
+            ``config.device``, where ``None`` means CUDA when available, as the loaders do.
+    """
+    if config.backend != "auto":
+        return config.backend
+    if is_llm_model(config.model):
+        return "torch"
+    if device_type is None:
+        if config.device is None:
+            import torch
+
+            device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        else:
+            device_type = config.device.split(":")[0]
+    if device_type != "cpu":
+        return "torch"
+    return config.index_backend or CPU_BACKEND
+
 
 def check_query_encoder(path: str | Path, spec: EncoderSpec, index_name: str = "the index") -> None:
     """Refuse a query encoder that was not distilled from the encoder ``spec`` describes.
@@ -121,9 +178,8 @@ class Encoder:
     """A loaded bi-encoder; encoding is thread-safe for inference."""
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
-        self.config = config
         if is_llm_model(config.model):
-            if config.backend != "torch":
+            if config.backend not in ("auto", "torch"):
                 raise ModelLoadError(f"the {config.backend} backend encodes sentence-transformers models; "
                                      f"{config.model} runs on the torch backend")
             from rag.llm_embed import LLMEmbedder
@@ -136,14 +192,24 @@ class Encoder:
             self.model.max_seq_length = config.max_seq_length
         self.model.eval()
         self._onnx = None
-        if config.backend != "torch":
-            if config.backend not in BACKENDS:
-                raise ModelLoadError(f"unknown encoder backend {config.backend!r}: choose one of {', '.join(BACKENDS)}")
+        if config.backend not in BACKENDS:
+            raise ModelLoadError(f"unknown encoder backend {config.backend!r}: choose one of {', '.join(BACKENDS)}")
+        backend = resolve_backend(config, self.model.device.type)
+        if backend != "torch":
             if self.model.device.type != "cpu":
-                raise ModelLoadError(f"the {config.backend} backend runs on CPU; use the torch backend on {self.model.device.type}")
-            from rag.onnx_backend import OnnxEncoderModel
+                raise ModelLoadError(f"the {backend} backend runs on CPU; use the torch backend on {self.model.device.type}")
+            from rag.onnx_backend import OnnxBackendError, OnnxEncoderModel
 
-            self._onnx = OnnxEncoderModel(self.model, quantize=config.backend == "onnx-int8", threads=config.onnx_threads)
+            try:
+                self._onnx = OnnxEncoderModel(self.model, quantize=backend == "onnx-int8", threads=config.onnx_threads)
+            except OnnxBackendError as exc:
+                if config.backend != "auto":
+                    raise
+                # The default must not stop a model ONNX cannot run: it runs as it always could.
+                log.warning("encoder %s cannot run on %s (%s); encoding with torch", config.model, backend,
+                            str(exc).removesuffix(": use --encoder-backend torch"))
+                backend = "torch"
+        self.config = replace(config, backend=backend)
 
     @property
     def dim(self) -> int:

@@ -35,7 +35,9 @@ class Index:
         bm25: override the manifest's BM25 parameters (the stored counts allow any).
         hybrid: fusion settings.
         device: device of the encoder loaded on first dense search.
-        encoder_backend: how that encoder runs (``torch``, ``onnx``, ``onnx-int8``: :class:`EncoderConfig`).
+        encoder_backend: how that encoder runs (``torch``, ``onnx``, ``onnx-int8``, or ``auto``: the
+            backend that encoded the index's passages where it can run, see
+            :func:`rag.encoder.resolve_backend`).
         query_encoder: encode queries with this model, distilled from the index's encoder by
             ``rag train query-encoder`` (checked on first dense search).
         reranker: a loaded :class:`rag.rerank.CrossEncoderReranker`; :meth:`retriever` then
@@ -43,7 +45,7 @@ class Index:
     """
 
     def __init__(self, path: str | Path, *, encoder: Encoder | None = None, bm25: BM25Spec | None = None,
-                 hybrid: HybridConfig = HybridConfig(), device: str | None = None, encoder_backend: str = "torch",
+                 hybrid: HybridConfig = HybridConfig(), device: str | None = None, encoder_backend: str = "auto",
                  query_encoder: str | Path | None = None, reranker=None) -> None:
         self.path = Path(path)
         self.manifest, self._lease = open_commit(self.path)
@@ -112,8 +114,8 @@ class Index:
                 info = self.manifest.dense
                 if info is None:
                     raise InputError(f"{self.path} has no dense index (built with --no-dense); use --mode bm25")
-                encoder = self._encoder or Encoder(EncoderConfig.from_spec(
-                    info.encoder, query_encoder=self._query_encoder, index_name=str(self.path), device=self._device,
+                encoder = self._encoder or Encoder(EncoderConfig.from_dense(
+                    info, query_encoder=self._query_encoder, index_name=str(self.path), device=self._device,
                     backend=self._encoder_backend))
                 self._dense = DenseRetriever(self._view.vector_store(), encoder, self.store)
             return self._dense

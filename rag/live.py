@@ -180,7 +180,7 @@ def add_documents(index: str | Path, corpus: str | Path, spec: CorpusSpec = Corp
         if dense is not None and dense.windows is None:
             raise InputError(f"{index}: its dense part predates encoder windows; rebuild it with `rag index` to add documents")
         if dense is not None and encoder is None:
-            encoder = Encoder(EncoderConfig.from_spec(dense.encoder, index_name=str(index), device=device))
+            encoder = Encoder(EncoderConfig.from_dense(dense, index_name=str(index), device=device))  # the index's backend
         generation = current.generation + 1
         view = CommitView(index, current)
         try:

@@ -354,7 +354,7 @@ def open_batch_index(path, **kwargs):
 
     Args:
         path: index directory.
-        **kwargs: passed to :func:`rag.index.open_index` (e.g. ``device``).
+        **kwargs: passed to :func:`rag.index.open_index` (e.g. ``device``, ``encoder_backend``).
     """
     from pathlib import Path
 
@@ -366,5 +366,6 @@ def open_batch_index(path, **kwargs):
     dense = Manifest.read(Path(path)).dense
     if dense is None or "encoder" in kwargs:
         return open_index(path, **kwargs)
-    config = EncoderConfig.from_spec(dense.encoder, index_name=str(path), device=kwargs.get("device"))
+    config = EncoderConfig.from_dense(dense, index_name=str(path), device=kwargs.get("device"),
+                                      backend=kwargs.pop("encoder_backend", "auto"))
     return open_index(path, encoder=CachingEncoder(Encoder(config)), **kwargs)

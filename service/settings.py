@@ -49,12 +49,16 @@ class Settings(BaseSettings):
         microbatch_wait_ms: how long the encoder waits for more queries after the first.
         microbatch_max: most queries in one encoder call (default: 64 for torch; 1 for the ONNX
             backends, which then encode first come, first served on each encoder thread).
-        encoder_backend: how queries are encoded: ``torch``, ``onnx`` (same scores to ~1e-6,
-            faster per query) or ``onnx-int8`` (quantised; quality in docs/benchmarks.md).
+        encoder_backend: how queries are encoded: ``auto`` (default: the backend that encoded each
+            index's passages, as ``rag search`` does — ``onnx-int8`` for an index built with the
+            defaults on a CPU; ``torch`` on a GPU; :func:`rag.encoder.resolve_backend`), ``torch``,
+            ``onnx`` (same scores to ~1e-6, faster per query) or ``onnx-int8`` (quantised; quality
+            in docs/benchmarks.md).
         query_encoder: encode queries with this model, distilled from the indexes' encoder by
             ``rag train query-encoder`` (fewer layers: faster; quality in docs/benchmarks.md).
         encoder_batch_size: queries per forward pass within an encoder call (default: 8 for
-            torch, 1 for the ONNX backends, which pay no per-call overhead worth amortising).
+            torch, 1 for the ONNX backends, which pay no per-call overhead worth amortising). These
+            backend-dependent defaults follow the backend ``auto`` resolves to.
         encoder_threads: threads running encoder calls side by side, each on its own batch
             (default: one per CPU core).
         shared_passes: encode the queries of a micro-batch in shared forward passes (faster with
@@ -106,7 +110,8 @@ class Settings(BaseSettings):
     # are returned together, so its first query waits for the last: one query per call gave
     # p99 169 ms against 282 ms at 32 clients, same req/s (docs/benchmarks.md, service).
     microbatch_max: int | None = Field(None, ge=1)
-    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # auto: queries run through the backend of each index's passages, so HTTP equals `rag search`.
+    encoder_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     query_encoder: Path | None = None
     # Forward passes over length-sorted groups of 8 inside one encoder call: a 64-query pass pads
     # every query to the longest and its activations leave the cache; 8 was 1.7x faster per query

@@ -244,15 +244,20 @@ class ServiceState:
                 raise type(exc)(f"index {name!r}: {exc}") from None
 
     def _batcher(self, name: str, manifest: Manifest) -> MicroBatchEncoder:
-        from rag.encoder import Encoder, EncoderConfig
+        from dataclasses import replace
+
+        from rag.encoder import Encoder, EncoderConfig, resolve_backend
 
         s = self.settings
-        config = EncoderConfig.from_spec(manifest.dense.encoder, query_encoder=s.query_encoder, index_name=f"index {name!r}",
-                                         device=s.device, backend=s.encoder_backend,
-                                         batch_size=s.encoder_batch_size or (8 if s.encoder_backend == "torch" else 1))
+        config = EncoderConfig.from_dense(manifest.dense, query_encoder=s.query_encoder, index_name=f"index {name!r}",
+                                          device=s.device, backend=s.encoder_backend)
+        on_torch = resolve_backend(config) == "torch"  # what `auto` picks for this index (before any load)
+        config = replace(config, batch_size=s.encoder_batch_size or (8 if on_torch else 1))
         if config not in self._batchers:
-            max_batch = s.microbatch_max or (64 if s.encoder_backend == "torch" else 1)
-            self._batchers[config] = MicroBatchEncoder(Encoder(config), s.microbatch_wait_ms, max_batch, self._on_batch,
+            encoder = Encoder(config)
+            # the backend that really runs (auto falls back to torch, warned, where ONNX cannot run the model)
+            max_batch = s.microbatch_max or (64 if encoder.config.backend == "torch" else 1)
+            self._batchers[config] = MicroBatchEncoder(encoder, s.microbatch_wait_ms, max_batch, self._on_batch,
                                                        threads=s.encoder_threads or os.cpu_count() or 1,
                                                        shared_passes=s.shared_passes)
         return self._batchers[config]

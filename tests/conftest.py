@@ -17,10 +17,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="session")
 def encoder():
-    """The embedded MiniLM encoder, loaded once per test session."""
+    """The embedded MiniLM encoder on the torch backend (the reference the ONNX backends are
+    compared with), loaded once per test session. The default backend (``auto``: onnx-int8 on
+    CPU) is tested where it is the subject (tests/rag/test_encoder_defaults.py)."""
     from rag.encoder import Encoder, EncoderConfig
 
-    return Encoder(EncoderConfig(device="cpu"))
+    return Encoder(EncoderConfig(device="cpu", backend="torch"))
 
 
 @pytest.fixture(scope="session")

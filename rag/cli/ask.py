@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import DeviceOption, FilterOption, RerankDepthOption, RerankOption, load_reranker, resolve_device
+from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, load_reranker,
+                             resolve_device)
 from rag.extractive import ExtractiveConfig
 
 
@@ -60,6 +61,7 @@ def ask_command(
     filter: FilterOption = None,
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    encoder_backend: EncoderBackendOption = "auto",
 ) -> None:
     """Retrieve passages and answer QUESTION citing them as [1], [2], ...
 
@@ -98,7 +100,7 @@ def ask_command(
 
             fido = FiDOConfig(kv_groups=cross_kv_groups, cross_every=cross_every or 1)
         _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-                 questions, out, expr, load_reranker(rerank, rerank_depth, device), fido)
+                 questions, out, expr, load_reranker(rerank, rerank_depth, device), fido, encoder_backend)
         return
     if live_layers is not None:
         raise InputError("--live-layers is a FiD option: add --fid")
@@ -125,7 +127,8 @@ def ask_command(
 
         batch = read_questions(questions)  # a bad file fails before any model loads
     reranker = load_reranker(rerank, rerank_depth, device)
-    idx = open_index(index, reranker=reranker) if questions is None else open_batch_index(index, reranker=reranker)
+    idx = (open_index(index, reranker=reranker, encoder_backend=encoder_backend) if questions is None
+           else open_batch_index(index, reranker=reranker, encoder_backend=encoder_backend))
     idx.where(expr)  # an unknown field or a wrong type fails before any model loads
     gen = Generator.load(GeneratorConfig(generator, dtype=dtype, device=device)) if generator else None
     if questions is not None:
@@ -171,7 +174,7 @@ def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
 
 
 def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-             questions=None, out=None, expr=None, reranker=None, fido=None) -> None:
+             questions=None, out=None, expr=None, reranker=None, fido=None, encoder_backend="auto") -> None:
     from indexes.errors import InputError
     from rag.fid.answer import FiDAnswerer
     from rag.fid.reader import FiDConfig
@@ -187,10 +190,11 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
     if questions is not None:
         from rag.questions import read_questions
 
-        _write_answers(read_questions(questions), open_index(index, reranker=reranker), None, AskConfig(k=k, mode=mode, filter=expr),
-                       reader, out)
+        _write_answers(read_questions(questions), open_index(index, reranker=reranker, encoder_backend=encoder_backend), None,
+                       AskConfig(k=k, mode=mode, filter=expr), reader, out)
         return
-    answer = ask_fid(question, open_index(index, reranker=reranker), reader, AskConfig(k=k, mode=mode, filter=expr))
+    answer = ask_fid(question, open_index(index, reranker=reranker, encoder_backend=encoder_backend), reader,
+                     AskConfig(k=k, mode=mode, filter=expr))
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import eval_app
-from rag.cli.options import DeviceOption, FilterOption, RerankDepthOption, RerankOption, directory_output, load_reranker, output_file
+from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, directory_output,
+                             load_reranker, output_file)
 
 
 @eval_app.command("retrieval")
@@ -26,6 +27,7 @@ def eval_retrieval_command(
     filter: FilterOption = None,
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    encoder_backend: EncoderBackendOption = "auto",
     device: DeviceOption = "auto",
 ) -> None:
     """Evaluate retrieval over the judged queries (documents ranked by their best passage)."""
@@ -42,7 +44,7 @@ def eval_retrieval_command(
     missing = [q for q in judged if q not in all_queries]
     if missing:
         raise InputError(f"{qrels}: {len(missing)} judged query ids are not in {queries} (e.g. {missing[0]!r})")
-    idx = open_index(index, reranker=load_reranker(rerank, rerank_depth, device))
+    idx = open_index(index, reranker=load_reranker(rerank, rerank_depth, device), encoder_backend=encoder_backend)
     result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json, where=idx.where(expr))
     tag = f"rag-{mode}" + (f"-rerank{rerank_depth}" if rerank else "")
     if run is not None:

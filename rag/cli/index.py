@@ -37,7 +37,7 @@ def index_command(
     query_prefix: Annotated[str, typer.Option(help="Prefix for queries (e5: 'query: ').")] = "",
     passage_prefix: Annotated[str, typer.Option(help="Prefix for passages (e5: 'passage: ').")] = "",
     batch_size: Annotated[int, typer.Option(help="Encoding batch size.")] = 64,
-    encoder_backend: Annotated[Backend, typer.Option(help="Passage encoding: torch, onnx (same vectors to ~1e-6, faster on CPU) or onnx-int8 (quantised); recorded in the manifest.")] = "torch",
+    encoder_backend: Annotated[Backend, typer.Option(help="Passage encoding: auto (onnx-int8 on CPU, torch on a GPU or where ONNX cannot run the encoder), torch, onnx (ONNX Runtime, same vectors to ~1e-6) or onnx-int8 (quantised); the one used is recorded in the manifest, and queries follow it.")] = "auto",
     encoder_workers: Annotated[int, typer.Option(help="Processes encoding passages (onnx backends; default 1 process using every core).", min=1)] = 1,
     device: DeviceOption = "auto",
     ray: RayOption = None,
@@ -64,7 +64,7 @@ def index_command(
     if kv_cache != (generator is not None):
         raise InputError("--kv-cache and --generator MODEL go together")
     if encoder_workers > 1 and encoder_backend == "torch":
-        raise InputError("--encoder-workers needs --encoder-backend onnx or onnx-int8")
+        raise InputError("--encoder-workers needs --encoder-backend onnx or onnx-int8 (or auto, the default on a CPU), not torch")
     kind = faiss or backend
     if (kind == "milvus") != (uri is not None) or (collection is not None and uri is None):
         raise InputError("--backend milvus needs --uri (a Milvus Lite file or a server address); --uri and --collection "
@@ -105,7 +105,8 @@ def index_command(
 
         with ray_runtime(ray_cfg):
             manifest, stats = build_index(corpus, out, options, encoder=RayEncoder(Encoder(options.encoder), ray_cfg))
-    parts = [p for p, on in (("bm25", manifest.bm25), ("dense", manifest.dense)) if on]
+    dense_part = f"dense on {manifest.dense.passage_backend}" if manifest.dense and manifest.dense.passage_backend else "dense"
+    parts = [p for p, on in (("bm25", manifest.bm25), (dense_part, manifest.dense)) if on]
     skipped = f", {stats.skipped} bad records skipped" if stats.skipped else ""
     typer.echo(f"indexed {stats.documents} documents as {stats.passages} passages ({' + '.join(parts)}) into {out} "
                f"in {stats.seconds['total']:.1f}s{skipped}", err=True)

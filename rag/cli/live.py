@@ -45,7 +45,7 @@ def add_command(
 
     manifest = Manifest.read(index)
     dense = manifest.dense
-    encoder = dense and Encoder(EncoderConfig.from_spec(dense.encoder, index_name=str(index), device=resolve_device(device)))
+    encoder = dense and Encoder(EncoderConfig.from_dense(dense, index_name=str(index), device=resolve_device(device)))
     fillers: list = []
     if cache_models and manifest.caches:
         from rag.live_caches import load_fillers

@@ -19,9 +19,15 @@ from typing import Annotated
 
 import typer
 
+from rag.encoder import Backend
+
 STDOUT = "-"
 
 DeviceOption = Annotated[str, typer.Option(help="Device: auto (cuda when available, else cpu), cpu, cuda or cuda:N.")]
+# Query encoding of a search over an index: `auto` follows the index's passages (rag.encoder.resolve_backend).
+EncoderBackendOption = Annotated[Backend, typer.Option(
+    help="Query encoding: auto (the backend of the index's passages on CPU, torch on a GPU), torch, "
+         "onnx (ONNX Runtime, same scores to ~1e-6) or onnx-int8 (quantised; docs/benchmarks.md).")]
 RerankOption = Annotated[str | None, typer.Option("--rerank", help="Rerank the first stage's top passages with this "
                                                   "cross-encoder (local folder or cached HF id; `rag train reranker`).")]
 RerankDepthOption = Annotated[int, typer.Option("--rerank-depth", min=1, max=10000,

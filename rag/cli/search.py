@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import DeviceOption, FilterOption, RerankDepthOption, RerankOption, load_reranker, output_file
-from rag.encoder import Backend
+from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, load_reranker,
+                             output_file)
 
 Expansion = Literal["hyde", "query2doc"]
 
@@ -31,7 +31,7 @@ def search_command(
     generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM for --hyde/--expand (local path or cached HF id).")] = None,
     hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
     seed: Annotated[int | None, typer.Option(help="HyDE sampling seed.")] = None,
-    encoder_backend: Annotated[Backend, typer.Option(help="Query encoding: torch, onnx (same scores to ~1e-6, faster on CPU) or onnx-int8 (quantised).")] = "torch",
+    encoder_backend: EncoderBackendOption = "auto",
     query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the index's encoder (`rag train query-encoder`).")] = None,
     filter: FilterOption = None,
     rerank: RerankOption = None,

@@ -22,7 +22,7 @@ def serve_command(
     fid_live_layers: Annotated[int | None, typer.Option(help="FiD generator: read each index's LUMEN memory (`rag cache lumen`) and run only the last K encoder layers.", min=1)] = None,
     microbatch_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for more queries to batch with the first.", min=0, max=50)] = None,
     torch_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker (default 1: see docs/benchmarks.md (service)).", min=1)] = None,
-    encoder_backend: Annotated[Backend | None, typer.Option(help="Query encoding: torch, onnx (same scores, faster on CPU) or onnx-int8 (quantised; see docs/benchmarks.md).")] = None,
+    encoder_backend: Annotated[Backend | None, typer.Option(help="Query encoding: auto (default: the backend of each index's passages on CPU, torch on a GPU), torch, onnx (same scores to ~1e-6) or onnx-int8 (quantised; see docs/benchmarks.md).")] = None,
     query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the indexes' encoder (`rag train query-encoder`).")] = None,
     encoder_threads: Annotated[int | None, typer.Option(help="Encoder threads per worker, each on its own micro-batch (default: cores / workers).", min=1)] = None,
     max_connections: Annotated[int | None, typer.Option(help="Open connections per worker; more are answered 503 at once (default 512).", min=1)] = None,

@@ -68,8 +68,9 @@ def test_index_records_the_passage_backend(tmp_path, capsys):
 
 
 def test_workers_without_an_onnx_backend_are_refused(tmp_path, capsys):
-    # When
-    rc = main(["index", str(FIXTURES / "corpus.jsonl"), "--out", str(tmp_path / "x"), "--encoder-workers", "2"])
+    # When worker processes are asked for with the torch backend (the default, auto, runs ONNX on a CPU)
+    rc = main(["index", str(FIXTURES / "corpus.jsonl"), "--out", str(tmp_path / "x"), "--encoder-workers", "2",
+               "--encoder-backend", "torch"])
     # Then one line naming the option, nothing built
     assert rc == 1
     assert "--encoder-workers needs --encoder-backend onnx" in capsys.readouterr().err

@@ -43,9 +43,11 @@ def test_ray_index_equals_the_single_process_build(tmp_path, encoder):
     corpus = corpus_with_a_long_document(tmp_path / "corpus.jsonl")
     single = tmp_path / "single"
     build_index(corpus, single, IndexOptions(progress=False), encoder=encoder)
-    # When `rag index --ray` builds it on a local runtime it starts itself, two encoder actors, batches of 4
+    # When `rag index --ray` builds it on a local runtime it starts itself, two encoder actors, batches of 4,
+    # with the fixture encoder's backend (torch; the default, auto, would be onnx-int8 on this CPU)
     ray_out = tmp_path / "ray"
-    assert main(["index", str(corpus), "--out", str(ray_out), "--batch-size", "4", "--ray", "--ray-workers", "2"]) == 0
+    assert main(["index", str(corpus), "--out", str(ray_out), "--batch-size", "4", "--ray", "--ray-workers", "2",
+                 "--encoder-backend", "torch"]) == 0
     # Then the same windows in the same rows, the same vectors to 1e-5, and every other file byte-equal
     seg = lambda root: root / Manifest.read(root).segments[0].name  # noqa: E731
     owner, ray_owner = (read_passage_map(seg(root) / "vector_passages.npy") for root in (single, ray_out))

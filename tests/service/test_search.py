@@ -140,6 +140,37 @@ def test_onnx_int8_server_equals_rag_search_with_that_backend_and_encodes_one_qu
     assert count("+Inf") == count("1.0") >= 9
 
 
+def test_default_server_on_a_default_index_equals_default_rag_search_one_query_per_call(start_server, tmp_path, capsys):
+    # Given an index built with every default (passages on onnx-int8 on this CPU) and a server
+    # started with every default
+    pytest.importorskip("onnxruntime")
+    from pathlib import Path
+
+    from indexes.manifest import Manifest
+
+    index = tmp_path / "defaults"
+    assert main(["index", str(Path(__file__).parents[1] / "fixtures" / "corpus.jsonl"), "--out", str(index)]) == 0
+    assert Manifest.read(index).dense.passage_backend == "onnx-int8"
+    srv = start_server(tmp_path, [f"defaults={index}"])
+    queries = ["rotating storage for search engines", "why is the sky blue"]
+    try:
+        with srv.client() as c:
+            # When the same queries go to the service and to `rag search`, both without options
+            http = {q: c.post("/search", json={"query": q, "k": 5, "mode": "hybrid"}).json()["hits"] for q in queries}
+            metrics = c.get("/metrics").text
+    finally:
+        srv.stop()
+    capsys.readouterr()
+    for q in queries:
+        assert main(["search", "--index", str(index), "--mode", "hybrid", "-k", "5", "--json", q]) == 0
+        # Then the hits and scores are the same bits: both encode queries with the index's backend
+        assert http[q] == json.loads(capsys.readouterr().out)["hits"]
+    # ... and the service's default micro-batch for that (ONNX) backend is one query per call
+    count = lambda b: float(next(line.split()[-1] for line in metrics.splitlines()  # noqa: E731
+                                 if line.startswith(f'rag_encoder_batch_size_bucket{{le="{b}"}}')))
+    assert count("+Inf") == count("1.0") >= 2
+
+
 def test_a_server_with_a_distilled_query_encoder_equals_rag_search_with_it(start_server, sample_index, query_encoder,
                                                                            tmp_path, capsys):
     # Given a server whose queries go through the distilled 2-layer query encoder on ONNX int8
