@@ -108,19 +108,27 @@ async def visible(conn, versions: list[Version], index: str, log: WriteLog) -> s
     return seen
 
 
+async def search_visible(conn, port: int, headers: dict, versions: list[Version], index: str, log: WriteLog,
+                         tag: str = ""):
+    """One search for ``versions``: ``(connection, indexes of the visible ones)``; ``None`` when the search
+    failed (logged as a probe error, the connection renewed)."""
+    try:
+        if conn is None:
+            raise OSError(f"connection refused by 127.0.0.1:{port}")
+        return conn, await visible(conn, versions, index, log)
+    except (*TRANSPORT_ERRORS, ProbeError) as exc:
+        log.probe_errors.append(f"{tag}{type(exc).__name__}: {exc}")
+        return await reconnect(conn, port, headers), None
+
+
 async def probe(port: int, headers: dict, index: str, batch: list[Version], log: WriteLog, timeout: float) -> None:
     """Poll until every version of ``batch`` is visible or ``timeout`` seconds after its 200."""
     conn = await reconnect(None, port, headers)
     pending, first = list(batch), True
     deadline = batch[0].acked + timeout
     while pending and time.perf_counter() < deadline:
-        try:
-            if conn is None:
-                raise OSError(f"connection refused by 127.0.0.1:{port}")
-            seen = await visible(conn, pending, index, log)
-        except (*TRANSPORT_ERRORS, ProbeError) as exc:
-            log.probe_errors.append(f"{type(exc).__name__}: {exc}")
-            conn = await reconnect(conn, port, headers)
+        conn, seen = await search_visible(conn, port, headers, pending, index, log)
+        if seen is None:
             first = False
             continue
         now = time.perf_counter()
@@ -184,14 +192,8 @@ async def final_check(port: int, headers: dict, index: str, versions: list[Versi
     missing = []
     for start in range(0, len(versions), CHUNK):
         chunk = versions[start : start + CHUNK]
-        try:
-            if conn is None:
-                raise OSError(f"connection refused by 127.0.0.1:{port}")
-            seen = await visible(conn, chunk, index, log)
-        except (*TRANSPORT_ERRORS, ProbeError) as exc:
-            log.probe_errors.append(f"final check: {type(exc).__name__}: {exc}")
-            conn, seen = await reconnect(conn, port, headers), set()
-        missing += [v.doc_id for i, v in enumerate(chunk) if i not in seen]
+        conn, seen = await search_visible(conn, port, headers, chunk, index, log, tag="final check: ")
+        missing += [v.doc_id for i, v in enumerate(chunk) if i not in (seen or set())]
     if conn is not None:
         conn.close()
     return missing
