@@ -76,18 +76,25 @@ def launch(tmp: Path, indexes: list[str], *, api_key: str | None = None, wait_re
     server = Server(proc, f"http://127.0.0.1:{port}", log, {"Authorization": f"Bearer {api_key}"} if api_key else {})
     deadline = time.monotonic() + 120
     path = "/readyz" if wait_ready else "/healthz"
+    # With several workers, one answer comes from whichever worker accepted the connection: ask on
+    # fresh connections until 8 per worker in a row say ready (a loading worker answers 503).
+    workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
+    needed, streak = (8 * workers if workers > 1 and wait_ready else 1), 0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
         try:
             r = httpx.get(server.url + path, timeout=2)
-            if r.status_code == 200 or (wait_ready and r.json().get("status") == "failed"):
-                if r.status_code != 200:
-                    server.stop()
-                    raise RuntimeError(f"server failed to load:\n{log.read_text()}")
+            if wait_ready and r.status_code != 200 and r.json().get("status") == "failed":
+                server.stop()
+                raise RuntimeError(f"server failed to load:\n{log.read_text()}")
+            streak = streak + 1 if r.status_code == 200 else 0
+            if streak >= needed:
                 return server
+            if streak:
+                continue
         except httpx.TransportError:
-            pass
+            streak = 0
         time.sleep(0.25)
     server.stop()
     raise RuntimeError(f"server not {'ready' if wait_ready else 'live'} within 120 s:\n{log.read_text()}")
