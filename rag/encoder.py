@@ -240,7 +240,8 @@ class Encoder:
         self.path = str(self.resolved.path)
         if self.resolved.is_adapter:
             return None
-        return onnx_fast.load(self.resolved.path, quantize=backend == "onnx-int8", threads=config.onnx_threads, opset=OPSET)
+        return onnx_fast.load(self.resolved.path, quantize=backend == "onnx-int8", threads=config.onnx_threads, opset=OPSET,
+                              max_length=config.max_seq_length)
 
     @property
     def model(self):

@@ -135,8 +135,12 @@ def _pipeline_pooling(folder: Path) -> tuple[Path, str] | None:
     return transformer, modes[0]
 
 
-def load(folder: Path, *, quantize: bool, threads: int, opset: int) -> FastModel | None:
-    """The torch-free encoder of ``folder`` when its entry and graph are cached and its pipeline is supported, else ``None``."""
+def load(folder: Path, *, quantize: bool, threads: int, opset: int, max_length: int | None = None) -> FastModel | None:
+    """The torch-free encoder of ``folder`` when its entry and graph are cached and its pipeline is supported, else ``None``.
+
+    Args:
+        max_length: the window in tokens (default: the model's own, as recorded).
+    """
     from rag.onnx_backend import OnnxEncoderModel
 
     try:
@@ -152,7 +156,7 @@ def load(folder: Path, *, quantize: bool, threads: int, opset: int) -> FastModel
         return None
     try:
         model = OnnxEncoderModel.from_graph(graph, FastTokenizer(entry), pooling=entry["pooling"], inputs=entry["inputs"],
-                                            max_length=entry["max_seq_length"], quantize=quantize, threads=threads,
+                                            max_length=max_length or entry["max_seq_length"], quantize=quantize, threads=threads,
                                             key=entry["graph"])
     except Exception as exc:  # a damaged graph or tokenizer: the usual load replaces them
         log.debug("torch-free ONNX load of %s failed (%s)", folder, exc)
