@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 CPU_BACKEND: EncoderBackend = "onnx-int8"
 
 log = logging.getLogger(__name__)
+_LOAD_LOCK = threading.Lock()
 
 
 QUERY_ENCODER_RECORD = "query_encoder.json"  # written by `rag train query-encoder` beside the weights
@@ -175,7 +177,11 @@ def check_query_encoder(path: str | Path, spec: EncoderSpec, index_name: str = "
 
 
 class Encoder:
-    """A loaded bi-encoder; encoding is thread-safe for inference."""
+    """A loaded bi-encoder; encoding is thread-safe for inference.
+
+    On an ONNX backend on a CPU-only machine, a model folder whose graph is already cached loads
+    without torch (:mod:`rag.onnx_fast`, the same vectors); ``model`` is then loaded on first use.
+    """
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
         if config.backend not in BACKENDS:
@@ -227,12 +233,13 @@ class Encoder:
     def _load_fast(self, config: EncoderConfig):
         """The torch-free ONNX encoder when ``config`` resolves to an ONNX backend on a CPU-only
         machine and the graph of this model folder is cached (:mod:`rag.onnx_fast`), else ``None``."""
-        if config.backend == "torch" or not (config.device == "cpu" or (config.device is None and _no_accelerator())):
+        from rag import onnx_fast
+
+        if config.backend == "torch" or not (config.device == "cpu" or (config.device is None and onnx_fast.no_accelerator())):
             return None
         backend = resolve_backend(config, "cpu")
         if backend == "torch":
             return None
-        from rag import onnx_fast
         from rag.models import resolve_model
         from rag.onnx_backend import OPSET
 
@@ -246,11 +253,12 @@ class Encoder:
     @property
     def model(self):
         """The sentence-transformers model (loaded on first use when the torch-free ONNX path is running)."""
-        if self._model is None:
-            model, _ = load_sentence_transformer(self.config.model, "encoder", self.config.device)
-            if self.config.max_seq_length:
-                model.max_seq_length = self.config.max_seq_length
-            self._model = model.eval()
+        with _LOAD_LOCK:  # service threads may ask at once (e.g. the first upsert's passage windows)
+            if self._model is None:
+                model, _ = load_sentence_transformer(self.config.model, "encoder", self.config.device)
+                if self.config.max_seq_length:
+                    model.max_seq_length = self.config.max_seq_length
+                self._model = model.eval()
         return self._model
 
     @property
@@ -377,15 +385,6 @@ class Encoder:
             pieces += windows
             owner += [i] * len(windows)
         return self.encode_passages(pieces, progress=progress), np.asarray(owner, dtype=np.int64)
-
-
-def _no_accelerator() -> bool:
-    """Whether this machine surely has no GPU torch could pick (Linux without NVIDIA, ROCm or WSL GPU devices)."""
-    import os
-    import sys
-
-    return sys.platform.startswith("linux") and not any(
-        os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
 
 
 def passage_text(title: str, text: str) -> str:

@@ -46,6 +46,14 @@ _OTHER_POOLING = ("pooling_mode_weightedmean_tokens", "pooling_mode_mean_sqrt_le
 log = logging.getLogger(__name__)
 
 
+def no_accelerator() -> bool:
+    """Whether this machine surely has no GPU torch could pick (Linux without NVIDIA, ROCm or WSL GPU devices)."""
+    import sys
+
+    return sys.platform.startswith("linux") and not any(
+        os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+
+
 def folder_fingerprint(folder: Path) -> str:
     """Hex sha256 of every file's relative path, size and mtime (ns) under ``folder`` (links followed)."""
     h = hashlib.sha256(str(folder.resolve()).encode())

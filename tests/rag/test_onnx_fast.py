@@ -4,6 +4,7 @@ found only for an unchanged model folder, refused for pipelines it does not repr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -85,8 +86,6 @@ def test_a_changed_model_folder_is_not_found(cache, model_copy):
     # When one of its files gets a new modification time, or a file is added
     config = model_copy / "config.json"
     stat = config.stat()
-    import os
-
     os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     # Then the entry is not found (the usual load runs and records a new one)
     assert onnx_fast.load(model_copy, quantize=True, threads=1, opset=OPSET) is None
