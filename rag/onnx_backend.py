@@ -14,7 +14,8 @@ runs every text alone, unpadded, which was no slower on SciFact passages (17.6-1
 The graph is exported from the already-loaded PyTorch model (``torch.onnx.export``) the first
 time a model is used — a few seconds, nothing downloaded — and kept in an on-disk cache keyed by
 the weights and library versions (:mod:`rag.onnx_cache`), so later loads read it in
-milliseconds. Pooling/normalisation are done here, reading the model's own
+milliseconds; :mod:`rag.onnx_fast` then finds it from the model folder alone, without torch
+(:meth:`OnnxEncoderModel.from_graph`). Pooling/normalisation are done here, reading the model's own
 sentence-transformers ``Pooling`` configuration. Supported pipelines: ``Transformer → Pooling
 (mean | cls | max) [→ Normalize]``; anything else is refused with a clear error.
 
