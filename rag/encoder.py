@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 CPU_BACKEND: EncoderBackend = "onnx-int8"
 
 log = logging.getLogger(__name__)
+_LOAD_LOCK = threading.Lock()
 
 
 QUERY_ENCODER_RECORD = "query_encoder.json"  # written by `rag train query-encoder` beside the weights
@@ -175,33 +177,45 @@ def check_query_encoder(path: str | Path, spec: EncoderSpec, index_name: str = "
 
 
 class Encoder:
-    """A loaded bi-encoder; encoding is thread-safe for inference."""
+    """A loaded bi-encoder; encoding is thread-safe for inference.
+
+    On an ONNX backend on a CPU-only machine, a model folder whose graph is already cached loads
+    without torch (:mod:`rag.onnx_fast`, the same vectors); ``model`` is then loaded on first use.
+    """
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
+        if config.backend not in BACKENDS:
+            raise ModelLoadError(f"unknown encoder backend {config.backend!r}: choose one of {', '.join(BACKENDS)}")
+        self._fast = None
+        if not is_llm_model(config.model) and config.workers == 1:
+            self._fast = self._load_fast(config)
+            if self._fast is not None:  # the cached graph, without torch (rag.onnx_fast)
+                self._model, self._onnx = None, self._fast.model
+                self.config = replace(config, backend="onnx-int8" if self._onnx.quantized else "onnx")
+                return
         if is_llm_model(config.model):
             if config.backend not in ("auto", "torch"):
                 raise ModelLoadError(f"the {config.backend} backend encodes sentence-transformers models; "
                                      f"{config.model} runs on the torch backend")
             from rag.llm_embed import LLMEmbedder
 
-            self.model, self.resolved = LLMEmbedder.load(config.model, config.pooling, config.device)
+            self._model, self.resolved = LLMEmbedder.load(config.model, config.pooling, config.device)
         else:
-            self.model, self.resolved = load_sentence_transformer(config.model, "encoder", config.device)
+            self._model, self.resolved = load_sentence_transformer(config.model, "encoder", config.device)
         self.path = str(self.resolved.path)
+        default_length = self._model.max_seq_length
         if config.max_seq_length:
-            self.model.max_seq_length = config.max_seq_length
-        self.model.eval()
+            self._model.max_seq_length = config.max_seq_length
+        self._model.eval()
         self._onnx = None
-        if config.backend not in BACKENDS:
-            raise ModelLoadError(f"unknown encoder backend {config.backend!r}: choose one of {', '.join(BACKENDS)}")
-        backend = resolve_backend(config, self.model.device.type)
+        backend = resolve_backend(config, self._model.device.type)
         if backend != "torch":
-            if self.model.device.type != "cpu":
-                raise ModelLoadError(f"the {backend} backend runs on CPU; use the torch backend on {self.model.device.type}")
+            if self._model.device.type != "cpu":
+                raise ModelLoadError(f"the {backend} backend runs on CPU; use the torch backend on {self._model.device.type}")
             from rag.onnx_backend import OnnxBackendError, OnnxEncoderModel
 
             try:
-                self._onnx = OnnxEncoderModel(self.model, quantize=backend == "onnx-int8", threads=config.onnx_threads)
+                self._onnx = OnnxEncoderModel(self._model, quantize=backend == "onnx-int8", threads=config.onnx_threads)
             except OnnxBackendError as exc:
                 if config.backend != "auto":
                     raise
@@ -209,11 +223,56 @@ class Encoder:
                 log.warning("encoder %s cannot run on %s (%s); encoding with torch", config.model, backend,
                             str(exc).removesuffix(": use --encoder-backend torch"))
                 backend = "torch"
+            else:
+                from rag import onnx_fast
+                from rag.onnx_backend import OPSET
+
+                onnx_fast.record(self.resolved.path, self._onnx, max_seq_length=default_length, dim=self.dim, opset=OPSET)
         self.config = replace(config, backend=backend)
+
+    def _load_fast(self, config: EncoderConfig):
+        """The torch-free ONNX encoder when ``config`` resolves to an ONNX backend on a CPU-only
+        machine and the graph of this model folder is cached (:mod:`rag.onnx_fast`), else ``None``."""
+        from rag import onnx_fast
+
+        if config.backend == "torch" or not (config.device == "cpu" or (config.device is None and onnx_fast.no_accelerator())):
+            return None
+        backend = resolve_backend(config, "cpu")
+        if backend == "torch":
+            return None
+        from rag.models import resolve_model
+        from rag.onnx_backend import OPSET
+
+        self.resolved = resolve_model(config.model, "encoder")
+        self.path = str(self.resolved.path)
+        if self.resolved.is_adapter:
+            return None
+        return onnx_fast.load(self.resolved.path, quantize=backend == "onnx-int8", threads=config.onnx_threads, opset=OPSET,
+                              max_length=config.max_seq_length)
+
+    @property
+    def model(self):
+        """The sentence-transformers model (loaded on first use when the torch-free ONNX path is running)."""
+        with _LOAD_LOCK:  # service threads may ask at once (e.g. the first upsert's passage windows)
+            if self._model is None:
+                model, _ = load_sentence_transformer(self.config.model, "encoder", self.config.device)
+                if self.config.max_seq_length:
+                    model.max_seq_length = self.config.max_seq_length
+                self._model = model.eval()
+        return self._model
 
     @property
     def dim(self) -> int:
+        if self._fast is not None:
+            return self._fast.dim
         return int(getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)())
+
+    @property
+    def max_seq_length(self) -> int:
+        """The encoder's window in tokens (special tokens included)."""
+        if self._fast is not None:
+            return self.config.max_seq_length or self._fast.max_seq_length
+        return int(self.model.max_seq_length)
 
     @property
     def revision(self) -> str | None:
@@ -223,7 +282,7 @@ class Encoder:
         """The manifest record of this encoder."""
         c = self.config
         return EncoderSpec(model=c.model, revision=self.revision, dim=self.dim, query_prefix=c.query_prefix,
-                           passage_prefix=c.passage_prefix, max_seq_length=self.model.max_seq_length, normalize=True,
+                           passage_prefix=c.passage_prefix, max_seq_length=self.max_seq_length, normalize=True,
                            pooling=c.pooling)
 
     def _encode(self, texts: Sequence[str], prefix: str, progress: bool, alone: bool = False) -> np.ndarray:

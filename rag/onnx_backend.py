@@ -14,7 +14,8 @@ runs every text alone, unpadded, which was no slower on SciFact passages (17.6-1
 The graph is exported from the already-loaded PyTorch model (``torch.onnx.export``) the first
 time a model is used — a few seconds, nothing downloaded — and kept in an on-disk cache keyed by
 the weights and library versions (:mod:`rag.onnx_cache`), so later loads read it in
-milliseconds. Pooling/normalisation are done here, reading the model's own
+milliseconds; :mod:`rag.onnx_fast` then finds it from the model folder alone, without torch
+(:meth:`OnnxEncoderModel.from_graph`). Pooling/normalisation are done here, reading the model's own
 sentence-transformers ``Pooling`` configuration. Supported pipelines: ``Transformer → Pooling
 (mean | cls | max) [→ Normalize]``; anything else is refused with a clear error.
 
@@ -86,8 +87,8 @@ class OnnxEncoderModel:
         self.input_names = [k for k in _INPUTS if k in self.tokenizer("a b")]
         self.threads = threads
         self.quantized = quantize
-        key = onnx_cache.graph_key(onnx_cache.model_digest(transformer.auto_model), quantize=quantize,
-                                   inputs=tuple(self.input_names), opset=OPSET)
+        self.key = key = onnx_cache.graph_key(onnx_cache.model_digest(transformer.auto_model), quantize=quantize,
+                                              inputs=tuple(self.input_names), opset=OPSET)
         cached = onnx_cache.read_graph(key)
         if cached is not None:
             try:
@@ -102,6 +103,16 @@ class OnnxEncoderModel:
             self.graph = path.read_bytes()  # the serialized model (MiniLM: ~90 MB fp32, ~23 MB int8)
         self.session = _session(self.graph, threads)
         onnx_cache.write_graph(key, self.graph)
+
+    @classmethod
+    def from_graph(cls, graph: bytes, tokenizer, *, pooling: str, inputs: Sequence[str], max_length: int,
+                   quantize: bool, threads: int, key: str) -> OnnxEncoderModel:
+        """An encoder from a serialized graph and a tokenizer, without torch (:mod:`rag.onnx_fast`)."""
+        self = cls.__new__(cls)
+        self.tokenizer, self.pooling, self.max_length = tokenizer, pooling, int(max_length)
+        self.input_names, self.threads, self.quantized, self.key = list(inputs), threads, quantize, key
+        self.graph, self.session = graph, _session(graph, threads)
+        return self
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "session"}

@@ -13,7 +13,9 @@ is quantised, and the versions of torch, transformers, onnx and onnxruntime that
 quantised it. Hashing MiniLM's 90 MB of weights costs ~0.2 s. Files are written atomically
 (a temporary file renamed into place), so concurrent processes (service workers) never read a
 half-written graph; an unwritable cache folder only costs the export again (logged at debug
-level), and a file that ONNX Runtime cannot load is exported again and replaced.
+level), and a file that ONNX Runtime cannot load is exported again and replaced. Beside the
+graphs, ``fast/`` holds small entries keyed by model-folder fingerprints, which find a graph
+without loading the weights (:mod:`rag.onnx_fast`).
 
 Example:
     >>> key = graph_key(b"weights-digest", quantize=True, inputs=("input_ids",), opset=17)
@@ -57,15 +59,20 @@ def model_digest(auto_model) -> bytes:
     return h.digest()
 
 
-def graph_key(weights: bytes, *, quantize: bool, inputs: tuple[str, ...], opset: int) -> str:
-    """The cache file name (hex sha256) of a graph exported from weights of digest ``weights``."""
+def library_versions() -> list[str]:
+    """``package=version`` of the packages that export and run graphs (read from metadata, nothing imported)."""
     versions = []
     for package in _VERSIONS:
         try:
             versions.append(f"{package}={metadata.version(package)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{package}=?")
-    parts = [FORMAT, weights.hex(), f"int8={quantize}", ",".join(inputs), f"opset={opset}", *versions]
+    return versions
+
+
+def graph_key(weights: bytes, *, quantize: bool, inputs: tuple[str, ...], opset: int) -> str:
+    """The cache file name (hex sha256) of a graph exported from weights of digest ``weights``."""
+    parts = [FORMAT, weights.hex(), f"int8={quantize}", ",".join(inputs), f"opset={opset}", *library_versions()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -79,17 +86,22 @@ def read_graph(key: str) -> bytes | None:
 
 def write_graph(key: str, graph: bytes) -> None:
     """Store ``graph`` as ``key`` atomically; a failure (read-only or full disk) is logged and ignored."""
-    folder = cache_dir()
+    write_file(cache_dir() / f"{key}.onnx", graph)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file renamed into place); an ``OSError`` is logged and ignored."""
+    folder = path.parent
     tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(graph)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, folder / f"{key}.onnx")
+        os.replace(tmp, path)
     except OSError as exc:
-        log.debug("ONNX graph not cached in %s: %s", folder, exc)
+        log.debug("not cached in %s: %s", folder, exc)
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

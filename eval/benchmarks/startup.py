@@ -2,7 +2,7 @@
 
 Each call is a fresh ``python -m rag.cli search`` process, as a user types it: interpreter start,
 imports, opening the index, loading the query encoder (dense), one query, printing. The
-figure is the median over ``--repeat`` calls of wall time and of CPU time (user + system of the
+figure is the median (and range) over ``--repeat`` calls of wall time and of CPU time (user + system of the
 child): on a shared machine CPU time is what the call costs, wall time adds the wait for a core.
 With ``--before DIR`` the same calls run with ``PYTHONPATH=DIR`` (e.g. the main checkout before
 this change), interleaved call by call so both see the same load. Writes the ``startup`` section
@@ -64,10 +64,11 @@ def main() -> None:
              f"Command: `python -m eval.benchmarks.startup --index {args.index}"
              + (f" --before {args.before}" if args.before else "") + f" --repeat {args.repeat}`. Median of {args.repeat} "
              f"fresh processes each (`python -m rag.cli search --index … --mode MODE -k 10 \"{QUERY}\"`).", "",
-             "| mode | checkout | wall (s) | CPU user+sys (s) |", "|---|---|---|---|"]
+             "| mode | checkout | wall (s), median [min-max] | CPU user+sys (s), median [min-max] |", "|---|---|---|---|"]
     for (name, mode), v in times.items():
-        w, c = np.median(np.array(v), axis=0)
-        lines.append(f"| {mode} | {name} | {w:.2f} | {c:.2f} |")
+        a = np.array(v)  # (repeat, 2): wall, CPU
+        w, c = (f"{np.median(a[:, j]):.2f} [{a[:, j].min():.2f}-{a[:, j].max():.2f}]" for j in range(2))
+        lines.append(f"| {mode} | {name} | {w} | {c} |")
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

@@ -1,4 +1,5 @@
-"""Start-up cost: a one-shot BM25 search never imports the dense stack or scipy.
+"""Start-up cost: a one-shot BM25 search never imports the dense stack or scipy; a dense one, with
+the encoder's ONNX graph cached, never imports torch (rag.onnx_fast).
 
 ``rag search --mode bm25`` is a one-shot command: every heavy module imported on its path is paid
 on every call (torch alone is ~1-2 s). These tests run the real CLI entry point in a fresh
@@ -28,11 +29,12 @@ print(json.dumps({"rc": rc, "heavy": [m for m in %r if m in sys.modules]}))
 """ % (HEAVY,)
 
 
-def _run(*args: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, env=env, timeout=120)
+def _run(*args: str, env: dict | None = None) -> dict:
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    return {**json.loads(lines[-1]), "out": "\n".join(lines[:-1])}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,40 @@ def test_bm25_search_imports_no_dense_stack_and_no_scipy(bm25_index):
     # Then it answered, and none of the heavy packages was imported
     assert result["rc"] == 0
     assert result["heavy"] == []
+
+
+@pytest.fixture(scope="module")
+def dense_index(tmp_path_factory) -> tuple[Path, dict]:
+    """A default (onnx-int8) BM25 + dense index of the fixture corpus, built with an empty ONNX cache."""
+    pytest.importorskip("onnxruntime")
+    root = tmp_path_factory.mktemp("startup-dense")
+    env = {"RAG_ONNX_CACHE": str(root / "onnx-cache")}
+    result = _run("index", str(FIXTURES / "corpus.jsonl"), "--out", str(root / "index"), env=env)
+    assert result["rc"] == 0
+    return root / "index", env
+
+
+def test_dense_search_with_a_cached_graph_imports_no_torch(dense_index):
+    # Given a default index whose encoder's ONNX graph is cached (the build exported it)
+    index, env = dense_index
+    # When one dense query is searched through the CLI in a fresh interpreter
+    result = _run("search", "--index", str(index), "--mode", "dense", "-k", "3", "--json", "why is the sky blue", env=env)
+    # Then it answered without torch, transformers or sentence-transformers
+    assert result["rc"] == 0
+    assert not {"torch", "transformers", "sentence_transformers"} & set(result["heavy"])
+    assert "onnxruntime" in result["heavy"]  # it did encode the query, through ONNX Runtime
+
+
+def test_dense_search_without_a_cached_graph_still_works(dense_index, tmp_path):
+    # Given the same index but an empty ONNX cache
+    index, env = dense_index
+    # When a dense query is searched / Then it loads the model the usual way (torch) and answers as the torch-free path
+    warm = _run("search", "--index", str(index), "--mode", "dense", "-k", "3", "--json", "why is the sky blue", env=env)
+    result = _run("search", "--index", str(index), "--mode", "dense", "-k", "3", "--json", "why is the sky blue",
+                  env={"RAG_ONNX_CACHE": str(tmp_path / "empty")})
+    assert result["rc"] == 0
+    assert "torch" in result["heavy"]
+    assert "torch" not in warm["heavy"] and json.loads(result["out"]) == json.loads(warm["out"])
 
 
 def test_importing_the_search_path_is_light():
