@@ -22,6 +22,7 @@ Modules:
         models and GGUF files converted once into Hugging Face folders.
     onnx_backend: ONNX Runtime execution of the bi-encoder for fast CPU queries and passages.
     onnx_cache: the on-disk cache of exported ONNX encoder graphs (the export is paid once per model).
+    onnx_fast: the torch-free start-up path of a cached ONNX query encoder (onnxruntime + tokenizers).
     onnx_pool: passage encoding in several ONNX Runtime worker processes.
     corpus: corpus readers (BEIR JSONL, generic JSONL, CSV/TSV, SQuAD JSON, folders of text).
     textfile: decoding the user's text files (BOM, bad UTF-8, lone surrogates) in one place.
