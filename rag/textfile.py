@@ -86,7 +86,9 @@ def parse_json_line(raw: bytes | str, where: str, hint: str = "", malformed: str
         text = raw.removeprefix("\ufeff")
         escaped = "\\u" in text
     try:
-        value = json.loads(text)
+        # without its line break, a record cut short is reported at the end of its own line
+        # (with it, the parser points at "line 2, column 1" of the text: a column the user cannot find)
+        value = json.loads(text.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: {malformed} ({exc.msg} at column {exc.colno}){hint}") from None
     if escaped:
@@ -145,7 +147,9 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     """
     text = read_text(path, what)
     try:
-        value = json.loads(text)
+        # without its line break, a record cut short is reported at the end of its own line
+        # (with it, the parser points at "line 2, column 1" of the text: a column the user cannot find)
+        value = json.loads(text.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
     if "\\u" in text:

@@ -87,3 +87,13 @@ def test_whole_json_documents_report_the_line_of_a_syntax_error(tmp_path):
     f.write_bytes(BOM + b'{"data": [\n  1,\n  oops\n]}')
     with pytest.raises(InputError, match=r"d\.json:3: malformed JSON"):
         read_json(f)
+
+
+@pytest.mark.parametrize("line", [b'{"_id": "bad", "title": "x", "text":\n', b'{"_id": "bad", "title": "x", "text":\r\n',
+                                  b'{"_id": "bad", "title": "x", "text":'])
+def test_a_record_cut_short_is_reported_at_the_end_of_its_own_line(line):
+    # Given a JSONL record that stops after its last key (36 characters), with or without its line break
+    # When it is parsed / Then the column is 37, where the value is missing (the parser alone says column 1
+    # of the next line when the line break is kept)
+    with pytest.raises(InputError, match=r"^c\.jsonl:2: malformed JSON \(Expecting value at column 37\)$"):
+        parse_json_line(line, "c.jsonl:2")
