@@ -126,6 +126,9 @@ class DenseRetriever(_Base):
         return self.dense.passage_scores(vector, rows)  # (C,)
 
 
+TIE_DECIMALS = 9  # fused scores closer than 1e-9 rank as ties (by row), whatever their last bits
+
+
 @dataclass(frozen=True)
 class HybridConfig:
     """How BM25 and dense rankings are fused (defaults chosen on SciFact *train*, docs/benchmarks.md).
@@ -187,7 +190,9 @@ class HybridRetriever(_Base):
                 out.append((cand, np.zeros(0)))
                 continue
             fused = self.fuse(sparse, dense)
-            order = np.lexsort((cand, -fused))[:depth]
+            # ties by row (document order); fused scores equal but for float rounding (e.g. two z-scores
+            # that cancel to ±1e-16) are ties: compared at TIE_DECIMALS, reported unrounded
+            order = np.lexsort((cand, -np.round(fused, TIE_DECIMALS)))[:depth]
             out.append((cand[order], fused[order]))
         return out
 

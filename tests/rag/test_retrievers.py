@@ -68,3 +68,32 @@ def test_dense_search_matches_stored_vectors(sample_index):
     rows = index.store.rows_of([h.id for h in hits])
     np.testing.assert_allclose([h.score for h in hits], index.dense.dense.vectors[rows] @ q[0], atol=1e-5)
     assert hits[0].id == "astro1"
+
+
+class _Fixed:
+    """A scoring retriever over rows 0..n-1 with fixed scores (the protocol HybridRetriever composes)."""
+
+    store = None
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = np.asarray(scores)
+
+    def rank_scoring(self, queries, depth, where=None):
+        rows = np.arange(self.scores.size)
+        return [((rows, self.scores), lambda cand: self.scores[cand]) for _ in queries]
+
+
+def test_hybrid_scores_equal_but_for_float_rounding_are_ties_ordered_by_row():
+    # Given three candidates whose z-scores cancel: in exact arithmetic every fused score is 0
+    # (0.4 is both lists' mean; rows 0 and 1 are +1 in one list and -1 in the other)
+    from rag.retrievers import HybridConfig, HybridRetriever
+
+    hybrid = HybridRetriever(_Fixed([0.7, 0.1, 0.4]), _Fixed([0.1, 0.7, 0.4]),
+                             HybridConfig(method="convex", alpha=0.5, norm="zscore", depth=3))
+    fused = hybrid.fuse(np.array([0.7, 0.1, 0.4]), np.array([0.1, 0.7, 0.4]))
+    assert len(set(fused.tolist())) > 1  # the float results differ in their last bits (the case at hand)
+    # When ranked
+    [(rows, scores)] = hybrid.rank_batch(["q"], 3)
+    # Then all three tie, and ties go by row; the scores are reported as computed
+    assert rows.tolist() == [0, 1, 2]
+    assert np.abs(scores).max() < 1e-15
