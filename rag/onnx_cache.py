@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -90,18 +89,12 @@ def write_graph(key: str, graph: bytes) -> None:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file renamed into place); an ``OSError`` is logged and ignored."""
-    folder = path.parent
-    tmp = None
+    """Write ``data`` to ``path`` atomically (temporary file renamed into place); a refused write is logged and ignored."""
+    from indexes.atomic import atomic_write_bytes
+    from indexes.errors import StorageError
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.debug("not cached in %s: %s", folder, exc)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    except (OSError, StorageError) as exc:
+        log.debug("not cached in %s: %s", path.parent, exc)
