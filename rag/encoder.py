@@ -152,6 +152,14 @@ def resolve_backend(config: EncoderConfig, device_type: str | None = None) -> En
     return config.index_backend or CPU_BACKEND
 
 
+def _for_inference(model, config: EncoderConfig):
+    """``model`` with ``config``'s window (``max_seq_length``, when set) and in inference mode."""
+    if config.max_seq_length:
+        model.max_seq_length = config.max_seq_length
+    model.eval()
+    return model
+
+
 def check_query_encoder(path: str | Path, spec: EncoderSpec, index_name: str = "the index") -> None:
     """Refuse a query encoder that was not distilled from the encoder ``spec`` describes.
 
@@ -204,9 +212,7 @@ class Encoder:
             self._model, self.resolved = load_sentence_transformer(config.model, "encoder", config.device)
         self.path = str(self.resolved.path)
         default_length = self._model.max_seq_length
-        if config.max_seq_length:
-            self._model.max_seq_length = config.max_seq_length
-        self._model.eval()
+        self._model = _for_inference(self._model, config)
         self._onnx = None
         backend = resolve_backend(config, self._model.device.type)
         if backend != "torch":
@@ -255,10 +261,8 @@ class Encoder:
         """The sentence-transformers model (loaded on first use when the torch-free ONNX path is running)."""
         with _LOAD_LOCK:  # service threads may ask at once (e.g. the first upsert's passage windows)
             if self._model is None:
-                model, _ = load_sentence_transformer(self.config.model, "encoder", self.config.device)
-                if self.config.max_seq_length:
-                    model.max_seq_length = self.config.max_seq_length
-                self._model = model.eval()
+                self._model = _for_inference(load_sentence_transformer(self.config.model, "encoder", self.config.device)[0],
+                                             self.config)
         return self._model
 
     @property
