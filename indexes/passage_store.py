@@ -96,6 +96,15 @@ class PassageStore:
     def __len__(self) -> int:
         return int(self._count)
 
+    def _select_in(self, columns: str, key: str, values: Sequence, order: str | None = None) -> Iterator[tuple]:
+        """``SELECT columns FROM passages WHERE key IN values [ORDER BY order]``, in chunks of 900 values
+        (under SQLite's bound-parameter limit; ``order`` holds within each chunk)."""
+        for start in range(0, len(values), 900):
+            chunk = values[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            tail = f" ORDER BY {order}" if order else ""
+            yield from self._con.execute(f"SELECT {columns} FROM passages WHERE {key} IN ({marks}){tail}", chunk)
+
     def get(self, rows: Sequence[int]) -> list[Passage]:
         """Passages at the given row numbers, in the same order."""
         if not rows:
@@ -103,12 +112,8 @@ class PassageStore:
         wanted = [int(r) for r in rows]
         found: dict[int, Passage] = {}
         with _reading(self.path):
-            for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
-                chunk = wanted[start : start + 900]
-                marks = ",".join("?" * len(chunk))
-                cur = self._con.execute(f"SELECT row, id, doc_id, title, text, metadata FROM passages WHERE row IN ({marks})", chunk)
-                for row, pid, doc_id, title, text, meta in cur:
-                    found[row] = Passage(pid, doc_id, title, text, json.loads(meta))
+            for row, pid, doc_id, title, text, meta in self._select_in("row, id, doc_id, title, text, metadata", "row", wanted):
+                found[row] = Passage(pid, doc_id, title, text, json.loads(meta))
         missing = [r for r in wanted if r not in found]
         if missing:
             raise IndexFormatError(f"{self.path}: passage row {missing[0]} is missing; the index parts disagree, rebuild it with `rag index`")
@@ -134,21 +139,15 @@ class PassageStore:
         wanted = [str(pid) for pid in ids]
         found: dict[str, int] = {}
         with _reading(self.path):
-            for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
-                chunk = wanted[start : start + 900]
-                marks = ",".join("?" * len(chunk))
-                found.update(self._con.execute(f"SELECT id, row FROM passages WHERE id IN ({marks})", chunk))
+            found.update(self._select_in("id, row", "id", wanted))
         return [None if (r := found.get(pid)) is None else int(r) for pid in wanted]
 
     def rows_of_documents(self, doc_ids: Sequence[str]) -> dict[str, list[int]]:
         """Rows of every passage of each given document id that is stored (ids not stored are absent)."""
         out: dict[str, list[int]] = {}
         wanted = list(doc_ids)
-        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
-            chunk = wanted[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            for row, doc in self._con.execute(f"SELECT row, doc_id FROM passages WHERE doc_id IN ({marks}) ORDER BY row", chunk):
-                out.setdefault(doc, []).append(int(row))
+        for row, doc in self._select_in("row, doc_id", "doc_id", wanted, order="row"):  # a document's rows in one chunk
+            out.setdefault(doc, []).append(int(row))
         return out
 
     def iter_all(self, batch: int = 1024) -> Iterable[Passage]:
