@@ -32,14 +32,17 @@ def verify_segment(directory: Path, seg: SegmentInfo, names: Iterable[str] | Non
     """Compare files of ``seg`` with their recorded sha256.
 
     Raises:
-        IndexFormatError: a file differs (one line naming it).
+        IndexFormatError: a file is missing or differs (one line naming it and saying which).
     """
     folder = directory / seg.name
     for name, digest in seg.files.items():
         if names is not None and name not in names:
             continue
         path = folder / name
-        if not path.is_file() or sha256_file(path) != digest:
+        if not path.is_file():
+            raise IndexFormatError(f"{path}: missing (the commit lists it, but the file was deleted or moved); "
+                                   "restore it from a backup or rebuild the index")
+        if sha256_file(path) != digest:
             raise IndexFormatError(f"{path}: checksum mismatch (the file is damaged or was changed); rebuild the index")
 
 
@@ -47,6 +50,9 @@ def tombstones(directory: Path, seg: SegmentInfo) -> np.ndarray:
     """Deleted rows (sorted int64) of ``seg`` in this commit."""
     if not seg.deleted:
         return np.zeros(0, np.int64)
+    if not (directory / seg.deleted).is_file():
+        raise IndexFormatError(f"{directory / seg.deleted}: missing (the commit lists these deletions, but the file was "
+                               "deleted or moved); restore it from a backup or rebuild the index")
     try:
         return np.load(directory / seg.deleted, allow_pickle=False).astype(np.int64)
     except (OSError, ValueError) as exc:

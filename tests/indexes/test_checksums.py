@@ -62,3 +62,36 @@ def test_rag_check_passes_an_intact_index_across_commits(capsys, tmp_path, hnsw_
     assert rc == 0 and "commits verified" in capsys.readouterr().err
     assert len(list((index / "commits").iterdir())) == 2
     reader.close()
+
+
+@pytest.mark.parametrize("name", ["vectors.npy", "vector_passages.npy", "faiss.index", "passages.sqlite",
+                                  "bm25_postings.npz", "bm25_vocab.json"])
+def test_a_deleted_file_is_reported_missing_on_open_and_by_rag_check(capsys, tmp_path, hnsw_index, name):
+    # Given a copy of the index with one file of its commit deleted
+    index = Path(shutil.copytree(hnsw_index, tmp_path / "idx"))
+    path = _segment(index) / name
+    path.unlink()
+    # When it is opened / checked
+    with pytest.raises(IndexFormatError) as opened:
+        open_index(index, encoder=HashEncoder())
+    rc = main(["check", "--index", str(index)])
+    err = capsys.readouterr().err
+    # Then: "missing" with the file's path, never a checksum mismatch; one line, exit 1
+    assert str(opened.value).startswith(f"{path}: missing") and "checksum" not in str(opened.value)
+    assert rc == 1 and err.count("\n") == 1 and f"{path}: missing" in err and "checksum" not in err
+
+
+def test_a_deleted_tombstone_file_is_reported_missing(capsys, tmp_path, hnsw_index):
+    # Given a copy of the index after a delete (a tombstone file), that file then deleted
+    from rag.live import delete_documents
+
+    index = Path(shutil.copytree(hnsw_index, tmp_path / "idx"))
+    delete_documents(index, ["sky1"])
+    rel = next(s.deleted for s in Manifest.read(index).segments if s.deleted)
+    (index / rel).unlink()
+    # When / Then: opening and `rag check` name it as missing
+    with pytest.raises(IndexFormatError, match=rf"{rel}: missing"):
+        open_index(index, encoder=HashEncoder())
+    assert main(["check", "--index", str(index)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{index / rel}: missing" in err
