@@ -34,10 +34,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from indexes.errors import InputError
+from indexes.metadata_types import Kind, kind_of  # noqa: F401  (kind_of: part of this module's interface)
 
 Op = Literal["eq", "in", "gt", "gte", "lt", "lte"]
 Scalar = Union[str, int, float, bool]
-Kind = Literal["number", "string", "bool", "list", "object"]
 OPERATORS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte")
 
 
@@ -171,19 +171,6 @@ def to_json(f: Filter) -> dict[str, Any]:
 def fields_of(f: Filter) -> list[Condition]:
     """Every condition of ``f``, depth first."""
     return [f] if isinstance(f, Condition) else [c for i in f.items for c in fields_of(i)]
-
-
-def kind_of(value: Any) -> Kind | None:
-    """The filter type of a metadata value (``None`` for null)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "list" if isinstance(value, list) else "object"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from indexes.atomic import atomic_write_text, build_lock
 from indexes.errors import IndexFormatError, IndexNotFoundError
 from indexes.io_errors import storage_error
+from indexes.metadata_types import Kind
 
 #: Bumped whenever a reader of the previous version could misread a new index. 2: the data
 #: files live in segments listed by the manifest (``indexes.commits``); 1: one set at the root.
@@ -241,6 +242,9 @@ class Manifest(_Spec):
     generation: int = 0  # commit number; 0: a format-1 index (one unnumbered commit)
     segments: tuple[SegmentInfo, ...] = ()  # empty: format 1, the files are at the root
     engine: MilvusSpec | None = None  # None: every part is in the segments' files
+    # The types each metadata field holds, checked on every upsert (``indexes.metadata_types``).
+    # None: not recorded (indexes built before the record; derived from the passages at the first upsert).
+    metadata_fields: dict[str, tuple[Kind, ...]] | None = None
 
     def write(self, directory: str | Path) -> None:
         """Write ``manifest.json`` into ``directory`` atomically."""

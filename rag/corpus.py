@@ -41,6 +41,7 @@ class Document:
     title: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    where: str = field(default="", compare=False)  # the record, for errors: "corpus.jsonl:3" (REST: "documents[2]")
 
 
 class CorpusSpec(BaseModel):
@@ -61,7 +62,14 @@ class ReadReport:
 
     documents: int = 0
     skipped: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the first 20 skipped records' messages (file:line: why)
+
+
+def skipped_note(skipped: int, first: str | None) -> str:
+    """The part of a summary that says how many bad records ``--skip-bad-lines`` skipped, and the first."""
+    if not skipped:
+        return ""
+    return f", {skipped} bad record{'s' if skipped != 1 else ''} skipped" + (f" (first: {first})" if first else "")
 
 
 def detect_format(path: Path) -> CorpusFormat:
@@ -200,4 +208,4 @@ def _to_document(rec: dict, spec: CorpusSpec, where: str, report: ReadReport) ->
     if not rec[text_key].strip() and not (title or "").strip():
         _bad(f"{where}: empty document {rec[id_key]!r}", spec, report)
         return None
-    return Document(str(rec[id_key]), str(title or ""), rec[text_key], metadata)
+    return Document(str(rec[id_key]), str(title or ""), rec[text_key], metadata, where)

@@ -23,6 +23,7 @@ from indexes.errors import IndexFormatError, InputError
 from indexes.layout import index_owner
 from indexes.manifest import (MANIFEST_NAME, AnalyzerSpec, BM25Info, BM25Spec, ChunkingSpec, CorpusInfo, DenseInfo, Manifest,
                               MilvusSpec, SegmentInfo, VectorBackendSpec, WindowSpec)
+from indexes.metadata_types import field_types
 from indexes.passage_store import Passage, write_passages
 from indexes.vector_store import write_vector_store
 from rag.analyzer import Analyzer
@@ -56,6 +57,7 @@ class BuildStats:
     passages: int = 0
     windows: int = 0  # dense vectors (encoder windows); more than passages when some exceed the encoder's input
     skipped: int = 0
+    first_skipped: str | None = None  # the first skipped record: "file:line: why"
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -90,6 +92,7 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
     # every ranking, so ties, and the whole index, do not depend on the order of the corpus file.
     passages.sort(key=lambda p: p.doc_id)
     stats.documents, stats.passages, stats.skipped = report.documents, len(passages), report.skipped
+    stats.first_skipped = report.problems[0] if report.problems else None
     if not passages:
         raise InputError(f"{corpus}: empty corpus (no documents with text)")
     stats.seconds["read"] = time.perf_counter() - t0
@@ -113,6 +116,7 @@ def build_index(corpus: str | Path, out: str | Path, options: IndexOptions = Ind
             corpus=CorpusInfo(source=str(corpus), sha256=corpus_sha256(corpus), documents=stats.documents,
                               passages=stats.passages, chunking=options.chunking),
             bm25=bm25_info, dense=dense_info, generation=generation, segments=(segment,),
+            metadata_fields=field_types(p.metadata for p in passages),
             engine=options.engine.model_copy(update={"bm25_epoch": generation}) if options.engine else None)
         if engine is not None and bm25_info is not None:
             from indexes.segmented import CommitView

@@ -9,6 +9,9 @@ scores after any sequence of operations equal those of a fresh ``rag index`` of 
 corpus; :func:`compact_index` (merge segments, purge tombstones) is never needed for that.
 
 An upsert replaces a document whole: all passages of an existing document with the same id go.
+Its documents' metadata must keep the types the index records for each field
+(:mod:`indexes.metadata_types`): a ``"2020"`` where the index holds ``year`` as numbers is refused
+before anything is written, since no filter on ``year`` would ever find that document.
 Cached generator states (``rag cache build``/``rag cache lumen``) follow the documents into each
 commit (:mod:`rag.live_caches`): deleted passages' states are dropped, the others kept, and added
 passages' states computed when the models are given (``fillers``).
@@ -18,8 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +33,13 @@ from indexes.atomic import atomic_write_bytes, build_lock
 from indexes.commits import DELETES_DIR, collect_garbage, fault_point, new_segment, publish, segment_checksums, segments_of
 from indexes.errors import InputError
 from indexes.manifest import BM25Info, CorpusInfo, Manifest, SegmentInfo, VectorBackendSpec
+from indexes.metadata_types import FieldTypes, check_field_types, field_types, record_field
 from indexes.milvus_store import MilvusCollections, segment_number
 from indexes.passage_store import Passage, PassageStore, write_passages
 from indexes.segmented import CommitView
 from indexes.vector_store import write_vector_store
 from rag.chunking import split_corpus
-from rag.corpus import CorpusSpec, ReadReport, corpus_sha256, read_corpus
+from rag.corpus import CorpusSpec, Document, ReadReport, read_corpus, skipped_note
 from rag.encoder import Encoder, EncoderConfig
 from rag.indexer import BuildStats, write_segment
 from rag.live_caches import Filler, carry_caches
@@ -54,12 +59,14 @@ class UpdateReport:
     segments: int = 0  # segments of the published commit
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # caches that could not follow the change whole
+    skipped: int = 0  # bad records skipped (``--skip-bad-lines``)
+    first_skipped: str | None = None  # the first of them: "file:line: why"
 
     def summary(self, action: str) -> str:
         missing = f", {len(self.not_found)} ids not found" if self.not_found else ""
         return (f"{action}: {self.added} added, {self.replaced} replaced, {self.deleted} deleted documents "
                 f"(+{self.passages_added}/-{self.passages_deleted} passages){missing}; commit {self.generation}, "
-                f"{self.segments} segments, {self.seconds:.1f}s")
+                f"{self.segments} segments, {self.seconds:.1f}s{skipped_note(self.skipped, self.first_skipped)}")
 
 
 def _base(seg: SegmentInfo) -> str:
@@ -103,13 +110,16 @@ def _tombstone(directory: Path, current: Manifest, generation: int, doc_ids: Ite
 
 
 def _finish(directory: Path, current: Manifest, generation: int, segments: list[SegmentInfo], note: str,
-            report: UpdateReport, added: set[str] = frozenset(), fillers: Sequence[Filler] = ()) -> Manifest:
+            report: UpdateReport, added: set[str] = frozenset(), fillers: Sequence[Filler] = (),
+            metadata_fields: FieldTypes | None = None) -> Manifest:
     """Compute the live statistics of the new commit, carry its caches (``added``: ids of passages
-    with new text), publish it, and remove what no reader holds."""
+    with new text), publish it, and remove what no reader holds. ``metadata_fields``: the new
+    commit's record of field types (``None``: the current one's)."""
     if not segments:
         raise InputError(f"{directory}: this change would leave the index empty; delete the folder instead")
+    fields = current.metadata_fields if metadata_fields is None else metadata_fields
     draft = current.model_copy(update={"generation": generation, "segments": tuple(segments), "caches": (),
-                                       "format_version": 2})
+                                       "format_version": 2, "metadata_fields": fields})
     view = CommitView(directory, draft, verify=False)  # files just written and checksummed
     caches: tuple = ()
     try:
@@ -160,50 +170,97 @@ def add_documents(index: str | Path, corpus: str | Path, spec: CorpusSpec = Corp
                   fillers: Sequence[Filler] = ()) -> UpdateReport:
     """Upsert the documents of ``corpus`` (any ``rag index`` input) into the index at ``index``.
 
-    ``fillers``: loaded models that compute the added passages' cached states (KV blocks, LUMEN
-    memory) for the index's caches of their key (:mod:`rag.live_caches`).
+    See :func:`upsert_documents`; the report also counts the records ``spec.skip_bad_lines`` skipped.
 
     Raises:
-        InputError: bad corpus records (as ``rag index``), an empty corpus, an index whose dense
-            part predates windows (rebuild it).
+        InputError: bad corpus records (as ``rag index``), and what :func:`upsert_documents` refuses.
         BuildInProgressError: another process is changing the index.
     """
-    t0, index, corpus = time.perf_counter(), Path(index), Path(corpus)
+    corpus = Path(corpus)
+    read = ReadReport()
+    report = upsert_documents(index, read_corpus(corpus, spec, read), where=str(corpus), encoder=encoder, device=device,
+                              progress=progress, fillers=fillers)
+    report.skipped, report.first_skipped = read.skipped, (read.problems[0] if read.problems else None)
+    return report
+
+
+def upsert_documents(index: str | Path, documents: Iterable[Document], *, where: str = "documents",
+                     locate: Callable[[str, str], str] = record_field, encoder: Encoder | None = None,
+                     device: str | None = None, progress: bool = True, fillers: Sequence[Filler] = ()) -> UpdateReport:
+    """Upsert ``documents`` into the index at ``index`` in one commit (read under the index's build lock).
+
+    Each document's metadata is checked against the types the index records for its fields
+    (:mod:`indexes.metadata_types`) before anything is written: a value of a type its field does not
+    hold refuses the whole change, naming the document (``Document.where``) and the field.
+
+    Args:
+        index: the index directory.
+        documents: the documents; an existing document with the same id is replaced whole.
+        where: what the documents are, in errors (the corpus file; ``documents`` for a request).
+        locate: ``(document's where, field) -> subject`` of a metadata type error
+            (:func:`indexes.metadata_types.record_field`; REST names a JSON path).
+        encoder: the index's passage encoder (default: loaded from its manifest).
+        device: where to load that encoder.
+        progress: show encoding progress on stderr.
+        fillers: loaded models that compute the added passages' cached states (KV blocks, LUMEN
+            memory) for the index's caches of their key (:mod:`rag.live_caches`).
+
+    Raises:
+        InputError: no documents, a metadata value of a type its field does not hold, an index
+            whose dense part predates windows (rebuild it).
+        BuildInProgressError: another process is changing the index.
+    """
+    t0, index = time.perf_counter(), Path(index)
     report = UpdateReport()
     with build_lock(index):
         current = Manifest.read(index)
-        read = ReadReport()
-        passages = sorted(split_corpus(read_corpus(corpus, spec, read), current.corpus.chunking), key=lambda p: p.doc_id)
+        docs = list(documents)
+        passages = sorted(split_corpus(docs, current.corpus.chunking), key=lambda p: p.doc_id)
         if not passages:
-            raise InputError(f"{corpus}: empty corpus (no documents with text)")
+            raise InputError(f"{where}: empty corpus (no documents with text)")
         dense = current.dense
         if dense is not None and dense.windows is None:
             raise InputError(f"{index}: its dense part predates encoder windows; rebuild it with `rag index` to add documents")
-        if dense is not None and encoder is None:
-            encoder = Encoder(EncoderConfig.from_dense(dense, index_name=str(index), device=device))  # the index's backend
         generation = current.generation + 1
         view = CommitView(index, current)
         try:
+            known = current.metadata_fields
+            if known is None:  # an index built before the record: the types its live passages hold
+                known = field_types(view.store.metadata())
+            check_field_types(known, ((d.where or where, d.metadata) for d in docs), locate)  # before any write
+            if dense is not None and encoder is None:
+                encoder = Encoder(EncoderConfig.from_dense(dense, index_name=str(index), device=device))  # the index's backend
             ids = list(dict.fromkeys(p.doc_id for p in passages))
             segments, found, n_dead = _tombstone(index, current, generation, ids, view)
         finally:
             view.close()
+        fields = field_types((d.metadata for d in docs), known)
+        del docs
         name = f"s{generation:06d}"
         stats = BuildStats()
         engine = MilvusCollections(current.engine) if current.engine is not None and dense is not None else None
         with new_segment(index, name) as folder:
             write_segment(folder, passages, current.bm25.analyzer if current.bm25 else None, encoder,
                           dense.windows.overlap_tokens if dense else 0, VectorBackendSpec(kind="flat"), progress,
-                          stats, where=str(corpus), engine=engine)
+                          stats, where=where, engine=engine)
         vectors = stats.windows if dense is not None else 0
         segments.append(SegmentInfo(name=f"segments/{name}", passages=len(passages), vectors=int(vectors),
                                     files=segment_checksums(index / "segments" / name)))
         report.added, report.replaced = len(ids) - len(found), len(found)
         report.passages_added, report.passages_deleted = len(passages), n_dead
-        _finish(index, current, generation, segments, f"add {corpus_sha256(corpus)}", report,
-                added={p.id for p in passages}, fillers=fillers)
+        _finish(index, current, generation, segments, f"add {_content_sha256(passages)}", report,
+                added={p.id for p in passages}, fillers=fillers, metadata_fields=fields)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _content_sha256(passages: Sequence[Passage]) -> str:
+    """SHA-256 of the passages' ids, titles, texts and metadata (what an upsert changed)."""
+    h = hashlib.sha256()
+    for p in passages:
+        h.update(json.dumps([p.id, p.title, p.text, p.metadata], ensure_ascii=False, sort_keys=True, default=str)
+                 .encode("utf-8", "surrogatepass") + b"\n")
+    return h.hexdigest()
 
 
 def delete_documents(index: str | Path, doc_ids: Iterable[str]) -> UpdateReport:
@@ -215,7 +272,7 @@ def delete_documents(index: str | Path, doc_ids: Iterable[str]) -> UpdateReport:
     t0, index = time.perf_counter(), Path(index)
     ids = [d for d in dict.fromkeys(doc_ids) if d]
     if not ids:
-        raise InputError("no document ids to delete: give IDS or --ids-file")
+        raise InputError("no document ids to delete")
     report = UpdateReport()
     with build_lock(index):
         current = Manifest.read(index)

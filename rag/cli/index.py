@@ -107,9 +107,11 @@ def index_command(
             manifest, stats = build_index(corpus, out, options, encoder=RayEncoder(Encoder(options.encoder), ray_cfg))
     dense_part = f"dense on {manifest.dense.passage_backend}" if manifest.dense and manifest.dense.passage_backend else "dense"
     parts = [p for p, on in (("bm25", manifest.bm25), (dense_part, manifest.dense)) if on]
-    skipped = f", {stats.skipped} bad records skipped" if stats.skipped else ""
+    from rag.corpus import skipped_note
+
+    skipped = skipped_note(stats.skipped, stats.first_skipped)
     typer.echo(f"indexed {stats.documents} documents as {stats.passages} passages ({' + '.join(parts)}) into {out} "
-               f"in {stats.seconds['total']:.1f}s{skipped}", err=True)
+               f"in {stats.seconds['total']:.1f}s{skipped}")  # the result: stdout (progress and notes: stderr)
     if kv_cache:
         from rag.generation.cache_build import build_passage_cache
         from rag.generation.generator import Generator, GeneratorConfig
@@ -124,4 +126,4 @@ def index_command(
                 report = build_passage_cache(out, Generator.load(gen_config), progress=True, ray=ray_cfg,
                                              generator_config=gen_config)
         typer.echo(f"cached KV states of {report.encoded} passages ({report.skipped} already cached) "
-                   f"at {report.passages_per_second:.1f} passages/s", err=True)
+                   f"at {report.passages_per_second:.1f} passages/s")

@@ -1,4 +1,8 @@
-"""``rag add``, ``rag delete``, ``rag compact``, ``rag check``: change and verify an index in place."""
+"""``rag add``, ``rag delete``, ``rag compact``, ``rag check``: change and verify an index in place.
+
+As every command: the result (each summary) goes to stdout; progress bars, notes and warnings go
+to stderr, and an error is one line on stderr with exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +59,7 @@ def add_command(
             typer.echo(line, err=True)
     for f in files:
         report = add_documents(index, f, spec, encoder=encoder, device=resolve_device(device), progress=True, fillers=fillers)
-        typer.echo(report.summary(f"added {f}"), err=True)
+        typer.echo(report.summary(f"added {f}"))  # the result: stdout
         for line in report.notes:
             typer.echo(line, err=True)
 
@@ -76,8 +80,10 @@ def delete_command(
             wanted += [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{ids_file}: cannot read the ids file ({exc})") from None
+    if not any(wanted):
+        raise InputError("no document ids to delete: give IDS or --ids-file")
     report = delete_documents(index, wanted)
-    typer.echo(report.summary(f"deleted from {index}"), err=True)
+    typer.echo(report.summary(f"deleted from {index}"))
     if report.not_found:
         shown = ", ".join(report.not_found[:5]) + (" ..." if len(report.not_found) > 5 else "")
         typer.echo(f"not in the index: {shown}", err=True)
@@ -88,7 +94,7 @@ def compact_command(index: IndexOption = Path("index")) -> None:
     """Merge the segments of --index into one and purge deleted passages (results do not change)."""
     from rag.live import compact_index
 
-    typer.echo(compact_index(index).summary(f"compacted {index}"), err=True)
+    typer.echo(compact_index(index).summary(f"compacted {index}"))
 
 
 @app.command("check")
@@ -97,4 +103,4 @@ def check_command(index: IndexOption = Path("index")) -> None:
     from indexes.segmented import check_index
 
     files, commits = check_index(index)
-    typer.echo(f"{index}: {files} files of {commits} commits verified", err=True)
+    typer.echo(f"{index}: {files} files of {commits} commits verified")

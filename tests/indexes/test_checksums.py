@@ -59,7 +59,7 @@ def test_rag_check_passes_an_intact_index_across_commits(capsys, tmp_path, hnsw_
     # When
     rc = main(["check", "--index", str(index)])
     # Then: the files of both commits were verified
-    assert rc == 0 and "commits verified" in capsys.readouterr().err
+    assert rc == 0 and "commits verified" in capsys.readouterr().out  # the result: stdout
     assert len(list((index / "commits").iterdir())) == 2
     reader.close()
 
