@@ -8,10 +8,7 @@ and every other worker opens it on its next request (:meth:`service.state.Servic
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,7 +44,7 @@ class UpsertRequest(BaseModel):
 class DeleteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[str] = Field(min_length=1)
+    ids: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
 
 
 class UpdateResult(BaseModel):
@@ -77,25 +74,61 @@ def _report(r) -> dict:
     return {k: getattr(r, k) for k in UpdateResult.model_fields}
 
 
+def _documents(body: UpsertRequest) -> list:
+    """The request's documents for :func:`rag.live.upsert_documents`, checked as the corpus readers
+    check records; each error names the document's JSON path (``documents[2].id``), never a CLI option.
+
+    Raises:
+        InputError: a duplicate id, a document without text or title, a lone surrogate in a string.
+    """
+    from indexes.errors import InputError
+    from rag.corpus import Document
+    from rag.textfile import check_unicode
+
+    seen: dict[str, int] = {}
+    out = []
+    for i, d in enumerate(body.documents):
+        at = f"documents[{i}]"
+        if d.id in seen:
+            raise InputError(f"{at}.id: duplicate id {d.id!r} (also documents[{seen[d.id]}]); "
+                             "send each document once per request")
+        seen[d.id] = i
+        if not d.text.strip() and not d.title.strip():
+            raise InputError(f"{at}.text: only whitespace and no title; send the document's text")
+        check_unicode([d.id, d.title, d.text, d.metadata], at)
+        out.append(Document(d.id, d.title, d.text, dict(d.metadata), where=at))
+    return out
+
+
+def _json_path(where: str, field: str) -> str:
+    """The subject of a metadata type error in a request: ``documents[2].metadata.year``."""
+    return f"{where}.metadata.{field}"
+
+
 @router.put("/indexes/{name}/documents", response_model=UpdateResult, responses=error_responses(401, 403, 404, 409, 413, 422),
             summary="Upsert documents (one commit)")
 async def upsert_documents(name: str, body: UpsertRequest, request: Request, state: State) -> dict:
-    """Add documents, replacing any existing document with the same id (all its passages)."""
+    """Add documents, replacing any existing document with the same id (all its passages).
+
+    Each metadata value must be of a type its field holds in the index (a field new to the index
+    takes the types it arrives with; ints and floats are both numbers, ``true`` is not): otherwise
+    422 naming ``documents[i].metadata.FIELD``, and nothing is written. Ids must be unique within
+    a request (422 naming ``documents[i].id``).
+    """
     from indexes.errors import InputError
-    from rag.live import add_documents
+    from rag.live import upsert_documents
 
     tag(request, index=name)
     entry = _entry(state, name)
     if len(body.documents) > state.settings.max_upsert_documents:
         raise InputError(f"documents: at most {state.settings.max_upsert_documents} per request, got {len(body.documents)}")
+    documents = _documents(body)
     encoder = getattr(getattr(entry.index, "_encoder", None), "encoder", None)
 
     def run() -> dict:
-        with state.write_lock(name), tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "documents.jsonl"
-            path.write_text("".join(json.dumps({"_id": d.id, "title": d.title, "text": d.text, "metadata": d.metadata},
-                                               ensure_ascii=False) + "\n" for d in body.documents), encoding="utf-8")
-            report = add_documents(state.settings.indexes[name], path, encoder=encoder, progress=False)
+        with state.write_lock(name):
+            report = upsert_documents(state.settings.indexes[name], documents, where="documents", locate=_json_path,
+                                      encoder=encoder, progress=False)
         state.get(name)  # serve the new commit in this process before answering
         return _report(report)
 

@@ -4,9 +4,12 @@ worker serves a new commit on its next request, without a restart."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import httpx
 import pytest
+
+from indexes.manifest import Manifest
 
 API_KEY = "test-key-not-a-secret"
 DOC = {"id": "new1", "title": "Axolotl", "text": "The axolotl regrows whole limbs.", "metadata": {"year": 2024}}
@@ -19,10 +22,14 @@ def _search(client: httpx.Client, query: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def writable_server(start_server, bm25_index, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("writable")
-    index = shutil.copytree(bm25_index, tmp / "live")
-    srv = start_server(tmp, [f"live={index}"], api_key=API_KEY, extra=("--writable", "--workers", "2"),
+def live_index(bm25_index, tmp_path_factory) -> Path:
+    """A copy of the BM25 fixture index (its metadata field ``source`` holds strings), served as ``live``."""
+    return Path(shutil.copytree(bm25_index, tmp_path_factory.mktemp("writable") / "live"))
+
+
+@pytest.fixture(scope="module")
+def writable_server(start_server, live_index):
+    srv = start_server(live_index.parent, [f"live={live_index}"], api_key=API_KEY, extra=("--writable", "--workers", "2"),
                        settings={"RAG_MAX_UPSERT_DOCUMENTS": "2"})
     yield srv
     srv.stop()
@@ -60,3 +67,59 @@ def test_bad_bodies_are_4xx(writable_server):
         empty = c.request("DELETE", "/indexes/live/documents", json={"ids": []})
     assert too_many.status_code == 422 and "at most 2" in too_many.json()["error"]["message"]
     assert no_text.status_code == 422 and unknown.status_code == 404 and empty.status_code == 422
+
+
+def _files(index: Path) -> tuple[str, list[str]]:
+    """What a refused request must leave as it was: the manifest's bytes and every file name."""
+    return (index / "manifest.json").read_text(), sorted(str(p.relative_to(index)) for p in index.rglob("*"))
+
+
+def test_a_metadata_value_of_another_type_is_422_naming_its_json_path(writable_server, live_index):
+    # Given: the index holds 'source' as strings; a batch whose second document gives it a number
+    before = _files(live_index)
+    bad = [{"id": "z1", "text": "zebra stripes confuse flies", "metadata": {"source": "field notes"}},
+           {"id": "z2", "text": "zebra foals", "metadata": {"source": 7}}]
+    with writable_server.client() as c:
+        # When
+        r = c.put("/indexes/live/documents", json={"documents": bad})
+        # Then: 422 naming documents[1].metadata.source, its type and the index's; nothing committed or written
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input"
+        assert r.json()["error"]["message"].startswith(
+            "documents[1].metadata.source is a number (7), but the index holds 'source' as strings")
+        assert _files(live_index) == before and _search(c, "zebra") == []
+        # And: with the right type, one commit, and the filter {"source": "field notes"} finds the document
+        generation = Manifest.read(live_index).generation
+        ok = c.put("/indexes/live/documents", json={"documents": [bad[0], {**bad[1], "metadata": {"source": "7"}}]})
+        assert ok.status_code == 200 and ok.json()["generation"] == generation + 1
+        found = c.post("/search", json={"query": "zebra", "k": 5, "mode": "bm25", "index": "live",
+                                         "filter": {"source": "field notes"}})
+        assert found.status_code == 200 and [h["id"] for h in found.json()["hits"]] == ["z1"]
+        c.request("DELETE", "/indexes/live/documents", json={"ids": ["z1", "z2"]})
+
+
+@pytest.mark.parametrize("documents, message", [
+    ([{"id": "d", "text": "one"}, {"id": "d", "text": "two"}],
+     "documents[1].id: duplicate id 'd' (also documents[0]); send each document once per request"),
+    ([{"id": "w", "text": "  \n "}], "documents[0].text: only whitespace and no title; send the document's text"),
+])
+def test_bad_documents_are_422_in_rest_terms(writable_server, live_index, documents, message):
+    # Given a batch a corpus reader would refuse as bad records
+    before = _files(live_index)
+    # When
+    with writable_server.client() as c:
+        r = c.put("/indexes/live/documents", json={"documents": documents})
+    # Then: the JSON path and what to send, never a CLI option; nothing written
+    assert r.status_code == 422 and r.json()["error"]["message"] == message and "--" not in r.text
+    assert _files(live_index) == before
+
+
+def test_a_lone_surrogate_or_an_empty_id_is_422_not_500(writable_server):
+    with writable_server.client() as c:
+        # Given / When: a metadata value holding half a UTF-16 pair (the schema types only the other
+        # fields' strings), and a delete of the empty id
+        body = b'{"documents": [{"id": "s", "text": "a b", "metadata": {"note": "a \\ud800 b"}}]}'
+        surrogate = c.put("/indexes/live/documents", content=body, headers={"Content-Type": "application/json"})
+        empty = c.request("DELETE", "/indexes/live/documents", json={"ids": [""]})
+    # Then
+    assert surrogate.status_code == 422 and surrogate.json()["error"]["message"].startswith("documents[0]: lone surrogate \\ud800")
+    assert empty.status_code == 422 and empty.json()["error"]["fields"] == ["ids.0"] and "--" not in empty.text
