@@ -113,7 +113,8 @@ class IndexList(BaseModel):
 
 class Health(BaseModel):
     status: str
-    indexes: list[str] = []
+    indexes: list[str] = Field([], description="Names of the indexes this server serves (configured; the same on /healthz "
+                               "and /readyz, loaded or not: `status` says whether they can be searched).")
     detail: str | None = None
 
 

@@ -14,6 +14,14 @@ def test_ready_server_reports_ready(server):
     assert r.status_code == 200 and r.json() == {"status": "ready", "indexes": ["sample"], "detail": None}
 
 
+def test_liveness_and_readiness_list_the_same_indexes(plain_server):
+    # Given a ready server of one index / When both probes are asked
+    live, ready = httpx.get(plain_server.url + "/healthz"), httpx.get(plain_server.url + "/readyz")
+    # Then: the same served names on both; only the status differs
+    assert live.json() == {"status": "ok", "indexes": ["lexical"], "detail": None}
+    assert ready.json() == {"status": "ready", "indexes": ["lexical"], "detail": None}
+
+
 def test_failed_load_is_503_on_readyz_and_search_but_live(start_server, broken_index, tmp_path):
     # Given a server whose index names an encoder that cannot be loaded
     srv = start_server(tmp_path, [f"broken={broken_index}"], wait_ready=False)
@@ -28,7 +36,7 @@ def test_failed_load_is_503_on_readyz_and_search_but_live(start_server, broken_i
         srv.stop()
     # Then the process lives, says it is not ready and why: the error's own message (issue 12.13),
     # with the index folder named by the index's name (no server paths)
-    assert live.status_code == 200
+    assert live.status_code == 200 and live.json()["indexes"] == ready.json()["indexes"] == ["broken"]
     assert ready.status_code == 503 and ready.json()["status"] == "failed"
     assert "index 'broken'/no-such-model" in ready.json()["detail"] and str(broken_index) not in ready.text
     assert search.status_code == 503 and search.json()["error"]["code"] == "not_ready"
