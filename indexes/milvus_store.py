@@ -22,6 +22,7 @@ of the commit it opened, as with files.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -58,6 +59,37 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(msg).split())[:300]
 
 
+class _LiteStartFailure(logging.Filter):
+    """While active (``with``), holds back the record Milvus Lite logs when it cannot start its server
+    for a file (``logger.exception``: a library traceback on stderr wherever logging is not
+    configured) and keeps its exception, which :class:`MilvusCollections` reports in one line.
+    Records without an exception pass."""
+
+    LOGGER = "milvus_lite.server_manager"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exc: BaseException | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.exc = record.exc_info[1]
+            return False
+        return True
+
+    @property
+    def locked(self) -> bool:
+        """The failure was the file's lock, held by another process."""
+        return self.exc is not None and (type(self.exc).__name__ == "DataDirLockedError" or "holds the lock" in str(self.exc))
+
+    def __enter__(self) -> _LiteStartFailure:
+        logging.getLogger(self.LOGGER).addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger(self.LOGGER).removeFilter(self)
+
+
 class MilvusCollections:
     """The two collections of one index at one Milvus, with every engine error turned into one line.
 
@@ -76,17 +108,21 @@ class MilvusCollections:
             from pymilvus import MilvusClient
         except ImportError:
             raise InputError("--backend milvus needs pymilvus and milvus-lite: pip install 'rag-toolkit[scale]'") from None
+        held = _LiteStartFailure()
         try:
             # Milvus Lite's in-process gRPC server allows a keep-alive ping only every 5 min and answers
             # the client's default (every 10 s, even idle) with GOAWAY "too_many_pings", after which
             # calls stall in retries: ping a local file only while calls are in flight.
             lite = {"grpc_options": {"grpc.keepalive_permit_without_calls": 0, "grpc.keepalive_time_ms": 300_000}} \
                 if spec.uri.endswith(".db") else {}
-            self.client = MilvusClient(uri=spec.uri, token=os.environ.get(TOKEN_ENV, ""), timeout=timeout, **lite)
+            with held:
+                self.client = MilvusClient(uri=spec.uri, token=os.environ.get(TOKEN_ENV, ""), timeout=timeout, **lite)
         except Exception as exc:  # pymilvus raises MilvusException subclasses, grpc and OS errors
-            text = _one_line(exc)
-            if "Open local milvus failed" in text and "dir" not in text:
-                text = "the Milvus Lite file is open in another process (Lite allows one); stop it or use a Milvus server"
+            if held.locked:
+                raise StorageError(f"{spec.uri}: cannot open Milvus: the Milvus Lite file is locked by another process "
+                                   "(Lite opens a file in one process at a time; a running `rag serve`?): stop that "
+                                   "process, or keep the index in a Milvus server") from None
+            text = _one_line(held.exc or exc)
             raise StorageError(f"{spec.uri}: cannot open Milvus ({text}); check --uri (a .db file in an existing "
                                f"folder, or http://host:19530) and {TOKEN_ENV}") from None
 

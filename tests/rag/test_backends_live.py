@@ -238,3 +238,24 @@ def test_backend_milvus_and_uri_go_together(capsys, tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", {"d0": 0})
     rc = main(["index", str(corpus), "--out", str(tmp_path / "i"), "--no-dense", "--backend", "milvus"])
     assert rc == 1 and "--backend milvus needs --uri" in capsys.readouterr().err
+
+
+@needs_milvus
+def test_a_lite_file_locked_by_a_running_process_is_one_line_without_a_library_traceback(lite, tmp_path):
+    # Given a BM25 index in the Lite file this test process has open (as a running `rag serve` holds it)
+    import os
+    import subprocess
+    import sys
+
+    live = tmp_path / "live"
+    build_index(write_corpus(tmp_path / "c.jsonl", {"d0": 0, "d1": 0}), live,
+                IndexOptions(progress=False, encoder=None, backend=VectorBackendSpec(library="milvus"),
+                             engine=MilvusSpec(uri=lite, collection=f"t{next(_names)}")))
+    # When another process searches it (its stderr as a user's terminal shows it: no logging configured)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "rag.cli", "search", "--index", str(live), "--mode", "bm25", "virus"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    # Then: exit 1 and exactly one line, which says the file is locked and what to do
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"rag: error: {lite}: cannot open Milvus: the Milvus Lite file is locked by another process")
+    assert "Traceback" not in proc.stderr and "stop that process" in proc.stderr
