@@ -11,6 +11,7 @@ Modules:
     dense_store: dense vectors (``.npy``) and their FAISS structure.
     vector_store: the ``VectorStore`` protocol (the seam FAISS implements) and its factories.
     filters: metadata filters: a backend-neutral expression (Condition/And/Or) and its row mask.
+    metadata_types: the types each metadata field holds, recorded in the manifest, checked on upserts.
     milvus_store: an index's vectors and BM25 weights in Milvus collections (``--backend milvus``).
     milvus_search: one commit of a Milvus index searched by passage row (dense and BM25, exact top-k).
     milvus_filter: the filters' expression as a Milvus boolean expression over typed row metadata.
