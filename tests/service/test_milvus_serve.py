@@ -36,11 +36,15 @@ def test_search_upsert_delete_over_milvus(start_server, tmp_path):
             r = c.put("/indexes/live/documents", json={"documents": [DOC]})
             assert r.status_code == 200 and r.json()["added"] == 1, r.text
             assert search("axolotl limbs")[0] == "new1"
+            # And a year given as a string is refused (the index now holds 'year' as numbers), nothing written
+            r = c.put("/indexes/live/documents", json={"documents": [{**DOC, "id": "new2", "metadata": {"year": "2024"}}]})
+            assert r.status_code == 422 and r.json()["error"]["message"].startswith("documents[0].metadata.year is a string")
+            assert "new2" not in search("axolotl limbs")
             # And a metadata filter is pushed into the engine: only the new document has a year
             assert search("axolotl limbs", filter={"year": {"$gte": 2020}}) == ["new1"]
             assert search("axolotl limbs", filter={"year": {"$lt": 2020}}) == []
             assert "new1" not in search("axolotl limbs", filter={"source": "rag-toolkit sample"})
-            r = c.post("/search", json={"query": "axolotl", "index": "live", "filter": {"yr": 2024}})
+            r = c.post("/search", json={"query": "axolotl", "mode": "bm25", "index": "live", "filter": {"yr": 2024}})
             assert r.status_code == 422 and "unknown metadata field 'yr'" in r.text
             # When it is deleted, Then it is gone
             r = c.request("DELETE", "/indexes/live/documents", json={"ids": ["new1"]})
