@@ -55,8 +55,8 @@ def test_batch_search_writes_a_trec_run(capsys, sample_index, tmp_path):
 def test_index_twice_replaces_atomically(capsys, tmp_path, encoder):
     out = tmp_path / "idx"
     for _ in range(2):
-        rc, _, err = run_cli(capsys, "index", FIXTURES / "corpus.jsonl", "--out", out, "--no-dense")
-        assert rc == 0 and "indexed 20 documents" in err
+        rc, stdout, _ = run_cli(capsys, "index", FIXTURES / "corpus.jsonl", "--out", out, "--no-dense")
+        assert rc == 0 and "indexed 20 documents" in stdout  # the summary is the result: stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
 
 
@@ -86,8 +86,8 @@ def test_bad_input_is_one_line_and_non_zero(capsys, tmp_path, sample_index, args
 
 def test_skip_bad_lines(capsys, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"_id": "1", "text": "ok fine"}\n{oops\n')
-    rc, _, err = run_cli(capsys, "index", tmp_path / "bad.jsonl", "--out", tmp_path / "i", "--no-dense", "--skip-bad-lines")
-    assert rc == 0 and "1 bad records skipped" in err
+    rc, stdout, _ = run_cli(capsys, "index", tmp_path / "bad.jsonl", "--out", tmp_path / "i", "--no-dense", "--skip-bad-lines")
+    assert rc == 0 and "1 bad record skipped" in stdout  # the summary is the result: stdout
 
 
 def test_console_script_exit_code(tmp_path):

@@ -40,11 +40,11 @@ def test_index_with_kv_cache_records_the_store_in_the_manifest(capsys, tmp_path)
     corpus = Path(__file__).parents[1] / "fixtures" / "corpus.jsonl"
     # When
     rc = main(["index", str(corpus), "--out", str(tmp_path / "idx"), "--no-dense", "--kv-cache", "--generator", str(model_dir)])
-    err = capsys.readouterr().err
+    out = capsys.readouterr()
     # Then every passage has stored states, recorded in the manifest
-    assert rc == 0, err
+    assert rc == 0, out.err
     (cache,) = Manifest.read(tmp_path / "idx").caches
-    assert cache.kind == "kv" and cache.passages == 20 and "cached KV states of 20 passages" in err
+    assert cache.kind == "kv" and cache.passages == 20 and "cached KV states of 20 passages" in out.out  # result: stdout
 
 
 def test_kv_cache_needs_a_generator(capsys, tmp_path):
