@@ -135,3 +135,16 @@ def test_summaries_are_results_on_stdout(capsys, tmp_path, index):
     for name, (rc, out, err) in runs.items():
         assert rc == 0 and out.startswith(starts[name]) and out.count("\n") == 1, (name, out, err)
         assert err == ("not in the index: nope\n" if name == "delete" else ""), (name, err)
+
+
+def test_a_delete_without_ids_names_the_cli_options_only_on_the_cli(capsys, index):
+    # Given / When: rag delete with no ids, and the library call REST makes
+    from indexes.errors import InputError
+    from rag.live import delete_documents
+
+    rc, out, err = run_cli(capsys, "delete", "--index", index)
+    with pytest.raises(InputError) as library:
+        delete_documents(index, [""])
+    # Then: the CLI says which options give ids; the library (also behind REST) names no CLI option
+    assert rc == 1 and out == "" and err == "rag: error: no document ids to delete: give IDS or --ids-file\n"
+    assert str(library.value) == "no document ids to delete"
