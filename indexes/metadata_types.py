@@ -90,6 +90,6 @@ def check_field_types(known: Mapping[str, Sequence[Kind]], records: Iterable[tup
             shown = json.dumps(value, ensure_ascii=False, default=str)
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             holds = " or ".join(_PLURAL[h] for h in held)
+            wanted = _ARTICLE[held[0]] if len(held) == 1 else "one of those"
             raise InputError(f"{locate(where, name)} is {_ARTICLE[k]} ({shown}), but the index holds {name!r} as {holds} "
-                             f"and a filter compares one type; give it {_ARTICLE[held[0]] if len(held) == 1 else 'one of those'}, "
-                             "or use another field name")
+                             f"and a filter compares one type; give it {wanted}, or use another field name")
