@@ -60,12 +60,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 class _LiteStartFailure(logging.Filter):
-    """While active (``with``), holds back the record Milvus Lite logs when it cannot start its server
-    for a file (``logger.exception``: a library traceback on stderr wherever logging is not
-    configured) and keeps its exception, which :class:`MilvusCollections` reports in one line.
-    Records without an exception pass."""
+    """While active (``with``), holds back what the libraries log when a client cannot open its URI,
+    which :class:`MilvusCollections` reports in one line instead: the record Milvus Lite logs when it
+    cannot start its server for a file (``logger.exception``: a library traceback on stderr wherever
+    logging is not configured), whose exception is kept, and pymilvus's own "Failed to create new
+    connection" error line (pymilvus < 3 logs it through a handler of its own). Other records pass."""
 
-    LOGGER = "milvus_lite.server_manager"
+    LOGGERS = ("milvus_lite.server_manager", "pymilvus.milvus_client._utils")
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,7 +76,7 @@ class _LiteStartFailure(logging.Filter):
         if record.exc_info and record.exc_info[1] is not None:
             self.exc = record.exc_info[1]
             return False
-        return True
+        return not (record.levelno >= logging.ERROR and record.getMessage().startswith("Failed to create new connection"))
 
     @property
     def locked(self) -> bool:
@@ -83,11 +84,13 @@ class _LiteStartFailure(logging.Filter):
         return self.exc is not None and (type(self.exc).__name__ == "DataDirLockedError" or "holds the lock" in str(self.exc))
 
     def __enter__(self) -> _LiteStartFailure:
-        logging.getLogger(self.LOGGER).addFilter(self)
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        logging.getLogger(self.LOGGER).removeFilter(self)
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
 
 
 class MilvusCollections:
