@@ -11,6 +11,9 @@ import typer
 from rag.cli.apps import app
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, load_reranker,
                              resolve_device)
+from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQUENCE_DECODING, EvictOption, FusionOption,
+                                  FusionTemperatureOption, KVBudgetOption, KVCacheOption, PositionsOption,
+                                  RagSequenceDecodingOption, SelectBlocksOption, ask_fields, path_config)
 from rag.extractive import ExtractiveConfig
 
 
@@ -23,19 +26,14 @@ def ask_command(
                                              "{id, question, answer, kind, citations, timings} per line; - for stdout.")] = None,
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
     generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM (local path or cached HF id); omit for an extractive answer.")] = None,
-    kv_cache: Annotated[bool, typer.Option("--kv-cache", help="Reuse the passage KV states stored by `rag cache build` (prefill only the question).")] = False,
-    positions: Annotated[str, typer.Option(help="Cached block positions: rerotate (Block-Attention) or composite (TurboRAG).")] = "rerotate",
-    fusion: Annotated[str, typer.Option(help="How the k passages are combined: concat (one prompt), rag-sequence or "
-                                        "rag-token (Lewis et al. 2020: marginalise over passages, p(z|x) = "
-                                        "softmax(score / --fusion-temperature)).")] = "concat",
-    fusion_temperature: Annotated[float, typer.Option(help="Temperature of p(z|x) for rag-sequence / rag-token.")] = 1.0,
-    rag_sequence_decoding: Annotated[str, typer.Option(help="rag-sequence: thorough (score every candidate under every "
-                                                       "passage) or fast (only under the passages that proposed it).")] = "thorough",
-    select_blocks: Annotated[int | None, typer.Option(help="With --kv-cache: attend only to the M cached blocks the question "
-                                                      "attends to most (dynamic block selection).", min=1)] = None,
-    evict: Annotated[str | None, typer.Option(help="Full prefill, then evict its KV cache to --kv-budget tokens: h2o or "
-                                              "snapkv (not with --kv-cache).")] = None,
-    kv_budget: Annotated[int | None, typer.Option(help="--evict: prompt tokens kept per layer and KV head.", min=1)] = None,
+    kv_cache: KVCacheOption = False,
+    positions: PositionsOption = POSITIONS,
+    fusion: FusionOption = FUSION,
+    fusion_temperature: FusionTemperatureOption = FUSION_TEMPERATURE,
+    rag_sequence_decoding: RagSequenceDecodingOption = RAG_SEQUENCE_DECODING,
+    select_blocks: SelectBlocksOption = None,
+    evict: EvictOption = None,
+    kv_budget: KVBudgetOption = None,
     hyde: Annotated[bool, typer.Option("--hyde", help="Search with HyDE: average the embeddings of hypothetical answers (needs --generator).")] = False,
     hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
     mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid (HyDE always uses dense).")] = "hybrid",
@@ -71,10 +69,6 @@ def ask_command(
     from indexes.errors import InputError
     from indexes.filters import parse_filter
     from rag.generation.generator import Generator, GeneratorConfig
-    from rag.generation.block_select import BlockSelectConfig
-    from rag.generation.kv_blocks import BlockLayout
-    from rag.generation.kv_evict import EvictionConfig
-    from rag.generation.rag_fusion import FusionConfig
     from rag.generation.sampling import SamplingConfig
     from rag.hyde import HydeConfig
     from rag.index import open_index
@@ -84,15 +78,14 @@ def ask_command(
         raise InputError("give a QUESTION, or --questions FILE with --out FILE for a batch")
     if (questions is None) != (out is None):
         raise InputError("--questions FILE and --out FILE go together (--out - prints the answers JSONL)")
-    if positions not in ("rerotate", "composite"):
-        raise InputError(f"--positions must be rerotate or composite, not {positions!r}")
     expr = parse_filter(filter) if filter is not None else None
     extractive = ExtractiveConfig(sentences=sentences, min_score=min_score)
     device = resolve_device(device)
     if rerank is not None and hyde:
         raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
-    if fid and (fusion != "concat" or select_blocks is not None or evict is not None):
-        raise InputError("--fusion rag-*, --select-blocks and --evict are decoder-only options; they do not combine with --fid")
+    path = path_config(generator, kv_cache=kv_cache, positions=positions, fusion=fusion, fusion_temperature=fusion_temperature,
+                       rag_sequence_decoding=rag_sequence_decoding, select_blocks=select_blocks, evict=evict,
+                       kv_budget=kv_budget, fid=fid)
     if fid:
         fido = None
         if cross_kv_groups is not None or cross_every is not None:
@@ -106,17 +99,10 @@ def ask_command(
         raise InputError("--live-layers is a FiD option: add --fid")
     if cross_kv_groups is not None or cross_every is not None:
         raise InputError("--cross-kv-groups and --cross-every are FiD (FiDO) options: add --fid")
-    if (fusion != "concat" or select_blocks is not None or evict is not None) and generator is None:
-        raise InputError("--fusion rag-*, --select-blocks and --evict shape a generator's prompt: add --generator MODEL")
-    if (kv_cache or hyde) and generator is None:
-        raise InputError(f"{'--kv-cache' if kv_cache else '--hyde'} needs --generator MODEL")
-    if (evict is None) != (kv_budget is None):
-        raise InputError("--evict POLICY and --kv-budget N go together")
+    if hyde and generator is None:
+        raise InputError("--hyde needs --generator MODEL")
     config = AskConfig(
-        k=k, mode=mode, kv_cache=kv_cache, layout=BlockLayout(positions=positions),
-        fusion=FusionConfig(fusion, fusion_temperature, rag_sequence_decoding),
-        select=BlockSelectConfig(select_blocks) if select_blocks is not None else None,
-        eviction=EvictionConfig(evict, kv_budget) if evict is not None else None,
+        k=k, mode=mode, **ask_fields(path),
         hyde=HydeConfig(n=hyde_n, seed=seed) if hyde else None, extractive=extractive,
         sampling=SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                 stop=tuple(stop or ()), seed=seed),

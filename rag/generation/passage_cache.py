@@ -105,7 +105,7 @@ def open_passage_states(index_dir: str | Path, generator, config: CacheConfig = 
     fix = f"build one with `rag cache build --index {index_dir} --generator {generator.name}`"
     if match is None:
         if not kv:
-            raise InputError(f"{index_dir} has no passage KV cache; {fix}, or run without --kv-cache")
+            raise InputError(f"{index_dir} has no passage KV cache; {fix}, or answer without the passage KV cache")
         built = ", ".join(f"{c.model} ({c.dtype}, key {c.key[:12]})" for c in kv)
         raise InputError(
             f"the KV cache in {index_dir} was built for another model or prompt template [{built}], "

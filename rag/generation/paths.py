@@ -28,6 +28,17 @@ from rag.generation.sampling import SamplingConfig
 
 
 @dataclass(frozen=True)
+class OptionNames:
+    """How messages name the path's options: the library's field names by default; the CLI passes
+    its flags, the REST API its JSON fields."""
+
+    kv_cache: str = "kv_cache"
+    fusion: str = "fusion"
+    select: str = "select"
+    evict: str = "eviction"
+
+
+@dataclass(frozen=True)
 class PathConfig:
     """Which path, and its settings (see the module doc).
 
@@ -46,10 +57,26 @@ class PathConfig:
     eviction: EvictionConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.select is not None and not self.kv_cache:
-            raise InputError("--select-blocks scores the cached passage keys: add --kv-cache")
-        if self.eviction is not None and (self.kv_cache or self.fusion.fusion != "concat"):
-            raise InputError("--evict prunes a full-context prefill: it does not combine with --kv-cache or a RAG fusion")
+        message = conflict(self.kv_cache, self.fusion, self.select, self.eviction)
+        if message is not None:
+            raise InputError(message)
+
+
+def conflict(kv_cache: bool, fusion: FusionConfig, select: BlockSelectConfig | None, eviction: EvictionConfig | None,
+             names: OptionNames = OptionNames()) -> str | None:
+    """Why these :class:`PathConfig` options do not combine, naming them as ``names`` spells them;
+    ``None`` when they do. The CLI names its flags and the REST API its JSON fields, in otherwise
+    the same message.
+
+    Example:
+        >>> conflict(False, FusionConfig(), BlockSelectConfig(2), None, OptionNames(select="select_blocks"))
+        'select_blocks scores the cached passage keys: add kv_cache'
+    """
+    if select is not None and not kv_cache:
+        return f"{names.select} scores the cached passage keys: add {names.kv_cache}"
+    if eviction is not None and (kv_cache or fusion.fusion != "concat"):
+        return f"{names.evict} prunes a full-context prefill: it does not combine with {names.kv_cache} or a RAG fusion"
+    return None
 
 
 @dataclass
