@@ -101,3 +101,19 @@ def test_label_ids_outside_dataset_fail_before_judging(toy, capsys):
     assert rc == 1
     assert "1 labelled id(s) are not in" in err and "(first: 'zzz')" in err
     assert not (toy / "r4").exists()
+
+
+def test_intervals_figure_draws_an_estimate_outside_its_interval():
+    # Given: every answer wrong, where Bayes-chain's posterior mean (piled up at 0, long right tail)
+    # lies above its 90% central credible interval
+    import numpy as np
+
+    from eval.estimators import Method, estimate_all
+    from eval.plots import intervals_png
+
+    est = estimate_all(np.zeros(30), np.zeros(30), np.zeros(2), 0.1, tuple(Method))
+    chain = est[Method.BAYES_CHAIN]
+    assert chain.estimate > chain.upper  # the case error bars cannot draw
+    # When / Then: the figure is a PNG, not a matplotlib error
+    png = intervals_png({m.value: {"estimate": e.estimate, "lower": e.lower, "upper": e.upper} for m, e in est.items()})
+    assert png.startswith(b"\x89PNG")
