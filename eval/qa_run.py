@@ -92,6 +92,23 @@ def answer_items(items: Iterable[QAItem], index, generator=None, config: AskConf
         yield Prediction(r.id, text, tuple(h.text for h in r.hits), r.latency_ms, AnswerKind(r.answer.kind).value)
 
 
+def pipeline_record(config: QARunConfig) -> dict:
+    """What produced the answers, as ``report.json``'s ``pipeline``: the predictions file, or the
+    index, generator and every setting of the generation path (fusion, block selection, eviction).
+
+    Example:
+        >>> pipeline_record(QARunConfig(dataset=Path("d.jsonl"), report=Path("r"), predictions=Path("p.jsonl")))
+        {'predictions': 'p.jsonl'}
+    """
+    if config.predictions is not None:
+        return {"predictions": str(config.predictions)}
+    a = config.ask
+    return {"index": str(config.index), "generator": config.generator, "mode": a.mode, "k": a.k,
+            "kv_cache": a.kv_cache, "positions": a.layout.positions, "fusion": asdict(a.fusion),
+            "select_blocks": None if a.select is None else asdict(a.select),
+            "evict": None if a.eviction is None else asdict(a.eviction)}
+
+
 def resolve_correctness(requested: Correctness, predictions: dict[str, Prediction], golds: dict[str, tuple[str, ...]],
                         note: Callable[[str], None] = lambda _: None) -> str:
     """The rule to apply (``"f1"`` or ``"contains"``) for ``requested`` and the answers' kinds.
@@ -200,6 +217,7 @@ def run_qa_eval(config: QARunConfig, note: Callable[[str], None] = lambda _: Non
     else:
         human, source = derive_labels(rows, c.gold_labels, c.seed), f"gold-derived ({correct}), random {c.gold_labels}"
     result = evaluate(rows, scores, human, the_judge.name, the_judge.uses_gold, qa_config, source)
+    result["pipeline"] = pipeline_record(c)
     _write_jsonl(report / "judge.jsonl", ({"id": i, "score": s} for i, s in scores.items()))
     _write_jsonl(report / "labels.jsonl", ({"id": i, "label": v} for i, v in human.items()))
     _write_jsonl(report / "items.jsonl", (asdict(r) | {"judge": scores[r.id]} for r in rows))

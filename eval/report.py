@@ -77,9 +77,32 @@ def _headline(report: dict) -> str:
             + (f", worth {best[1]['effective_labels']:.0f} human labels." if best[1]["effective_labels"] is not None else "."))
 
 
+def pipeline_line(report: dict) -> str:
+    """One line saying what produced the answers (``report["pipeline"]``; empty for older reports)."""
+    p = report.get("pipeline")
+    if not p:
+        return ""
+    if "predictions" in p:
+        return f"Answers read from {p['predictions']}."
+    f = p["fusion"]
+    parts = [f"index {p['index']}", f"generator {p['generator'] or 'none (extractive)'}", f"{p['mode']}, k = {p['k']}",
+             f"fusion {f['fusion']}" + (f" (temperature {f['temperature']:g}"
+                                        + (f", {f['decoding']} decoding" if f["fusion"] == "rag-sequence" else "") + ")"
+                                        if f["fusion"] != "concat" else "")]
+    if p["kv_cache"]:
+        parts.append(f"passage KV cache ({p['positions']} positions)")
+    if p["select_blocks"]:
+        parts.append(f"select-blocks {p['select_blocks']['m']}")
+    if p["evict"]:
+        parts.append(f"evict {p['evict']['policy']} to {p['evict']['budget']} tokens")
+    return "Answers by the pipeline: " + "; ".join(parts) + "."
+
+
 def render_markdown(report: dict, title: str) -> str:
     """Markdown with the figures linked as sibling PNG files."""
-    out = [f"# {title}", "", _headline(report), "", "![intervals](intervals.png)", ""]
+    out = [f"# {title}", "", _headline(report), ""]
+    out += [pipeline_line(report), ""] if pipeline_line(report) else []
+    out += ["![intervals](intervals.png)", ""]
     for name, header, rows in _tables(report):
         out += [f"## {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -104,6 +127,7 @@ def render_html(report: dict, title: str, figs: dict[str, bytes]) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='lead'>{html.escape(_headline(report))}</p>",
+             f"<p>{html.escape(pipeline_line(report))}</p>" if pipeline_line(report) else "",
              f"<div class='figs'>{img('intervals.png')}{img('width_vs_labels.png')}</div>"]
     for name, header, rows in _tables(report):
         parts.append(f"<h2>{html.escape(name)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
-from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, load_reranker,
-                             resolve_device)
+from rag.cli.options import (MAX_NEW_TOKENS, DeviceOption, EncoderBackendOption, FilterOption, MaxNewTokensOption,
+                             RerankDepthOption, RerankOption, load_reranker, resolve_device)
 from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQUENCE_DECODING, EvictOption, FusionOption,
                                   FusionTemperatureOption, KVBudgetOption, KVCacheOption, PositionsOption,
                                   RagSequenceDecodingOption, SelectBlocksOption, ask_fields, path_config)
@@ -38,7 +38,7 @@ def ask_command(
     hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
     mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid (HyDE always uses dense).")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Passages given to the generator.", min=1, max=100)] = 5,
-    max_new_tokens: Annotated[int, typer.Option(help="Generated tokens at most.", min=1)] = 256,
+    max_new_tokens: MaxNewTokensOption = MAX_NEW_TOKENS,
     temperature: Annotated[float, typer.Option(help="0 = greedy decoding.", min=0.0)] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.", min=0.0, max=1.0)] = 1.0,
     top_k: Annotated[int, typer.Option(help="Top-k sampling (0 = off).", min=0)] = 0,

@@ -10,7 +10,10 @@ import typer
 
 from eval.qa_choices import Correctness, JudgeName
 from rag.cli.apps import eval_app
-from rag.cli.options import directory_output, output_file
+from rag.cli.options import MAX_NEW_TOKENS, MaxNewTokensOption, directory_output, output_file
+from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQUENCE_DECODING, EvictOption, FusionOption,
+                                  FusionTemperatureOption, KVBudgetOption, KVCacheOption, PositionsOption,
+                                  RagSequenceDecodingOption, SelectBlocksOption, ask_fields, path_config)
 from rag.extractive import ExtractiveConfig
 
 
@@ -108,6 +111,15 @@ def eval_qa_command(
     min_score: Annotated[float, typer.Option(help="Extractive answers: least cosine of the best sentence, below "
                                              "which the answer is 'no answer found' (as `rag ask`).",
                                              min=-1.0, max=1.0)] = ExtractiveConfig.min_score,
+    kv_cache: KVCacheOption = False,
+    positions: PositionsOption = POSITIONS,
+    fusion: FusionOption = FUSION,
+    fusion_temperature: FusionTemperatureOption = FUSION_TEMPERATURE,
+    rag_sequence_decoding: RagSequenceDecodingOption = RAG_SEQUENCE_DECODING,
+    select_blocks: SelectBlocksOption = None,
+    evict: EvictOption = None,
+    kv_budget: KVBudgetOption = None,
+    max_new_tokens: MaxNewTokensOption = MAX_NEW_TOKENS,
     labels: Annotated[Path | None, typer.Option(help="Human labels {id, label}; default: gold-derived "
                                                 "correctness of a random subset (--gold-labels).")] = None,
     gold_labels: Annotated[int, typer.Option(help="Size of the gold-derived 'human' subset.", min=2)] = 300,
@@ -126,7 +138,18 @@ def eval_qa_command(
     from eval.qa_run import QARunConfig, run_qa_eval
 
     _check_alpha(alpha)
-    ask = AskConfig(k=k, mode=mode, extractive=ExtractiveConfig(sentences=sentences, min_score=min_score))
+    path = path_config(generator, kv_cache=kv_cache, positions=positions, fusion=fusion, fusion_temperature=fusion_temperature,
+                       rag_sequence_decoding=rag_sequence_decoding, select_blocks=select_blocks, evict=evict,
+                       kv_budget=kv_budget)
+    if predictions is not None and (path.kv_cache or path.fusion.fusion != FUSION or path.select or path.eviction):
+        from indexes.errors import InputError
+
+        raise InputError("--kv-cache, --fusion, --select-blocks and --evict shape the pipeline's answers: they go with "
+                         "--index, not with --predictions (answers already computed)")
+    from rag.generation.sampling import SamplingConfig
+
+    ask = AskConfig(k=k, mode=mode, extractive=ExtractiveConfig(sentences=sentences, min_score=min_score),
+                    sampling=SamplingConfig(max_new_tokens=max_new_tokens), **ask_fields(path))
     config = QARunConfig(dataset=dataset, report=report, predictions=predictions, index=index, generator=generator,
                          ask=ask, labels=labels, gold_labels=gold_labels, judge=judge, correct=correct, limit=limit,
                          alpha=alpha, seed=seed)

@@ -42,6 +42,9 @@ def load_reranker(model: str | None, depth: int, device: str = "auto"):
 
     return CrossEncoderReranker.load(RerankConfig(model, depth=depth), device=resolve_device(device))
 
+MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens", help="Generated tokens at most.", min=1)]
+MAX_NEW_TOKENS = 256  # SamplingConfig's default
+
 FilterOption = Annotated[str | None, typer.Option(
     "--filter", help='Metadata filter, a JSON object: {"year": {"$gte": 2010}, "source": {"$in": ["a", "b"]}} '
                      "($eq $in $gt $gte $lt $lte, $and $or; see README).")]

@@ -9,7 +9,7 @@ RAG-Sequence / RAG-Token fusion (``--fusion``, ``--fusion-temperature``,
 (:func:`ask_fields`); every refusal is one line that names the flags.
 
 Defaults are literals here (importing the config classes would import torch at CLI start-up);
-``tests/rag/test_eval_qa_generation_options.py`` checks they equal the library's.
+``tests/eval/test_qa_run_generation_options.py`` checks they equal the library's.
 """
 
 from __future__ import annotations
