@@ -132,6 +132,25 @@ class ErrorBody(BaseModel):
                    "fields": ["k"]}}]})
 
 
+class FusionIn(_Model):
+    """How the k passages are combined (``rag ask --fusion``; Lewis et al. 2020)."""
+
+    method: Literal["concat", "rag-sequence", "rag-token"] = Field(
+        description="concat (one prompt with every passage), rag-sequence or rag-token (marginalise over passages).")
+    temperature: float = Field(1.0, gt=0, allow_inf_nan=False,
+                               description="τ of the passage prior p(z|x) = softmax(score / τ) (rag-sequence / rag-token).")
+    decoding: Literal["thorough", "fast"] = Field(
+        "thorough", description="rag-sequence: score every candidate under every passage (thorough) or only under "
+                                "the passages that proposed it (fast).")
+
+
+class EvictIn(_Model):
+    """Full prefill, then evict its KV cache to a budget (``rag ask --evict --kv-budget``)."""
+
+    method: Literal["h2o", "snapkv"] = Field(description="h2o (accumulated attention) or snapkv (observation-window votes).")
+    budget: int = Field(ge=1, description="Prompt tokens kept per layer and KV head.")
+
+
 @dataclass(frozen=True)
 class RequestModels:
     """The request bodies, built for one :class:`~service.settings.Settings`."""
@@ -187,5 +206,15 @@ def request_models(s: Settings) -> RequestModels:
         rerank_depth: RerankDepth = None
         stream: bool = Field(False, description="Answer as Server-Sent Events: `token` events, then one `answer` "
                                                  "event holding the AnswerResponse (or one `error` event).")
+        # The generation path of `rag ask` (decoder-only generator; a FiD or extractive server: 422)
+        kv_cache: bool = Field(False, description="Read the passages' KV states stored by `rag cache build` "
+                                                  "(question-only prefill); `select_blocks` needs it.")
+        fusion: FusionIn | None = Field(None, examples=[{"method": "rag-token", "temperature": 1.0}],
+                                        description="RAG-Sequence / RAG-Token fusion (default: concat).")
+        select_blocks: int | None = Field(None, ge=1, description="With `kv_cache`: attend only to the M cached "
+                                                                  "blocks the question attends to most.")
+        evict: EvictIn | None = Field(None, examples=[{"method": "snapkv", "budget": 256}],
+                                      description="Evict a full prefill's KV cache to a budget (not with `kv_cache` "
+                                                  "or a RAG fusion).")
 
     return RequestModels(SearchRequest, BatchSearchRequest, AnswerRequest)

@@ -57,7 +57,8 @@ def sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def answer_stream(request: Request, entry: LoadedIndex, question: str, config: AskConfig, generator) -> StreamingResponse:
+def answer_stream(request: Request, entry: LoadedIndex, question: str, config: AskConfig, generator,
+                  states=None) -> StreamingResponse:
     """A ``text/event-stream`` response answering ``question`` from ``entry``.
 
     Args:
@@ -66,6 +67,7 @@ def answer_stream(request: Request, entry: LoadedIndex, question: str, config: A
         question: the question text.
         config: a :class:`rag.pipeline.AskConfig`.
         generator: the service's causal LM, or ``None`` (FiD reader or extractive).
+        states: the index's opened passage KV states when ``config.kv_cache``.
     """
     from rag.streaming import answer_events
 
@@ -83,7 +85,8 @@ def answer_stream(request: Request, entry: LoadedIndex, question: str, config: A
             with entry.lock if uses_model else nullcontext():  # a model serves one answer at a time
                 if cancelled.is_set():  # the client left while this request waited for the lock
                     return
-                events = answer_events(question, entry.index, config, generator=generator, reader=entry.reader)
+                events = answer_events(question, entry.index, config, generator=generator, reader=entry.reader,
+                                       states=states)
                 try:
                     for item in events:
                         if isinstance(item, str):

@@ -8,6 +8,11 @@ from the top passages, ranked by the index's bi-encoder and marked as such by ``
 (``no_answer`` when no sentence is close enough to the question). An index
 without a dense part has no encoder to rank sentences with, so without a generator the request
 gets a 503 body that says so: never a crash, never a made-up answer.
+
+With a causal LM the request may choose ``rag ask``'s generation path: ``kv_cache`` (the passage
+states of ``rag cache build``), ``fusion`` (RAG-Sequence / RAG-Token), ``select_blocks`` and
+``evict``; the same combinations are refused, with the CLI's message naming the JSON fields. On a
+FiD or extractive server they are a 422. Streamed answers take the same path.
 """
 
 # No `from __future__ import annotations`: see routers/search.py.
@@ -21,22 +26,67 @@ from service.state import AnswerUnavailableError, LoadedIndex
 from service.streaming import SSE_RESPONSE, answer_stream
 
 
-def _config(body, max_new_tokens: int, expr=None):
-    """The :class:`rag.pipeline.AskConfig` of a request (``expr``: its parsed metadata filter)."""
+#: How refusals name the generation-path options: by the request's JSON fields, never by CLI flags.
+_FIELDS = dict(kv_cache="kv_cache", fusion="fusion", select="select_blocks", evict="evict")
+
+
+def _path(body, decoder: bool, fid: bool):
+    """The :class:`rag.generation.paths.PathConfig` of a request (``rag ask``'s options, as JSON fields).
+
+    Raises:
+        InputError: (422) an option without a decoder-only generator on this server, or options
+            that do not combine (the CLI's message, naming the JSON fields).
+    """
+    from indexes.errors import InputError
+    from rag.generation.block_select import BlockSelectConfig
+    from rag.generation.kv_evict import EvictionConfig
+    from rag.generation.paths import OptionNames, PathConfig, conflict
+    from rag.generation.rag_fusion import FusionConfig
+
+    fusion = FusionConfig() if body.fusion is None else FusionConfig(body.fusion.method, body.fusion.temperature,
+                                                                   body.fusion.decoding)
+    select = None if body.select_blocks is None else BlockSelectConfig(body.select_blocks)
+    eviction = None if body.evict is None else EvictionConfig(body.evict.method, body.evict.budget)
+    used = [name for name, on in (("kv_cache", body.kv_cache), ("fusion", fusion.fusion != "concat"),
+                                  ("select_blocks", select is not None), ("evict", eviction is not None)) if on]
+    if used and not decoder:
+        has = "a Fusion-in-Decoder reader" if fid else "no generator (its answers are extractive)"
+        raise InputError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} a decoder-only generator (a "
+                         f"causal LM): this service has {has}; start it with RAG_GENERATOR=<causal LM> (rag serve "
+                         "--generator) to use them")
+    message = conflict(body.kv_cache, fusion, select, eviction, OptionNames(**_FIELDS))
+    if message is not None:
+        raise InputError(message)
+    return PathConfig(body.kv_cache, fusion=fusion, select=select, eviction=eviction)
+
+
+def _config(body, max_new_tokens: int, expr=None, path=None):
+    """The :class:`rag.pipeline.AskConfig` of a request (``expr``: its parsed metadata filter; ``path``: its
+    :func:`_path`)."""
+    from rag.generation.paths import PathConfig
     from rag.generation.sampling import SamplingConfig
     from rag.pipeline import AskConfig
 
+    path = path or PathConfig()
     return AskConfig(k=body.k, mode=body.mode, rerank=body.rerank is not False, rerank_depth=body.rerank_depth,
-                     sampling=SamplingConfig(max_new_tokens=max_new_tokens), filter=expr)
+                     kv_cache=path.kv_cache, layout=path.layout, fusion=path.fusion, select=path.select,
+                     eviction=path.eviction, sampling=SamplingConfig(max_new_tokens=max_new_tokens), filter=expr)
 
 
-def _answer(entry: LoadedIndex, question: str, config, generator) -> dict:
+def _open_states(entry: LoadedIndex, generator, config):
+    """The index's passage KV states for ``generator`` (a 422 naming the command that builds them)."""
+    from rag.generation.passage_cache import open_passage_states
+
+    return open_passage_states(entry.index.path, generator, config.cache)
+
+
+def _answer(entry: LoadedIndex, question: str, config, generator, states=None) -> dict:
     from rag.pipeline import answer_one
 
     if entry.reader is None and generator is None:  # extractive: no model state shared between threads
         return answer_one(question, entry.index, None, config).answer.to_dict()
     with entry.lock:  # Fusion-in-Decoder (with LUMEN memory when configured) or causal LM
-        return answer_one(question, entry.index, generator, config, reader=entry.reader).answer.to_dict()
+        return answer_one(question, entry.index, generator, config, reader=entry.reader, states=states).answer.to_dict()
 
 
 def build_router(models: RequestModels) -> APIRouter:
@@ -63,10 +113,13 @@ def build_router(models: RequestModels) -> APIRouter:
 
             expr = parse_filter(body.filter)
             await run_blocking(request, entry.index.where, expr)
-        config = _config(body, state.settings.answer_max_new_tokens, expr)
+        decoder = state.generator is not None and entry.reader is None
+        path = _path(body, decoder, entry.reader is not None)  # 422 before any work (or stream)
+        config = _config(body, state.settings.answer_max_new_tokens, expr, path)
+        states = await run_blocking(request, _open_states, entry, state.generator, config) if config.kv_cache else None
         if body.stream:
-            return answer_stream(request, entry, body.question, config, state.generator)
-        out = await run_blocking(request, _answer, entry, body.question, config, state.generator)
+            return answer_stream(request, entry, body.question, config, state.generator, states)
+        out = await run_blocking(request, _answer, entry, body.question, config, state.generator, states)
         return {**out, "index": entry.name}
 
     return router
