@@ -45,12 +45,6 @@ FUSION_TEMPERATURE = 1.0
 RAG_SEQUENCE_DECODING = "thorough"
 
 
-def _cli_names():
-    from rag.generation.paths import OptionNames
-
-    return OptionNames(kv_cache="--kv-cache", fusion="--fusion", select="--select-blocks", evict="--evict")
-
-
 def path_config(generator: str | None, *, kv_cache: bool, positions: str, fusion: str, fusion_temperature: float,
                 rag_sequence_decoding: str, select_blocks: int | None, evict: str | None, kv_budget: int | None,
                 fid: bool = False):
@@ -69,7 +63,7 @@ def path_config(generator: str | None, *, kv_cache: bool, positions: str, fusion
     from rag.generation.block_select import BlockSelectConfig
     from rag.generation.kv_blocks import BlockLayout
     from rag.generation.kv_evict import EvictionConfig
-    from rag.generation.paths import PathConfig, conflict
+    from rag.generation.paths import PathConfig
     from rag.generation.rag_fusion import FusionConfig
 
     if positions not in ("rerotate", "composite"):
@@ -83,13 +77,9 @@ def path_config(generator: str | None, *, kv_cache: bool, positions: str, fusion
         raise InputError("--kv-cache needs --generator MODEL")
     if (evict is None) != (kv_budget is None):
         raise InputError("--evict POLICY and --kv-budget N go together")
-    fusion_config = FusionConfig(fusion, fusion_temperature, rag_sequence_decoding)
-    select = BlockSelectConfig(select_blocks) if select_blocks is not None else None
-    eviction = EvictionConfig(evict, kv_budget) if evict is not None else None
-    message = conflict(kv_cache, fusion_config, select, eviction, _cli_names())
-    if message is not None:
-        raise InputError(message)
-    return PathConfig(kv_cache, BlockLayout(positions=positions), fusion_config, select, eviction)
+    return PathConfig(kv_cache, BlockLayout(positions=positions), FusionConfig(fusion, fusion_temperature, rag_sequence_decoding),
+                      BlockSelectConfig(select_blocks) if select_blocks is not None else None,
+                      EvictionConfig(evict, kv_budget) if evict is not None else None)  # refusals name the flags
 
 
 def ask_fields(path) -> dict:

@@ -29,13 +29,13 @@ from rag.generation.sampling import SamplingConfig
 
 @dataclass(frozen=True)
 class OptionNames:
-    """How messages name the path's options: the library's field names by default; the CLI passes
-    its flags, the REST API its JSON fields."""
+    """How messages name the path's options: ``rag ask``'s flags by default (the messages
+    :class:`PathConfig` has always raised); the REST API passes its JSON fields."""
 
-    kv_cache: str = "kv_cache"
-    fusion: str = "fusion"
-    select: str = "select"
-    evict: str = "eviction"
+    kv_cache: str = "--kv-cache"
+    fusion: str = "--fusion"
+    select: str = "--select-blocks"
+    evict: str = "--evict"
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,9 @@ def conflict(kv_cache: bool, fusion: FusionConfig, select: BlockSelectConfig | N
     the same message.
 
     Example:
-        >>> conflict(False, FusionConfig(), BlockSelectConfig(2), None, OptionNames(select="select_blocks"))
+        >>> conflict(False, FusionConfig(), BlockSelectConfig(2), None)
+        '--select-blocks scores the cached passage keys: add --kv-cache'
+        >>> conflict(False, FusionConfig(), BlockSelectConfig(2), None, OptionNames("kv_cache", "fusion", "select_blocks", "evict"))
         'select_blocks scores the cached passage keys: add kv_cache'
     """
     if select is not None and not kv_cache:
