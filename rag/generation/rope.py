@@ -38,7 +38,7 @@ def rotary_module(model) -> torch.nn.Module:
         name = getattr(model.config, "model_type", type(model).__name__)
         raise InputError(
             f"model type {name!r} has no rotary position embeddings; passage KV caching needs a RoPE "
-            "model (Llama, Qwen2, Mistral families): run without --kv-cache"
+            "model (Llama, Qwen2, Mistral families); answer without the passage KV cache"
         )
     return rotary
 
