@@ -52,8 +52,8 @@ def _path(body, decoder: bool, fid: bool):
     if used and not decoder:
         has = "a Fusion-in-Decoder reader" if fid else "no generator (its answers are extractive)"
         raise InputError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} a decoder-only generator (a "
-                         f"causal LM): this service has {has}; start it with RAG_GENERATOR=<causal LM> (rag serve "
-                         "--generator) to use them")
+                         f"causal LM): this service has {has}; a service started with RAG_GENERATOR=<causal LM> "
+                         "serves them")
     message = conflict(body.kv_cache, fusion, select, eviction, OptionNames(**_FIELDS))
     if message is not None:
         raise InputError(message)
