@@ -92,8 +92,10 @@ class GroupedCrossAttention(nn.Module):
     def project(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of the encoder states, once per question: ``(B, S, d)`` → 2 × ``(B, G, S, d_kv)``."""
         B, S, _ = h.shape
-        k = self.k(h).reshape(B, S, self.groups, self.d_kv).transpose(1, 2)  # (B, G, S, d_kv)
-        v = self.v(h).reshape(B, S, self.groups, self.d_kv).transpose(1, 2)  # (B, G, S, d_kv)
+        # contiguous once per question: attention over a transposed view copies it at every step
+        # (at N = 50 passages that doubled the time per answer token)
+        k = self.k(h).reshape(B, S, self.groups, self.d_kv).transpose(1, 2).contiguous()  # (B, G, S, d_kv)
+        v = self.v(h).reshape(B, S, self.groups, self.d_kv).transpose(1, 2).contiguous()  # (B, G, S, d_kv)
         return k, v
 
     def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
