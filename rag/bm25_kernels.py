@@ -40,6 +40,7 @@ import numpy as np
 _MARGIN = 1e-12  # relative slack on the bound test: float sums in another order differ by ulps
 _JIT = {"cache": True, "nogil": True}
 _WINDOW = 4096  # rows scored together by MaxScore: its accumulator (32 KiB) stays in the CPU cache
+_DENSE = 4  # a non-essential list is spread over the window when no longer than this many times its probes
 _ONE = np.uint64(1)
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)  # the lowest set bit of x times this, >> 58, indexes _BIT_OF
 _BIT_OF = np.array([0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55, 59, 36, 53, 51, 43, 22, 45, 39, 33, 30,
@@ -136,28 +137,20 @@ def exhaustive_top_k(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarra
         (rows (k',), scores (k',)) best first, ``k' = min(k, allowed passages matching)``.
     """
     acc = np.zeros(n_docs)  # (N,)
-    seen = np.zeros(n_docs, np.int8)  # (N,) 1 once a row has a posting
-    total = 0
-    for j in range(term_ids.size):
-        total += indptr[term_ids[j] + 1] - indptr[term_ids[j]]
-    touched = np.empty(total, np.int64)
-    n_touched = 0
+    seen = np.zeros(n_docs, np.bool_)  # (N,) rows with a posting of a query term
     for j in range(term_ids.size):
         t = term_ids[j]
         for p in range(indptr[t], indptr[t + 1]):
-            r = indices[p]
-            acc[r] += weights[p]
-            touched[n_touched] = r
-            n_touched += 1 - np.int64(seen[r])  # branch-free: a row is listed on its first posting only
-            seen[r] = 1
+            acc[indices[p]] += weights[p]
+            seen[indices[p]] = True
     filtered = allowed.size > 0
     hs, hr = np.empty(k, np.float64), np.empty(k, np.int64)
     n = 0
-    for i in range(n_touched):
-        r = touched[i]
-        if filtered and not allowed[r]:
+    for r in range(n_docs):
+        if n == k and acc[r] < hs[0]:  # cannot enter: skip the other tests
             continue
-        n = _push(hs, hr, n, k, acc[r], r)
+        if seen[r] and not (filtered and not allowed[r]):
+            n = _push(hs, hr, n, k, acc[r], r)
     return _ranked(hs, hr, n)
 
 
@@ -199,77 +192,128 @@ def _find(indices: np.ndarray, lo: int, hi: int, d: int) -> int:
 
 
 @numba.njit(**_JIT)
-def maxscore_top_k(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, upper: np.ndarray,
-                   term_ids: np.ndarray, k: int, allowed: np.ndarray, theta0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top ``k`` by windowed MaxScore; every weight of the query terms must be >= 0.
+def window_blocks(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split every posting list at window boundaries (``_WINDOW`` rows) and record each piece's maximum.
+
+    Returns:
+        ``bptr`` (V+1,) each term's blocks ``bptr[t]:bptr[t+1]``; ``bwin`` (B,) int32 window of a
+        block (rows ``bwin·W .. bwin·W+W-1``); ``bstart`` (B+1,) first posting of each block (the
+        last entry: ``nnz``); ``bmax`` (B,) largest weight in the block.
+    """
+    V = indptr.size - 1
+    bptr = np.zeros(V + 1, np.int64)
+    for t in range(V):
+        nb, last = 0, -1
+        for p in range(indptr[t], indptr[t + 1]):
+            wn = indices[p] // _WINDOW
+            if wn != last:
+                nb += 1
+                last = wn
+        bptr[t + 1] = bptr[t] + nb
+    B = bptr[V]
+    bwin, bstart, bmax = np.empty(B, np.int32), np.empty(B + 1, np.int64), np.empty(B)
+    bstart[B] = indptr[V]
+    j = -1
+    for t in range(V):
+        last = -1
+        for p in range(indptr[t], indptr[t + 1]):
+            wn = indices[p] // _WINDOW
+            if wn != last:
+                j += 1
+                last = wn
+                bwin[j], bstart[j], bmax[j] = wn, p, weights[p]
+            elif weights[p] > bmax[j]:
+                bmax[j] = weights[p]
+    return bptr, bwin, bstart, bmax
+
+
+@numba.njit(**_JIT)
+def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, bwin: np.ndarray, bstart: np.ndarray,
+                   bmax: np.ndarray, seed: np.ndarray, term_ids: np.ndarray, k: int,
+                   allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` by block-max MaxScore over windows; every weight of the query terms must be >= 0.
 
     Args:
-        indptr, indices, weights: the postings (see the module docstring).
-        upper: (V,) largest posting weight of each term.
+        indices, weights: the postings (see the module docstring).
+        bptr, bwin, bstart, bmax: the window blocks of :func:`window_blocks`.
+        seed: (V,) for each term a score that ``k`` allowed passages are known to reach (the
+            k-th largest weight of the term, :func:`kth_largest`), or (0,) when none is known.
         term_ids: (L,) query term ids in query order, repeats allowed.
         k: results wanted (>= 1).
         allowed: (N,) bool, or (0,) for every row.
-        theta0: a score that at least ``k`` allowed passages are known to reach (``-inf`` if none
-            is known), e.g. the k-th largest weight of one query term (:func:`kth_largest`).
 
     Returns:
         (rows (k',), scores (k',)) best first, as :func:`exhaustive_top_k` returns them.
     """
     uniq, count, slot = _unique_terms(term_ids)
     m = uniq.size
-    bound = np.empty(m)
+    theta = -np.inf  # the threshold θ: a passage must beat it to enter
+    if seed.size:
+        for i in range(m):
+            theta = max(theta, seed[uniq[i]])
+    bcur, bend, cnt = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m)
     for i in range(m):
-        bound[i] = upper[uniq[i]] * count[i]
-    order = np.argsort(bound, kind="mergesort")  # ascending bounds: non-essential terms are a prefix
-    pos_of = np.empty(m, np.int64)  # slot -> position in bound order
-    cur, end, prefix, cnt = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m), np.empty(m)
-    total = 0.0
-    for i in range(m):
-        u = order[i]
-        pos_of[u] = i
-        cur[i], end[i] = indptr[uniq[u]], indptr[uniq[u] + 1]
-        cnt[i] = count[u]
-        total += bound[u]
-        prefix[i] = total  # sum of the bounds of terms 0..i in bound order
-    qpos = np.empty(term_ids.size, np.int64)
-    for j in range(term_ids.size):
-        qpos[j] = pos_of[slot[j]]
+        bcur[i], bend[i], cnt[i] = bptr[uniq[i]], bptr[uniq[i] + 1], count[i]
     W = _WINDOW
     acc = np.zeros(W)  # (W,) essential partial scores of the window's rows
     bits = np.zeros(W // 64, np.uint64)  # (W/64,) bitset of the window's rows with an essential posting
-    first = np.empty(m, np.int64)  # each list's first posting in the window (cur: one past its last)
-    probe = np.empty(m, np.int64)  # non-essential lists: a cursor moving forward through the window
-    w = np.zeros(m)  # one passage's weight of each term (bound order)
+    lo, hi, probe = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)  # window slices
+    spread = np.empty((m, W), np.int64)  # spread[i, r]: term i's posting of row base+r, where dense[i]
+    dense = np.zeros(m, np.bool_)
+    local = np.empty(m)  # each term's bound in this window (0 where it has no posting there)
+    ordr = np.empty(m, np.int64)  # terms by ascending local bound: non-essential ones first
+    prefix = np.empty(m)  # sums of local bounds along ordr
+    w = np.zeros(m)  # one passage's weight of each term
     filtered = allowed.size > 0
     hs, hr = np.empty(k, np.float64), np.empty(k, np.int64)
     n = 0
-    theta = theta0
-    p = 0  # terms 0..p-1 are non-essential
-    while p < m and prefix[p] * (1.0 + _MARGIN) < theta:
-        p += 1
-    while p < m:
-        d = -1  # the window to score: the one holding the smallest row under an essential cursor
-        for i in range(p, m):
-            if cur[i] < end[i] and (d < 0 or indices[cur[i]] < d):
-                d = indices[cur[i]]
-        if d < 0:
+    while True:
+        win = -1  # the next window any query term has postings in
+        for i in range(m):
+            if bcur[i] < bend[i] and (win < 0 or bwin[bcur[i]] < win):
+                win = bwin[bcur[i]]
+        if win < 0:
             break
-        base = d - d % W
-        for i in range(p, m):  # essential: accumulate the window's postings (term-at-a-time)
-            c, e, ci = cur[i], end[i], cnt[i]
-            first[i] = c
-            while c < e:
+        total = 0.0
+        for i in range(m):
+            local[i], lo[i], hi[i] = 0.0, 0, 0
+            if bcur[i] < bend[i] and bwin[bcur[i]] == win:
+                b = bcur[i]
+                local[i], lo[i], hi[i] = bmax[b] * cnt[i], bstart[b], bstart[b + 1]
+                bcur[i] = b + 1
+            total += local[i]
+        if total * (1.0 + _MARGIN) < theta:  # no passage of this window can enter
+            continue
+        for i in range(m):  # insertion sort by local bound (m is a query's length)
+            j = i
+            while j > 0 and local[ordr[j - 1]] > local[i]:
+                ordr[j] = ordr[j - 1]
+                j -= 1
+            ordr[j] = i
+        run = 0.0
+        for j in range(m):
+            run += local[ordr[j]]
+            prefix[j] = run
+        p = 0  # ordr[:p] are non-essential here: their bounds sum to less than θ
+        while p < m and prefix[p] * (1.0 + _MARGIN) < theta:
+            p += 1
+        base = win * W
+        scanned = 0
+        for j in range(p, m):  # essential: accumulate the window's postings (term-at-a-time)
+            i = ordr[j]
+            ci = cnt[i]
+            scanned += hi[i] - lo[i]
+            for c in range(lo[i], hi[i]):
                 r = indices[c] - base
-                if r >= W:
-                    break
                 acc[r] += weights[c] * ci
                 bits[r >> 6] |= _ONE << np.uint64(r & 63)
-                c += 1
-            cur[i] = c
-        for i in range(p):  # non-essential: only locate the window's slice of each list
-            first[i] = _advance(indices, cur[i], end[i], base)
-            probe[i] = first[i]
-            cur[i] = _advance(indices, first[i], end[i], base + W)
+        for j in range(p):  # non-essential: looked up per candidate, from a forward cursor or spread out
+            i = ordr[j]
+            probe[i] = lo[i]
+            dense[i] = hi[i] - lo[i] <= _DENSE * scanned  # cheaper to spread than to search for every candidate
+            if dense[i]:
+                for c in range(lo[i], hi[i]):
+                    spread[i, indices[c] - base] = c  # stale entries elsewhere fail the check below
         for word in range(W // 64):  # the candidates in ascending row order
             x = bits[word]
             bits[word] = 0
@@ -283,27 +327,31 @@ def maxscore_top_k(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
                 if filtered and not allowed[row]:
                     continue
                 alive = True
-                for i in range(p - 1, -1, -1):  # non-essential, largest bound first, while the row can still enter
-                    if (s + prefix[i]) * (1.0 + _MARGIN) < theta:
+                for j in range(p - 1, -1, -1):  # non-essential, largest bound first, while the row can still enter
+                    if (s + prefix[j]) * (1.0 + _MARGIN) < theta:
                         alive = False
                         break
-                    at = _advance(indices, probe[i], cur[i], row)
+                    i = ordr[j]
+                    if dense[i]:
+                        at = spread[i, r]
+                        if lo[i] <= at < hi[i] and indices[at] == row:
+                            s += weights[at] * cnt[i]
+                        continue
+                    at = _advance(indices, probe[i], hi[i], row)
                     probe[i] = at
-                    w[i] = weights[at] if at < cur[i] and indices[at] == row else 0.0
-                    s += w[i] * cnt[i]
+                    if at < hi[i] and indices[at] == row:
+                        s += weights[at] * cnt[i]
                 if not alive or s * (1.0 + _MARGIN) < theta:
                     continue
-                for i in range(p, m):
-                    at = _find(indices, first[i], cur[i], row)
+                for i in range(m):
+                    at = _find(indices, lo[i], hi[i], row)
                     w[i] = weights[at] if at >= 0 else 0.0
                 score = 0.0
-                for q in range(qpos.size):  # query order from 0.0: the exhaustive path's sum, bit for bit
-                    score += w[qpos[q]]
+                for q in range(slot.size):  # query order from 0.0: the exhaustive path's sum, bit for bit
+                    score += w[slot[q]]
                 n = _push(hs, hr, n, k, score, row)
                 if n == k and hs[0] > theta:
                     theta = hs[0]
-        while p < m and prefix[p] * (1.0 + _MARGIN) < theta:
-            p += 1
     return _ranked(hs, hr, n)
 
 

@@ -71,27 +71,51 @@ def test_the_compiled_path_runs_when_numba_is_installed(monkeypatch):
     assert calls[-1] == "maxscore_top_k" and "exhaustive_top_k" not in calls
 
 
+EVERY, NO_SEED = np.zeros(0, dtype=bool), np.zeros(0)
+
+
+def maxscore(indptr, indices, weights, terms, k, allowed=EVERY, seed=NO_SEED):
+    blocks = kernels.window_blocks(indptr, indices, weights)
+    return kernels.maxscore_top_k(indices, weights, *blocks, seed, np.asarray(terms, dtype=np.int64), k, allowed)
+
+
 def test_maxscore_kernel_by_hand_ties_go_to_the_lowest_rows():
     # Given two terms over 6 rows; rows 1, 3 and 4 tie at 3.0, row 5 scores 5.0
     #   term 0: rows [1, 3, 4, 5] weights [1, 1, 1, 2];  term 1: rows [0, 1, 3, 4, 5] weights [.5, 2, 2, 2, 3]
     indptr = np.array([0, 4, 9, 9])  # term 2 has an empty list
     indices = np.array([1, 3, 4, 5, 0, 1, 3, 4, 5], dtype=np.int32)
     weights = np.array([1.0, 1.0, 1.0, 2.0, 0.5, 2.0, 2.0, 2.0, 3.0])
-    upper = np.array([2.0, 3.0, 0.0])
-    every = np.zeros(0, dtype=bool)
-    terms = np.array([0, 1, 2], dtype=np.int64)
     # When the top 3 is asked for (5.0, then two of the three 3.0 ties)
-    rows, scores = kernels.maxscore_top_k(indptr, indices, weights, upper, terms, 3, every, -np.inf)
+    rows, scores = maxscore(indptr, indices, weights, [0, 1, 2], 3)
     # Then rows 5, 1, 3 (the tie goes to the lowest rows), and k beyond the 5 matches returns all 5
     assert rows.tolist() == [5, 1, 3] and scores.tolist() == [5.0, 3.0, 3.0]
-    rows, scores = kernels.maxscore_top_k(indptr, indices, weights, upper, terms, 9, every, -np.inf)
+    rows, scores = maxscore(indptr, indices, weights, [0, 1, 2], 9)
     assert rows.tolist() == [5, 1, 3, 4, 0] and scores.tolist() == [5.0, 3.0, 3.0, 3.0, 0.5]
     # And a mask that removes row 1 lets row 4 in; the exhaustive kernel agrees, repeated terms count twice
     allowed = np.array([True, False, True, True, True, True])
-    assert kernels.maxscore_top_k(indptr, indices, weights, upper, terms, 3, allowed, -np.inf)[0].tolist() == [5, 3, 4]
-    twice = np.array([1, 0, 1], dtype=np.int64)  # row 5: 3 + 2 + 3 = 8; rows 1, 3, 4: 2 + 1 + 2 = 5
-    assert kernels.maxscore_top_k(indptr, indices, weights, upper, twice, 2, every, -np.inf)[1].tolist() == [8.0, 5.0]
-    assert kernels.exhaustive_top_k(indptr, indices, weights, 6, twice, 2, every)[0].tolist() == [5, 1]
+    assert maxscore(indptr, indices, weights, [0, 1, 2], 3, allowed)[0].tolist() == [5, 3, 4]
+    twice = [1, 0, 1]  # row 5: 3 + 2 + 3 = 8; rows 1, 3, 4: 2 + 1 + 2 = 5
+    assert maxscore(indptr, indices, weights, twice, 2)[1].tolist() == [8.0, 5.0]
+    assert kernels.exhaustive_top_k(indptr, indices, weights, 6, np.array(twice), 2, EVERY)[0].tolist() == [5, 1]
+    # And the query of the empty list alone matches nothing
+    assert maxscore(indptr, indices, weights, [2], 3)[0].tolist() == []
+
+
+@pytest.mark.parametrize("variant", ["lucene", "robertson", "bm25+"])
+def test_compiled_top_k_over_many_row_windows(variant):
+    # Given 20,000 passages (five row windows of MaxScore) with Zipf-distributed terms, and ties by duplication
+    rng = np.random.default_rng(7)
+    docs = [[f"w{int(x)}" for x in rng.zipf(1.3, size=rng.integers(0, 15)) if x < 3000] for _ in range(10_000)]
+    docs += [docs[i] for i in rng.integers(0, 10_000, size=10_000)]
+    scorer = BM25Scorer(BM25Data.from_token_lists(docs), BM25Spec(variant=variant), prune_min_docs=0)
+    for j in range(40):
+        ids = scorer.lookup([f"w{int(x)}" for x in rng.zipf(1.2, size=rng.integers(1, 9)) if x < 3000])
+        k = [1, 10, 100][j % 3]
+        mask = rng.random(scorer.n_docs) < 0.3 if j % 4 == 0 else None
+        # When / Then the compiled path equals the exhaustive scan exactly, with and without a mask
+        rows, scores = scorer.top_k(ids, k, mask)
+        ref_rows, ref_scores = scorer.top_k_exhaustive(ids, k, mask)
+        assert rows.tolist() == ref_rows.tolist() and scores.tolist() == ref_scores.tolist()
 
 
 def test_without_numba_the_numpy_path_ranks_the_same(monkeypatch):
@@ -142,10 +166,8 @@ def test_kth_largest_by_hand_and_as_a_starting_threshold():
     # When / Then the 2nd largest is 3.0 for term 0; terms with fewer than 2 postings have none (-inf)
     assert kernels.kth_largest(indptr, weights, 2).tolist() == [3.0, -np.inf, -np.inf]
     assert kernels.kth_largest(indptr, weights, 1).tolist() == [4.0, 9.0, -np.inf]
-    # And MaxScore started from it finds the same top 2 as from -inf (rows 1 and 3 of term 0)
+    # And MaxScore started from it finds the same top 2 as from -inf (row 2: 2 + 9, then row 1: 4)
     indices = np.array([0, 1, 2, 3, 2], dtype=np.int32)
-    upper = np.array([4.0, 9.0, 0.0])
-    every, terms = np.zeros(0, dtype=bool), np.array([0, 1], dtype=np.int64)
-    seeded = kernels.maxscore_top_k(indptr, indices, weights, upper, terms, 2, every, 3.0)
+    seeded = maxscore(indptr, indices, weights, [0, 1], 2, seed=kernels.kth_largest(indptr, weights, 2))
     assert seeded[0].tolist() == [2, 1] and seeded[1].tolist() == [11.0, 4.0]
-    assert kernels.maxscore_top_k(indptr, indices, weights, upper, terms, 2, every, -np.inf)[0].tolist() == [2, 1]
+    assert maxscore(indptr, indices, weights, [0, 1], 2)[0].tolist() == [2, 1]
