@@ -1,4 +1,4 @@
-"""Compiled exact top-k BM25: document-at-a-time MaxScore and an exhaustive accumulator (numba).
+"""Compiled exact top-k BM25: block-max MaxScore over row windows, and an exhaustive accumulator (numba).
 
 Both kernels read the scorer's precomputed postings (term-major CSR: ``indptr`` (V+1,),
 ``indices`` (nnz,) rows ascending within a term, ``weights`` (nnz,)) and return the same passages,
@@ -7,20 +7,24 @@ summed over the query terms in query order, starting from 0.0, exactly as that p
 does (repeated terms add their weight again), and the top ``k`` is the first ``k`` by
 ``(-score, row)``, so ties at the k-th score go to the lowest rows.
 
-:func:`maxscore_top_k` walks the passages in row order (document-at-a-time). The query terms,
-sorted by their bound ``U_t`` (largest posting weight times the term's repeats in the query),
-split into *non-essential* terms, the longest prefix of small bounds whose sum is below the
-threshold ``θ`` (the k-th best score so far), and *essential* ones. Only the essential lists are
-merged; a passage found there is completed by looking its row up in the non-essential lists
-(galloping search from a cursor that only moves forward), from the largest bound down, and dropped
-as soon as its partial score plus the bounds still unread is below ``θ``. As ``θ`` rises, terms move
-to the non-essential side; when every term is non-essential no further passage can enter.
-Passages are visited in ascending row order, so one that merely equals ``θ`` can never enter
-(an earlier row holds the tie): dropping on a strict ``<`` (with a relative margin of 1e-12 for
-float sums taken in another order) is exact. All weights must be >= 0 (the caller checks).
+:func:`maxscore_top_k` is MaxScore (Turtle & Flood) over windows of ``_WINDOW`` rows, with block
+maxima per window (Ding & Suel's block-max idea at window granularity, computed once per index by
+:func:`window_blocks`). In each window the query terms, sorted by their bound there (largest
+weight in the window times the term's repeats in the query), split into *non-essential* terms,
+the longest prefix whose bounds sum to less than the threshold ``θ`` (the k-th best score so far),
+and *essential* ones. A window whose bounds sum to less than ``θ`` is skipped. The essential
+lists are accumulated term-at-a-time into a window-sized array (it stays in cache) and a bitset
+of the rows they touch; the rows are then visited in ascending order, and each is completed by
+looking it up in the non-essential lists (galloping search from a cursor that only moves
+forward), from the largest bound down, and dropped as soon as its partial score plus the bounds
+still unread is below ``θ``. Dropping needs a strict ``<`` (with a relative margin of 1e-12 for
+float sums taken in another order), so a passage that merely ties ``θ`` is always scored and the
+heap's (score, row) order decides. ``θ`` starts at the k-th largest weight of a query term when
+known (:func:`kth_largest`: ``k`` passages reach it) and rises with the heap. All weights must be
+>= 0 (the caller checks).
 
-:func:`exhaustive_top_k` accumulates every posting into a dense (N,) array, and serves small
-corpora (where pruning does not pay) and queries with negative weights (Robertson idf).
+:func:`exhaustive_top_k` accumulates every posting into a dense (N,) array, then keeps the best rows
+in a k-heap; it serves queries with a negative weight (Robertson idf), where bounds do not hold.
 
 Both kernels take ``allowed`` (N,) bool (a metadata filter's mask) or an empty array for "all
 rows", run without the GIL (``nogil``) and are cached on disk (``cache=True``) after the first
@@ -28,8 +32,7 @@ compilation.
 
 References:
     Turtle, Flood. "Query Evaluation: Strategies and Optimizations." IP&M 31(6), 1995 (MaxScore).
-    Mallia, Siedlaczek, Suel. "An Experimental Study of Index Compression and DAAT Query
-    Processing Methods." ECIR 2019 (document-at-a-time MaxScore as used by PISA).
+    Ding, Suel. "Faster Top-k Document Retrieval Using Block-Max Indexes." SIGIR 2011.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ import numpy as np
 _MARGIN = 1e-12  # relative slack on the bound test: float sums in another order differ by ulps
 _JIT = {"cache": True, "nogil": True}
 _WINDOW = 4096  # rows scored together by MaxScore: its accumulator (32 KiB) stays in the CPU cache
-_DENSE = 4  # a non-essential list is spread over the window when no longer than this many times its probes
 _ONE = np.uint64(1)
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)  # the lowest set bit of x times this, >> 58, indexes _BIT_OF
 _BIT_OF = np.array([0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55, 59, 36, 53, 51, 43, 22, 45, 39, 33, 30,
@@ -258,8 +260,6 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
     acc = np.zeros(W)  # (W,) essential partial scores of the window's rows
     bits = np.zeros(W // 64, np.uint64)  # (W/64,) bitset of the window's rows with an essential posting
     lo, hi, probe = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)  # window slices
-    spread = np.empty((m, W), np.int64)  # spread[i, r]: term i's posting of row base+r, where dense[i]
-    dense = np.zeros(m, np.bool_)
     local = np.empty(m)  # each term's bound in this window (0 where it has no posting there)
     ordr = np.empty(m, np.int64)  # terms by ascending local bound: non-essential ones first
     prefix = np.empty(m)  # sums of local bounds along ordr
@@ -298,22 +298,15 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
         while p < m and prefix[p] * (1.0 + _MARGIN) < theta:
             p += 1
         base = win * W
-        scanned = 0
         for j in range(p, m):  # essential: accumulate the window's postings (term-at-a-time)
             i = ordr[j]
             ci = cnt[i]
-            scanned += hi[i] - lo[i]
             for c in range(lo[i], hi[i]):
                 r = indices[c] - base
                 acc[r] += weights[c] * ci
                 bits[r >> 6] |= _ONE << np.uint64(r & 63)
-        for j in range(p):  # non-essential: looked up per candidate, from a forward cursor or spread out
-            i = ordr[j]
-            probe[i] = lo[i]
-            dense[i] = hi[i] - lo[i] <= _DENSE * scanned  # cheaper to spread than to search for every candidate
-            if dense[i]:
-                for c in range(lo[i], hi[i]):
-                    spread[i, indices[c] - base] = c  # stale entries elsewhere fail the check below
+        for j in range(p):  # non-essential: looked up per candidate, from a cursor moving forward
+            probe[ordr[j]] = lo[ordr[j]]
         for word in range(W // 64):  # the candidates in ascending row order
             x = bits[word]
             bits[word] = 0
@@ -332,11 +325,6 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
                         alive = False
                         break
                     i = ordr[j]
-                    if dense[i]:
-                        at = spread[i, r]
-                        if lo[i] <= at < hi[i] and indices[at] == row:
-                            s += weights[at] * cnt[i]
-                        continue
                     at = _advance(indices, probe[i], hi[i], row)
                     probe[i] = at
                     if at < hi[i] and indices[at] == row:

@@ -132,7 +132,7 @@ def agreement(scorer: BM25Scorer, ours: list, theirs: list, queries: list[np.nda
 
 
 def bench(name: str, data: BM25Data, analyzer: Analyzer, query_texts: list[str], rank_bm25_tokens=None,
-          n_queries: int | None = None) -> list[str]:
+          n_queries: int | None = None, rounds: int = 3) -> list[str]:
     t = time.perf_counter()
     scorer = BM25Scorer(data, BM25Spec(variant="lucene", k1=0.9, b=0.4), prune_min_docs=0)
     ours_build = time.perf_counter() - t
@@ -141,12 +141,24 @@ def bench(name: str, data: BM25Data, analyzer: Analyzer, query_texts: list[str],
     t = time.perf_counter()
     model = bm25s_index(data)
     theirs_build = time.perf_counter() - t
-    pruned, s_pruned = run_ours(scorer, queries, "compiled")
-    np_pruned, s_np_pruned = run_ours(scorer, queries, "numpy")
-    cfull, s_cfull = run_ours(scorer, queries, "compiled-exhaustive")
-    full, s_full = run_ours(scorer, queries, "numpy-exhaustive")
+    kernels = numba_compat.bm25_kernels()
+    t = time.perf_counter()  # what the first pruned query of a process builds (numba cache load excluded)
+    extra = kernels.window_blocks(scorer.indptr, scorer.indices, scorer.weights) + (kernels.kth_largest(scorer.indptr, scorer.weights, 10),)
+    prep_s, prep_mb = time.perf_counter() - t, sum(a.nbytes for a in extra) / 2**20
+    runs = {"compiled": lambda: run_ours(scorer, queries, "compiled"), "numba": lambda: run_bm25s(model, queries, "numba"),
+            "numpy": lambda: run_ours(scorer, queries, "numpy"),
+            "compiled-exhaustive": lambda: run_ours(scorer, queries, "compiled-exhaustive"),
+            "numpy-exhaustive": lambda: run_ours(scorer, queries, "numpy-exhaustive")}
+    out, best = {}, {}
+    for r in range(rounds):  # interleaved rounds, best of each: the VM is shared, bursts of load hit one round
+        for path in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            res, sec = runs[path]()
+            out.setdefault(path, res)
+            best[path] = min(best.get(path, np.inf), sec)
+    (pruned, s_pruned), (np_pruned, s_np_pruned) = (out["compiled"], best["compiled"]), (out["numpy"], best["numpy"])
+    (cfull, s_cfull), (full, s_full) = (out["compiled-exhaustive"], best["compiled-exhaustive"]), (out["numpy-exhaustive"], best["numpy-exhaustive"])
+    numba, s_numba = out["numba"], best["numba"]
     theirs, s_theirs = run_bm25s(model, queries)
-    numba, s_numba = run_bm25s(model, queries, backend="numba")
     same_numba = sum(set(a[0].tolist()) == set(int(d) for d in b[0]) for a, b in zip(pruned, numba))
     same, ties, diff = agreement(scorer, pruned, theirs, queries)
     exact = sum(a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist() for a, b in zip(pruned, full))
@@ -158,7 +170,8 @@ def bench(name: str, data: BM25Data, analyzer: Analyzer, query_texts: list[str],
     lines = [f"**{name}** ({data.n_docs:,} passages, {Q} queries, top-10, one thread):", "",
              "| implementation | queries/s | × bm25s | × bm25s-numba | index arrays (MiB) | build from counts (s) |",
              "|---|---|---|---|---|---|",
-             row("ours, compiled MaxScore (`top_k`, numba installed)", s_pruned, f"{ours_mb:,.0f} | {ours_build:.1f} |"),
+             row("ours, compiled block-max MaxScore (`top_k`, numba installed)", s_pruned,
+                 f"{ours_mb:,.0f} + {prep_mb:,.0f} | {ours_build:.1f} + {prep_s:.1f} |"),
              row("ours, numpy MaxScore (`top_k` without numba)", s_np_pruned, f"{ours_mb:,.0f} | |"),
              row("ours, compiled exhaustive (`bm25_kernels.exhaustive_top_k`)", s_cfull, f"{ours_mb:,.0f} | |"),
              row("ours, numpy exhaustive (`top_k_exhaustive`)", s_full, f"{ours_mb:,.0f} | |"),
@@ -181,7 +194,9 @@ def bench(name: str, data: BM25Data, analyzer: Analyzer, query_texts: list[str],
         ok_qps = len(sample) / (time.perf_counter() - t)
         lines.append(f"| rank-bm25 `BM25Okapi` (100 queries; ours `okapi` on them: {ok_qps:,.0f} q/s) | {rb_qps:,.1f} | "
                      f"{s_theirs / Q * rb_qps:.3f} | {s_numba / Q * rb_qps:.4f} | | |")
-    lines += ["", f"Top-10 vs bm25s: {same}/{Q} identical sets, {ties} differ only by ties at the 10th score (float32 in bm25s), "
+    lines += ["", f"Best of {rounds} interleaved rounds per implementation (bm25s's default backend: one round). "
+              f"The compiled path's block maxima and starting thresholds (`+` above) are built on its first query. "
+              f"Top-10 vs bm25s: {same}/{Q} identical sets, {ties} differ only by ties at the 10th score (float32 in bm25s), "
               f"{diff} otherwise (numba backend: {same_numba}/{Q} identical sets). Compiled MaxScore vs numpy exhaustive: {exact}/{Q} "
               f"identical ranked lists with bit-identical scores (numpy MaxScore: {exact_np}/{Q} identical lists). "
               f"Ours (compiled MaxScore) vs bm25s-numba: **{s_numba / s_pruned:.2f}×** the queries/s.", ""]
@@ -195,6 +210,7 @@ def main() -> None:
     ap.add_argument("--passages", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--queries", type=int, default=300, help="queries timed on the synthetic corpus (first N SciFact queries)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (best kept)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     analyzer = Analyzer(AnalyzerSpec())
@@ -204,8 +220,8 @@ def main() -> None:
     out = [f"## BM25 at scale: ours vs bm25s (same tokens)", "",
            f"Machine: {machine()}; a 2-core VM **shared with other engineers' jobs**, so rates are indicative and only "
            f"ratios measured in the same run compare. Date: {dt.date.today().isoformat()}. Command: "
-           f"`nice -n 5 python -m eval.benchmarks.bm25_scale --data {args.data} --passages {args.passages} --queries {args.queries}`.", ""]
-    out += bench("SciFact", BM25Data.from_token_lists(sci_tokens), analyzer, query_texts, rank_bm25_tokens=sci_tokens)
+           f"`nice -n 10 python -m eval.benchmarks.bm25_scale --data {args.data} --passages {args.passages} --queries {args.queries}`.", ""]
+    out += bench("SciFact", BM25Data.from_token_lists(sci_tokens), analyzer, query_texts, rank_bm25_tokens=sci_tokens, rounds=args.rounds)
     t = time.perf_counter()
     sents = sentences(args.data)
     data, stats = synthetic([analyzer(s) for s in sents], args.passages, args.seed)
@@ -214,7 +230,7 @@ def main() -> None:
             f"{stats['sentences_pool']:,} SciFact and SQuAD-dev sentences; vocabulary {stats['vocabulary']:,} terms, "
             f"{stats['tokens']:,} tokens, {stats['postings']:,} postings; analyzed length mean {stats['len_mean']:.1f}, "
             f"median {stats['len_median']:.0f}, p90 {stats['len_p90']:.0f}, max {stats['len_max']}.", ""]
-    out += bench("Synthetic", data, analyzer, query_texts, n_queries=args.queries)
+    out += bench("Synthetic", data, analyzer, query_texts, n_queries=args.queries, rounds=args.rounds)
     if not args.no_write:
         write_section("bm25-scale", "\n".join(out))
 

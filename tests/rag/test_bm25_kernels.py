@@ -1,6 +1,6 @@
 """The compiled BM25 top-k (numba) equals the numpy exhaustive scan bit for bit; without numba, numpy runs.
 
-Fast path equals slow path: :mod:`rag.bm25_kernels` (document-at-a-time MaxScore, and the exhaustive
+Fast path equals slow path: :mod:`rag.bm25_kernels` (block-max MaxScore over row windows, and the exhaustive
 accumulator that serves negative-weight queries) against :meth:`BM25Scorer.top_k_exhaustive` on
 random corpora and queries: the same rows in the same order and the *same* float scores, for every
 BM25 variant (bm25l/bm25+ with their ``absent`` weights, Robertson's negative idf), with ties,
