@@ -12,16 +12,17 @@ maxima per window (Ding & Suel's block-max idea at window granularity, computed 
 :func:`window_blocks`). In each window the query terms, sorted by their bound there (largest
 weight in the window times the term's repeats in the query), split into *non-essential* terms,
 the longest prefix whose bounds sum to less than the threshold ``θ`` (the k-th best score so far),
-and *essential* ones. A window whose bounds sum to less than ``θ`` is skipped. The essential
-lists are accumulated term-at-a-time into a window-sized array (it stays in cache) and a bitset
-of the rows they touch; the rows are then visited in ascending order, and each is completed by
-looking it up in the non-essential lists (galloping search from a cursor that only moves
-forward), from the largest bound down, and dropped as soon as its partial score plus the bounds
-still unread is below ``θ``. Dropping needs a strict ``<`` (with a relative margin of 1e-12 for
-float sums taken in another order), so a passage that merely ties ``θ`` is always scored and the
-heap's (score, row) order decides. ``θ`` starts at the k-th largest weight of a query term when
-known (:func:`kth_largest`: ``k`` passages reach it) and rises with the heap. All weights must be
->= 0 (the caller checks).
+and *essential* ones. A window whose bounds sum to less than ``θ`` is skipped. The window's
+postings are accumulated term-at-a-time into two window-sized arrays that stay in the CPU cache,
+essential and non-essential apart, with a bitset of the rows the essential lists touch: only those
+rows can enter (the others score below ``θ``). They are visited in ascending order; a row whose
+sum stays below ``θ`` is dropped, the others are scored exactly (binary search in each list).
+Dropping needs a strict ``<`` (with a relative margin of 1e-12 for float sums taken in another
+order), so a passage that merely ties ``θ`` is always scored and the heap's (score, row) order
+decides. ``θ`` starts at the k-th largest weight of a query term when known (:func:`kth_largest`:
+``k`` passages reach it) and rises with the heap. All weights must be >= 0 (the caller checks).
+Against a dense (N,) scan (bm25s) this touches no N-sized array, skips the windows that cannot
+matter, and scores exactly only the few rows that may enter.
 
 :func:`exhaustive_top_k` accumulates every posting into a dense (N,) array, then keeps the best rows
 in a k-heap; it serves queries with a negative weight (Robertson idf), where bounds do not hold.
@@ -157,28 +158,6 @@ def exhaustive_top_k(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarra
 
 
 @numba.njit(**_JIT)
-def _advance(indices: np.ndarray, lo: int, end: int, d: int) -> int:
-    """First position in ``indices[lo:end]`` (ascending) holding a row >= ``d`` (galloping search)."""
-    if lo >= end or indices[lo] >= d:
-        return lo
-    step = 1
-    hi = lo + 1
-    while hi < end and indices[hi] < d:  # invariant: indices[lo] < d
-        lo = hi
-        step *= 2
-        hi = lo + step
-    if hi > end:
-        hi = end
-    while hi - lo > 1:  # indices[lo] < d <= indices[hi] (or hi == end)
-        mid = (lo + hi) // 2
-        if indices[mid] < d:
-            lo = mid
-        else:
-            hi = mid
-    return hi
-
-
-@numba.njit(**_JIT)
 def _find(indices: np.ndarray, lo: int, hi: int, d: int) -> int:
     """Position of row ``d`` in ``indices[lo:hi]`` (ascending), or -1 (binary search)."""
     while lo < hi:
@@ -259,7 +238,9 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
     W = _WINDOW
     acc = np.zeros(W)  # (W,) essential partial scores of the window's rows
     bits = np.zeros(W // 64, np.uint64)  # (W/64,) bitset of the window's rows with an essential posting
-    lo, hi, probe = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)  # window slices
+    nacc = np.zeros(W)  # (W,) non-essential sums of the window's rows
+    dirty = False
+    lo, hi = np.empty(m, np.int64), np.empty(m, np.int64)  # each list's postings in the window
     local = np.empty(m)  # each term's bound in this window (0 where it has no posting there)
     ordr = np.empty(m, np.int64)  # terms by ascending local bound: non-essential ones first
     prefix = np.empty(m)  # sums of local bounds along ordr
@@ -298,6 +279,9 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
         while p < m and prefix[p] * (1.0 + _MARGIN) < theta:
             p += 1
         base = win * W
+        if dirty:
+            nacc[:] = 0.0
+        dirty = p > 0
         for j in range(p, m):  # essential: accumulate the window's postings (term-at-a-time)
             i = ordr[j]
             ci = cnt[i]
@@ -305,8 +289,11 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
                 r = indices[c] - base
                 acc[r] += weights[c] * ci
                 bits[r >> 6] |= _ONE << np.uint64(r & 63)
-        for j in range(p):  # non-essential: looked up per candidate, from a cursor moving forward
-            probe[ordr[j]] = lo[ordr[j]]
+        for j in range(p):  # non-essential: accumulated too, into their own window array
+            i = ordr[j]
+            ci = cnt[i]
+            for c in range(lo[i], hi[i]):
+                nacc[indices[c] - base] += weights[c] * ci
         for word in range(W // 64):  # the candidates in ascending row order
             x = bits[word]
             bits[word] = 0
@@ -314,22 +301,12 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
                 low = x & (~x + _ONE)
                 x ^= low
                 r = word * 64 + _BIT_OF[(low * _DEBRUIJN) >> np.uint64(58)]
-                s = acc[r]
+                s = acc[r] + nacc[r]
                 acc[r] = 0.0
                 row = base + r
                 if filtered and not allowed[row]:
                     continue
-                alive = True
-                for j in range(p - 1, -1, -1):  # non-essential, largest bound first, while the row can still enter
-                    if (s + prefix[j]) * (1.0 + _MARGIN) < theta:
-                        alive = False
-                        break
-                    i = ordr[j]
-                    at = _advance(indices, probe[i], hi[i], row)
-                    probe[i] = at
-                    if at < hi[i] and indices[at] == row:
-                        s += weights[at] * cnt[i]
-                if not alive or s * (1.0 + _MARGIN) < theta:
+                if s * (1.0 + _MARGIN) < theta:
                     continue
                 for i in range(m):
                     at = _find(indices, lo[i], hi[i], row)
