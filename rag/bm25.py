@@ -180,6 +180,11 @@ class BM25Scorer:
         return rows, scores + self.absent[term_ids].sum()
 
     def _top_k_compiled(self, kernels, term_ids: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        # the kernels do not check bounds: refuse what numpy indexing would refuse
+        if term_ids.min() < 0 or term_ids.max() >= self.upper.size:
+            raise IndexError(f"term ids must lie in [0, {self.upper.size}), got {term_ids.min()}..{term_ids.max()}")
+        if allowed is not None and np.shape(allowed) != (self.n_docs,):
+            raise ValueError(f"allowed must be a ({self.n_docs},) mask, got shape {np.shape(allowed)}")
         mask = _EVERY_ROW if allowed is None else np.ascontiguousarray(allowed, dtype=bool)
         if not self._nonnegative and self.lower[term_ids].min() < 0:
             return kernels.exhaustive_top_k(self.indptr, self.indices, self.weights, self.n_docs, term_ids, k, mask)

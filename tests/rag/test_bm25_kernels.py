@@ -171,3 +171,15 @@ def test_kth_largest_by_hand_and_as_a_starting_threshold():
     seeded = maxscore(indptr, indices, weights, [0, 1], 2, seed=kernels.kth_largest(indptr, weights, 2))
     assert seeded[0].tolist() == [2, 1] and seeded[1].tolist() == [11.0, 4.0]
     assert maxscore(indptr, indices, weights, [0, 1], 2)[0].tolist() == [2, 1]
+
+
+def test_the_compiled_path_refuses_out_of_range_terms_and_masks():
+    # Given a scorer on the compiled path (the kernels read arrays without bounds checks)
+    scorer = BM25Scorer(BM25Data.from_token_lists([["a", "b"], ["b", "c"]]), BM25Spec(), prune_min_docs=0)
+    # When / Then a term id outside the vocabulary, or a mask of the wrong length, is refused
+    with pytest.raises(IndexError, match=r"term ids must lie in \[0, 3\)"):
+        scorer.top_k(np.array([0, 3]), 2)
+    with pytest.raises(IndexError):
+        scorer.top_k(np.array([-1]), 2)
+    with pytest.raises(ValueError, match=r"allowed must be a \(2,\) mask"):
+        scorer.top_k(np.array([0]), 2, np.ones(3, dtype=bool))
