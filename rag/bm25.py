@@ -35,6 +35,11 @@ import numpy as np
 from indexes.bm25_store import BM25Data, BM25Postings
 from indexes.manifest import BM25Spec
 from rag.bm25_pruning import maxscore_top_k, term_bounds
+from rag.compat import numba as numba_compat
+
+_EVERY_ROW = np.zeros(0, dtype=bool)  # the compiled kernels' "no filter"
+_NO_SEED = np.zeros(0)
+_SEED_K = 10  # depths up to this start MaxScore from each term's 10th-largest weight (rag search's default k)
 
 
 def idf(variant: str, N: int, df: np.ndarray, epsilon: float = 0.25) -> np.ndarray:
@@ -117,6 +122,9 @@ class BM25Scorer:
         self.indices = indices.astype(np.int32 if N < 2**31 else np.int64)  # (nnz,) rows; int32 halves the memory
         self.weights = (weights - self.absent[term_of_entry]) if zero else weights  # (nnz,)
         self.upper, self.lower = term_bounds(self.indptr, self.weights)  # (V,), (V,) for MaxScore pruning
+        self._nonnegative = bool(self.lower.min(initial=0.0) >= 0)  # no query can have a negative weight
+        self._absent_any = bool(self.absent.any())  # bm25l/bm25+: a per-term constant joins every score
+        self._pruning: tuple | None = None  # compiled path: window block maxima and k-th weights, on first use
 
     def lookup(self, terms: list[str]) -> np.ndarray:
         """Term ids of the analyzed query terms that are in the vocabulary (repeats kept)."""
@@ -147,22 +155,46 @@ class BM25Scorer:
     def top_k(self, term_ids: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the ``k`` best passages that contain at least one query term.
 
-        Exact MaxScore dynamic pruning (:mod:`rag.bm25_pruning`) on corpora of at least
-        ``prune_min_docs`` passages: the same passages and scores as
-        :meth:`top_k_exhaustive` (scores to float rounding), ties at the k-th score to the lowest
-        rows; queries with a negative term weight run exhaustively. With ``allowed`` (N,) bool (a
-        metadata filter's mask) only those rows compete, before the top ``k`` is cut (exhaustive).
+        On corpora of at least ``prune_min_docs`` passages, exact MaxScore dynamic pruning:
+        compiled, block-max over row windows, where numba is installed (:mod:`rag.bm25_kernels`,
+        chosen by :mod:`rag.compat.numba`), else numpy (:mod:`rag.bm25_pruning`). Either way the
+        same passages and scores as :meth:`top_k_exhaustive` (compiled: bit for bit; numpy: to
+        float rounding), ties at the k-th score to the lowest rows; queries with a negative term
+        weight are scanned exhaustively. With ``allowed`` (N,) bool (a metadata filter's mask)
+        only those rows compete, before the top ``k`` is cut.
         """
         if term_ids.size == 0 or k < 1:
             return np.zeros(0, np.int64), np.zeros(0)
-        if self.n_docs < self.prune_min_docs or allowed is not None:
+        if self.n_docs < self.prune_min_docs:
             return self.top_k_exhaustive(term_ids, k, allowed)
-        found = maxscore_top_k(self.indptr, self.indices, self.weights, self.upper, self.lower, self.n_docs,
-                               np.asarray(term_ids, dtype=np.int64), k)
+        term_ids = np.ascontiguousarray(term_ids, dtype=np.int64)
+        kernels = numba_compat.bm25_kernels()
+        if kernels is not None:
+            rows, scores = self._top_k_compiled(kernels, term_ids, k, allowed)
+            return rows, (scores + self.absent[term_ids].sum()) if self._absent_any else scores
+        found = None if allowed is not None else maxscore_top_k(
+            self.indptr, self.indices, self.weights, self.upper, self.lower, self.n_docs, term_ids, k)
         if found is None:
-            return self.top_k_exhaustive(term_ids, k)
+            return self.top_k_exhaustive(term_ids, k, allowed)
         rows, scores = found
         return rows, scores + self.absent[term_ids].sum()
+
+    def _top_k_compiled(self, kernels, term_ids: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        # the kernels do not check bounds: refuse what numpy indexing would refuse
+        if term_ids.min() < 0 or term_ids.max() >= self.upper.size:
+            raise IndexError(f"term ids must lie in [0, {self.upper.size}), got {term_ids.min()}..{term_ids.max()}")
+        if allowed is not None and np.shape(allowed) != (self.n_docs,):
+            raise ValueError(f"allowed must be a ({self.n_docs},) mask, got shape {np.shape(allowed)}")
+        mask = _EVERY_ROW if allowed is None else np.ascontiguousarray(allowed, dtype=bool)
+        if not self._nonnegative and self.lower[term_ids].min() < 0:
+            return kernels.exhaustive_top_k(self.indptr, self.indices, self.weights, self.n_docs, term_ids, k, mask)
+        if self._pruning is None:  # one pass over the postings, on the first pruned query (~0.5 s per 10M postings)
+            self._pruning = (kernels.window_blocks(self.indptr, self.indices, self.weights),
+                             kernels.kth_largest(self.indptr, self.weights, _SEED_K))
+        blocks, seeds = self._pruning
+        # the k-th largest weight of a query term starts θ, unless a mask may hide those passages
+        seed = seeds if allowed is None and k <= _SEED_K else _NO_SEED
+        return kernels.maxscore_top_k(self.indices, self.weights, *blocks, seed, term_ids, k, mask)
 
     def top_k_exhaustive(self, term_ids: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`top_k` by scoring every posting of every query term (the reference path).

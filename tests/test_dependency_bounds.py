@@ -45,7 +45,8 @@ def test_a_requirement_without_a_lower_bound_is_refused(min_constraints, tmp_pat
 
 
 @pytest.mark.parametrize("package, adapter", [("transformers", "rag.compat.transformers"),
-                                              ("sentence-transformers", "rag.compat.sentence_transformers")])
+                                              ("sentence-transformers", "rag.compat.sentence_transformers"),
+                                              ("numba", "rag.compat.numba")])
 def test_adapters_require_the_declared_lower_bound(min_constraints, package, adapter):
     # Given the adapter of a dependency whose internals the toolkit uses
     module = importlib.import_module(adapter)

@@ -9,6 +9,8 @@ with a clear message instead of many call sites with an ``AttributeError`` deep 
   encoder stack's blocks and mask, a model's rotary-embedding module, BERT-style encoder layers.
 - :mod:`rag.compat.sentence_transformers`: the evaluator base class, InfoNCE/MSE losses, the
   no-duplicates batch sampler, trainer arguments.
+- :mod:`rag.compat.numba`: whether the optional numba is there for the compiled BM25 top-k
+  (:mod:`rag.bm25_kernels`), imported only when a corpus is large enough to prune.
 
 Each adapter checks the installed version against the lower bound declared in ``pyproject.toml``
 (CI runs the test suite at those lower bounds) and raises :class:`DependencyVersionError` naming

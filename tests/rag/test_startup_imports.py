@@ -19,7 +19,8 @@ import pytest
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ROOT = Path(__file__).parents[2]
-HEAVY = ("torch", "transformers", "sentence_transformers", "faiss", "scipy", "onnxruntime", "sklearn", "ray")
+HEAVY = ("torch", "transformers", "sentence_transformers", "faiss", "scipy", "onnxruntime", "sklearn", "ray",
+         "numba")  # numba: only corpora large enough to prune (50k+ passages) load the compiled BM25
 
 _PROBE = """
 import json, sys
