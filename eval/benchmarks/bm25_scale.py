@@ -242,7 +242,7 @@ def main() -> None:
     out = ["## BM25 at scale: ours vs bm25s (same tokens)", "",
            f"Machine: {machine()}; a 2-core VM **shared with other engineers' jobs**, so rates are indicative and only "
            f"ratios measured in the same run compare. Date: {dt.date.today().isoformat()}. Command: "
-           f"`nice -n 10 python -m eval.benchmarks.bm25_scale --data {args.data} --passages {args.passages} --queries {args.queries}`.", ""]
+           f"`nice -n 5 python -m eval.benchmarks.bm25_scale --data {args.data} --passages {args.passages} --queries {args.queries}`.", ""]
     out += bench("SciFact", BM25Data.from_token_lists(sci_tokens), analyzer, query_texts, rank_bm25_tokens=sci_tokens, rounds=args.rounds)
     t = time.perf_counter()
     sents = sentences(args.data)
