@@ -13,6 +13,15 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SLOW_TEST_TIMEOUT_S = 3 * 3600
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (real-data runs, simulations: ``make test-slow``) get hours, not the
+    default suite's per-test ``timeout`` (pyproject.toml), unless they set their own."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
