@@ -56,7 +56,7 @@ def idf(variant: str, N: int, df: np.ndarray, epsilon: float = 0.25) -> np.ndarr
     w = np.log((N - df + 0.5) / (df + 0.5))  # robertson, okapi
     if variant == "okapi":
         # rank-bm25: idf < 0 is replaced by ε times the mean idf over the whole vocabulary.
-        w = np.where(w < 0, epsilon * w.mean(), w)
+        w = np.where(w < 0, epsilon * (w.mean() if w.size else 0.0), w)  # an empty vocabulary has no mean
     return w
 
 

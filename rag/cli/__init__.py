@@ -1,8 +1,10 @@
 """The ``rag`` command line: the composition root.
 
 Each command lives in its own module of this package (``index``, ``search``, ``eval_retrieval``,
-``eval_qa``, ``ask``, ``live`` (add, delete, compact, check), ``cache``, ``serve``, ``train_reader``, ``train_generator``, ``lumen``,
-``train_retriever``, ``train_query_encoder``, ``train_reranker``, ``models``; shared options in ``options``) and
+``eval_qa``, ``ask``, ``live`` (add, delete, compact, check), ``cache``, ``serve``, ``train_reader``,
+``train_generator``, ``lumen``, ``train_retriever``, ``train_query_encoder``, ``train_reranker``,
+``models``; shared options in ``options``, the generator-path options of ``ask`` and ``eval qa`` in
+``path_options``) and
 registers itself on :data:`app` or on one of the sub-apps in :mod:`rag.cli.apps`; command bodies
 are one or two library calls with heavy imports inside them, so ``rag --help`` stays fast.
 :func:`main` turns every :class:`~indexes.errors.RagError`, and any ``OSError`` (a full disk, a
