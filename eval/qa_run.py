@@ -106,7 +106,7 @@ def pipeline_record(config: QARunConfig) -> dict:
     return {"index": str(config.index), "generator": config.generator, "mode": a.mode, "k": a.k,
             "kv_cache": a.kv_cache, "positions": a.layout.positions, "fusion": asdict(a.fusion),
             "select_blocks": None if a.select is None else asdict(a.select),
-            "evict": None if a.eviction is None else asdict(a.eviction)}
+            "evict": None if a.eviction is None else asdict(a.eviction), "max_new_tokens": a.sampling.max_new_tokens}
 
 
 def resolve_correctness(requested: Correctness, predictions: dict[str, Prediction], golds: dict[str, tuple[str, ...]],
@@ -186,6 +186,7 @@ def run_qa_eval(config: QARunConfig, note: Callable[[str], None] = lambda _: Non
     if missing:  # checked before any model is loaded or question answered
         raise InputError(f"{c.labels}: {len(missing)} labelled id(s) are not in {c.dataset}"
                          f"{' (first ' + str(c.limit) + ' questions)' if c.limit else ''} (first: {missing[0]!r})")
+    _check_label_budget(c, len(items), None if human is None else len(human))
     gen, encoder = None, None
     if c.generator is not None:
         from rag.generation.generator import Generator, GeneratorConfig
@@ -222,6 +223,26 @@ def run_qa_eval(config: QARunConfig, note: Callable[[str], None] = lambda _: Non
     _write_jsonl(report / "labels.jsonl", ({"id": i, "label": v} for i, v in human.items()))
     _write_jsonl(report / "items.jsonl", (asdict(r) | {"judge": scores[r.id]} for r in rows))
     return write_report(report, result, title=f"QA evaluation: {Path(c.dataset).name}")
+
+
+def _check_label_budget(c: QARunConfig, n_items: int, n_human: int | None) -> None:
+    """Refuse, before any question is answered, a run whose report cannot be computed: fewer than
+    :data:`eval.labels.MIN_LABELS` labelled items, or no unlabelled item left for the judge.
+
+    Raises:
+        InputError: naming the counts and the options that change them.
+    """
+    from eval.labels import MIN_LABELS
+
+    n_labels = n_human if n_human is not None else min(c.gold_labels, n_items)
+    source = f"{c.labels} holds" if n_human is not None else f"--gold-labels {c.gold_labels} gives"
+    if n_labels < MIN_LABELS:
+        raise InputError(f"{c.dataset}: {n_items} question(s){' (--limit)' if c.limit else ''} and {source} {n_labels} "
+                         f"label(s), but an interval needs at least {MIN_LABELS}: evaluate more questions")
+    if n_labels >= n_items:
+        raise InputError(f"{c.dataset}: {source} a label for all {n_items} question(s), leaving none for the judge to "
+                         "add (prediction-powered inference needs unlabelled items): use fewer labels than questions "
+                         f"(e.g. --gold-labels {max(MIN_LABELS, n_items // 4)} with at least {MIN_LABELS + 1} questions)")
 
 
 def _write_jsonl(path: Path, rows) -> None:

@@ -195,11 +195,15 @@ class MetadataColumns:
 
     Args:
         metadata: one metadata object per passage row, in row order.
+        recorded: the index's record of each field's types (the manifest's ``metadata_fields``),
+            which only grows: a field whose last document was deleted still filters (matching
+            nothing) instead of becoming unknown, as ``rag add`` still holds it to its type.
     """
 
-    def __init__(self, metadata: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, metadata: Sequence[Mapping[str, Any]],
+                 recorded: Mapping[str, Sequence[Kind]] | None = None) -> None:
         self.metadata = metadata
-        self.kinds: dict[str, set[Kind]] = {}
+        self.kinds: dict[str, set[Kind]] = {name: set(kinds) for name, kinds in (recorded or {}).items()}
         for m in metadata:
             for name, value in m.items():
                 k = kind_of(value)

@@ -136,7 +136,7 @@ class Index:
         with self._lock:
             if f not in self._filters:
                 if self._columns is None:  # one read of every passage's metadata, on the first filter
-                    self._columns = MetadataColumns(self.store.metadata())
+                    self._columns = MetadataColumns(self.store.metadata(), self.manifest.metadata_fields)
                 if len(self._filters) >= 64:
                     self._filters.clear()
                 self._filters[f] = self._columns.resolve(f)

@@ -138,14 +138,14 @@ def eval_qa_command(
     from eval.qa_run import QARunConfig, run_qa_eval
 
     _check_alpha(alpha)
-    path = path_config(generator, kv_cache=kv_cache, positions=positions, fusion=fusion, fusion_temperature=fusion_temperature,
-                       rag_sequence_decoding=rag_sequence_decoding, select_blocks=select_blocks, evict=evict,
-                       kv_budget=kv_budget)
-    if predictions is not None and (path.kv_cache or path.fusion.fusion != FUSION or path.select or path.eviction):
-        from indexes.errors import InputError
+    if predictions is not None and (kv_cache or fusion != FUSION or select_blocks is not None or evict is not None):
+        from indexes.errors import InputError  # checked first: the generator checks below would ask for -g
 
         raise InputError("--kv-cache, --fusion, --select-blocks and --evict shape the pipeline's answers: they go with "
                          "--index, not with --predictions (answers already computed)")
+    path = path_config(generator, kv_cache=kv_cache, positions=positions, fusion=fusion, fusion_temperature=fusion_temperature,
+                       rag_sequence_decoding=rag_sequence_decoding, select_blocks=select_blocks, evict=evict,
+                       kv_budget=kv_budget)
     from rag.generation.sampling import SamplingConfig
 
     ask = AskConfig(k=k, mode=mode, extractive=ExtractiveConfig(sentences=sentences, min_score=min_score),

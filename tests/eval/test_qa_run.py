@@ -30,3 +30,24 @@ def test_eval_qa_runs_the_extractive_pipeline(tmp_path):
     assert report["judge"]["uses_gold"] is False
     assert report["config"]["correctness"] == "contains"  # the default for extractive answers
     assert report["gold_metrics"]["overall"]["answer_recall@3"] == 1.0
+
+
+@pytest.mark.parametrize("questions, gold_labels, expected", [
+    (5, 300, "5 question(s) and --gold-labels 300 gives 5 label(s), but an interval needs at least 30"),
+    (30, 300, "--gold-labels 300 gives a label for all 30 question(s), leaving none for the judge"),
+    (40, 40, "--gold-labels 40 gives a label for all 40 question(s)"),
+])
+def test_a_label_budget_that_cannot_give_a_report_is_refused_before_any_question_is_answered(
+        sample_index, tmp_path, capsys, questions, gold_labels, expected):
+    # Given a QA set of n questions and a number of gold-derived labels that leaves fewer than 30
+    # labels, or no unlabelled item for the judge (both found by a new user only after every
+    # question had been answered)
+    qa = [{"id": f"q{i}", "question": "What do B cells produce?", "answers": ["antibodies"]} for i in range(questions)]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qa))
+    # When evaluated over the index
+    rc = main(["eval", "qa", "--dataset", str(tmp_path / "qa.jsonl"), "--index", str(sample_index),
+               "--report", str(tmp_path / "out"), "--gold-labels", str(gold_labels)])
+    # Then it stops with one line naming the counts, before answering anything
+    err = capsys.readouterr().err
+    assert rc == 1 and expected in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

@@ -106,7 +106,7 @@ def test_eval_qa_answers_equal_rag_ask_and_the_report_names_the_options(capsys, 
     # And the report records the path that produced them
     report = json.loads((tmp_path / "report/report.json").read_text(encoding="utf-8"))
     p = report["pipeline"]
-    assert p["generator"] == str(model_dir) and p["k"] == 2 and p["mode"] == "bm25"
+    assert p["generator"] == str(model_dir) and p["k"] == 2 and p["mode"] == "bm25" and p["max_new_tokens"] == 4
     fusion = flags[1] if flags[0] == "--fusion" else "concat"
     assert p["fusion"]["fusion"] == fusion
     assert p["fusion"]["temperature"] == (0.5 if "--fusion-temperature" in flags else 1.0)
@@ -157,12 +157,14 @@ def test_the_refusals_name_the_flags(capsys, tmp_path, qa_files):
                              "or a RAG fusion\n")
 
 
-def test_path_options_with_predictions_are_refused(capsys, tmp_path, qa_files):
+@pytest.mark.parametrize("generator", [["--generator", "x"], []])
+def test_path_options_with_predictions_are_refused(capsys, tmp_path, qa_files, generator):
     # Given answers already computed
     (tmp_path / "p.jsonl").write_text('{"id": "q0", "answer": "blue"}\n', encoding="utf-8")
-    # When a path option comes with --predictions (it could not change them)
+    # When a path option comes with --predictions (it could not change them), with or without a
+    # generator (without one, a new user was first told to add --generator, then refused for this)
     rc = main(["eval", "qa", "--dataset", str(qa_files / "qa.jsonl"), "--predictions", str(tmp_path / "p.jsonl"),
-               "--generator", "x", "--fusion", "rag-token", "--report", str(tmp_path / "r")])
-    # Then a one-line refusal
+               *generator, "--fusion", "rag-token", "--report", str(tmp_path / "r")])
+    # Then the one-line refusal that names the real reason
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "go with --index, not with --predictions" in err

@@ -94,6 +94,21 @@ def test_an_accepted_upsert_is_found_by_the_filter_the_user_expects(capsys, tmp_
     assert rc == 1 and "metadata field 'doi' is a number (7), but the index holds 'doi' as strings" in err
 
 
+def test_a_field_whose_last_document_was_deleted_still_filters_matching_nothing(capsys, tmp_path, index):
+    # Given an upserted document that is the only one with the field "doi", then deleted
+    # (a new user's trial: the filter then failed as "unknown field" while rag add still held "doi" to strings)
+    assert run_cli(capsys, "add", "--index", index, _jsonl(tmp_path / "n.jsonl", [{"_id": "n1", "text": "a b", "doi": "10.1/x"}]))[0] == 0
+    assert _filter_ids(index, {"doi": "10.1/x"}) == ["n1"]
+    assert run_cli(capsys, "delete", "--index", index, "n1")[0] == 0
+    # When filtered on it, through the library and the CLI
+    # Then: no passage matches, and no error; a value of another type is still refused, as by rag add
+    assert _filter_ids(index, {"doi": "10.1/x"}) == []
+    rc, out, err = run_cli(capsys, "search", "--index", index, "--mode", "bm25", "--filter", '{"doi": "10.1/x"}', "sky")
+    assert rc == 0 and "Traceback" not in err, err
+    rc, _, err = run_cli(capsys, "search", "--index", index, "--mode", "bm25", "--filter", '{"doi": 7}', "sky")
+    assert rc == 1 and "field 'doi' holds strings, not numbers" in err
+
+
 def test_an_index_without_the_record_takes_the_types_of_its_passages(capsys, tmp_path, index):
     # Given an index whose manifest predates the record (the field removed)
     raw = json.loads((index / "manifest.json").read_text())
