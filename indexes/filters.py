@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from indexes.errors import InputError
-from indexes.metadata_types import Kind, kind_of  # noqa: F401  (kind_of: part of this module's interface)
+from indexes.metadata_types import FieldTypes, Kind, field_types, kind_of
 
 Op = Literal["eq", "in", "gt", "gte", "lt", "lte"]
 Scalar = Union[str, int, float, bool]
@@ -203,12 +203,7 @@ class MetadataColumns:
     def __init__(self, metadata: Sequence[Mapping[str, Any]],
                  recorded: Mapping[str, Sequence[Kind]] | None = None) -> None:
         self.metadata = metadata
-        self.kinds: dict[str, set[Kind]] = {name: set(kinds) for name, kinds in (recorded or {}).items()}
-        for m in metadata:
-            for name, value in m.items():
-                k = kind_of(value)
-                if k is not None:
-                    self.kinds.setdefault(name, set()).add(k)
+        self.kinds: FieldTypes = field_types(metadata, recorded)
         self._columns: dict[tuple[str, Kind], tuple[np.ndarray, np.ndarray]] = {}
 
     def check(self, f: Filter) -> None:
