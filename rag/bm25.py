@@ -30,6 +30,8 @@ References:
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from indexes.bm25_store import BM25Data, BM25Postings
@@ -40,6 +42,7 @@ from rag.compat import numba as numba_compat
 _EVERY_ROW = np.zeros(0, dtype=bool)  # the compiled kernels' "no filter"
 _NO_SEED = np.zeros(0)
 _SEED_K = 10  # depths up to this start MaxScore from each term's 10th-largest weight (rag search's default k)
+_DENSE_ROWS = 128  # terms in at least 1/128 of the passages get sub-block maxima (~0.5 postings per 64 rows)
 
 
 def idf(variant: str, N: int, df: np.ndarray, epsilon: float = 0.25) -> np.ndarray:
@@ -124,7 +127,8 @@ class BM25Scorer:
         self.upper, self.lower = term_bounds(self.indptr, self.weights)  # (V,), (V,) for MaxScore pruning
         self._nonnegative = bool(self.lower.min(initial=0.0) >= 0)  # no query can have a negative weight
         self._absent_any = bool(self.absent.any())  # bm25l/bm25+: a per-term constant joins every score
-        self._pruning: tuple | None = None  # compiled path: window block maxima and k-th weights, on first use
+        self._pruning: tuple | None = None  # compiled path: block maxima and k-th weights, on first use
+        self._pruning_lock = threading.Lock()  # service threads may send the first pruned queries together
 
     def lookup(self, terms: list[str]) -> np.ndarray:
         """Term ids of the analyzed query terms that are in the vocabulary (repeats kept)."""
@@ -188,13 +192,25 @@ class BM25Scorer:
         mask = _EVERY_ROW if allowed is None else np.ascontiguousarray(allowed, dtype=bool)
         if not self._nonnegative and self.lower[term_ids].min() < 0:
             return kernels.exhaustive_top_k(self.indptr, self.indices, self.weights, self.n_docs, term_ids, k, mask)
-        if self._pruning is None:  # one pass over the postings, on the first pruned query (~0.5 s per 10M postings)
-            self._pruning = (kernels.window_blocks(self.indptr, self.indices, self.weights),
-                             kernels.kth_largest(self.indptr, self.weights, _SEED_K))
-        blocks, seeds = self._pruning
+        blocks, subs, seeds = self._pruning_arrays(kernels)
         # the k-th largest weight of a query term starts θ, unless a mask may hide those passages
         seed = seeds if allowed is None and k <= _SEED_K else _NO_SEED
-        return kernels.maxscore_top_k(self.indices, self.weights, *blocks, seed, term_ids, k, mask)
+        return kernels.maxscore_top_k(self.indices, self.weights, *blocks, *subs, self.upper, seed, term_ids, k, mask)
+
+    def _pruning_arrays(self, kernels) -> tuple:
+        """The compiled path's window blocks, sub-block tables and k-th weights, built once (thread-safe).
+
+        Three passes over the postings on the first pruned query (timed in docs/benchmarks.md);
+        concurrent first queries wait for one build instead of each building its own.
+        """
+        if self._pruning is None:
+            with self._pruning_lock:
+                if self._pruning is None:
+                    min_df = max(1, self.n_docs // _DENSE_ROWS)
+                    self._pruning = (kernels.window_blocks(self.indptr, self.indices, self.weights),
+                                     kernels.sub_blocks(self.indptr, self.indices, self.weights, self.upper, self.n_docs, min_df),
+                                     kernels.kth_largest(self.indptr, self.weights, _SEED_K))
+        return self._pruning
 
     def top_k_exhaustive(self, term_ids: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`top_k` by scoring every posting of every query term (the reference path).

@@ -7,22 +7,27 @@ summed over the query terms in query order, starting from 0.0, exactly as that p
 does (repeated terms add their weight again), and the top ``k`` is the first ``k`` by
 ``(-score, row)``, so ties at the k-th score go to the lowest rows.
 
-:func:`maxscore_top_k` is MaxScore (Turtle & Flood) over windows of ``_WINDOW`` rows, with block
-maxima per window (Ding & Suel's block-max idea at window granularity, computed once per index by
-:func:`window_blocks`). In each window the query terms, sorted by their bound there (largest
-weight in the window times the term's repeats in the query), split into *non-essential* terms,
-the longest prefix whose bounds sum to less than the threshold ``θ`` (the k-th best score so far),
-and *essential* ones. A window whose bounds sum to less than ``θ`` is skipped. The window's
-postings are accumulated term-at-a-time into two window-sized arrays that stay in the CPU cache,
-essential and non-essential apart, with a bitset of the rows the essential lists touch: only those
-rows can enter (the others score below ``θ``). They are visited in ascending order; a row whose
-sum stays below ``θ`` is dropped, the others are scored exactly (binary search in each list).
-Dropping needs a strict ``<`` (with a relative margin of 1e-12 for float sums taken in another
-order), so a passage that merely ties ``θ`` is always scored and the heap's (score, row) order
-decides. ``θ`` starts at the k-th largest weight of a query term when known (:func:`kth_largest`:
-``k`` passages reach it) and rises with the heap. All weights must be >= 0 (the caller checks).
-Against a dense (N,) scan (bm25s) this touches no N-sized array, skips the windows that cannot
-matter, and scores exactly only the few rows that may enter.
+:func:`maxscore_top_k` is MaxScore (Turtle & Flood) over windows of ``WINDOW`` rows, with block
+maxima per window and per sub-block of ``SUB`` rows (Ding & Suel's block-max idea; the arrays are
+built once per index by :mod:`rag.bm25_blocks`). In each window the query terms, sorted by their
+bound there (largest weight in the window times the term's repeats in the query), split into
+*non-essential* terms, the longest prefix whose bounds sum to less than the threshold ``θ`` (the
+k-th best score so far), and *essential* ones. A window whose bounds sum to less than ``θ`` is
+skipped. The essential postings are accumulated term-at-a-time into a window-sized array that
+stays in the CPU cache, with a bitset of the rows they touch: only those rows can enter (the
+others score below ``θ``). The non-essential lists are not read: a *dense* one (a common term,
+with uint8 sub-block maxima rounded up) adds its bound in the candidate's sub-block; a short one
+is summed exactly (it has few postings). Candidates are visited in ascending row order; one whose
+partial sum plus those bounds stays below ``θ`` is dropped; for the others each dense term's
+bound is replaced by its weight, found among the few postings of that one sub-block, and the row
+is dropped as soon as the bound of what remains cannot lift it to ``θ``. Survivors are scored
+exactly. Dropping needs a strict ``<`` (with a relative margin of 1e-12 for float sums taken in
+another order and for the quantised bounds' rounding), so a passage that merely ties ``θ`` is
+always scored and the heap's (score, row) order decides. ``θ`` starts at the k-th largest weight
+of a query term when known (:func:`kth_largest`: ``k`` passages reach it) and rises with the heap.
+All weights must be >= 0 (the caller checks). Against a dense (N,) scan (bm25s) this touches no
+N-sized array and reads, at 1M passages, about a tenth of the query terms' postings
+(docs/benchmarks.md): the common terms' long lists only where a candidate may enter.
 
 :func:`exhaustive_top_k` accumulates every posting into a dense (N,) array, then keeps the best rows
 in a k-heap; it serves queries with a negative weight (Robertson idf), where bounds do not hold.
@@ -34,6 +39,7 @@ compilation.
 References:
     Turtle, Flood. "Query Evaluation: Strategies and Optimizations." IP&M 31(6), 1995 (MaxScore).
     Ding, Suel. "Faster Top-k Document Retrieval Using Block-Max Indexes." SIGIR 2011.
+    Mallia, Suel, Tonellotto. "Faster Learned Sparse Retrieval with Block-Max Pruning." SIGIR 2024.
 """
 
 from __future__ import annotations
@@ -41,9 +47,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from rag.bm25_blocks import JIT as _JIT
+from rag.bm25_blocks import SUB, WINDOW, kth_largest, sub_blocks, window_blocks
+
+__all__ = ["exhaustive_top_k", "kth_largest", "maxscore_top_k", "sub_blocks", "window_blocks"]
+
 _MARGIN = 1e-12  # relative slack on the bound test: float sums in another order differ by ulps
-_JIT = {"cache": True, "nogil": True}
-_WINDOW = 4096  # rows scored together by MaxScore: its accumulator (32 KiB) stays in the CPU cache
+_SUBS = WINDOW // SUB  # sub-blocks per window: the words of its candidate bitset
 _ONE = np.uint64(1)
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)  # the lowest set bit of x times this, >> 58, indexes _BIT_OF
 _BIT_OF = np.array([0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55, 59, 36, 53, 51, 43, 22, 45, 39, 33, 30,
@@ -173,50 +183,22 @@ def _find(indices: np.ndarray, lo: int, hi: int, d: int) -> int:
 
 
 @numba.njit(**_JIT)
-def window_blocks(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split every posting list at window boundaries (``_WINDOW`` rows) and record each piece's maximum.
-
-    Returns:
-        ``bptr`` (V+1,) each term's blocks ``bptr[t]:bptr[t+1]``; ``bwin`` (B,) int32 window of a
-        block (rows ``bwin·W .. bwin·W+W-1``); ``bstart`` (B+1,) first posting of each block (the
-        last entry: ``nnz``); ``bmax`` (B,) largest weight in the block.
-    """
-    V = indptr.size - 1
-    bptr = np.zeros(V + 1, np.int64)
-    for t in range(V):
-        nb, last = 0, -1
-        for p in range(indptr[t], indptr[t + 1]):
-            wn = indices[p] // _WINDOW
-            if wn != last:
-                nb += 1
-                last = wn
-        bptr[t + 1] = bptr[t] + nb
-    B = bptr[V]
-    bwin, bstart, bmax = np.empty(B, np.int32), np.empty(B + 1, np.int64), np.empty(B)
-    bstart[B] = indptr[V]
-    j = -1
-    for t in range(V):
-        last = -1
-        for p in range(indptr[t], indptr[t + 1]):
-            wn = indices[p] // _WINDOW
-            if wn != last:
-                j += 1
-                last = wn
-                bwin[j], bstart[j], bmax[j] = wn, p, weights[p]
-            elif weights[p] > bmax[j]:
-                bmax[j] = weights[p]
-    return bptr, bwin, bstart, bmax
+def _sub_range(qstart: np.ndarray, d: int, sb: int, lo: int, hi: int) -> tuple[int, int]:
+    """Postings ``[a, z)`` of dense table row ``d`` in sub-block ``sb``, its window's block being ``[lo, hi)``."""
+    return lo + qstart[d, sb], (lo + qstart[d, sb + 1]) if (sb + 1) % _SUBS else hi
 
 
 @numba.njit(**_JIT)
 def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, bwin: np.ndarray, bstart: np.ndarray,
-                   bmax: np.ndarray, seed: np.ndarray, term_ids: np.ndarray, k: int,
-                   allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   bmax: np.ndarray, slot_of: np.ndarray, qmax: np.ndarray, qstart: np.ndarray, upper: np.ndarray,
+                   seed: np.ndarray, term_ids: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact top ``k`` by block-max MaxScore over windows; every weight of the query terms must be >= 0.
 
     Args:
         indices, weights: the postings (see the module docstring).
         bptr, bwin, bstart, bmax: the window blocks of :func:`window_blocks`.
+        slot_of, qmax, qstart: the dense terms' sub-block tables of :func:`sub_blocks`.
+        upper: (V,) each term's largest weight (the tables' quantisation scale, ``upper / 255``).
         seed: (V,) for each term a score that ``k`` allowed passages are known to reach (the
             k-th largest weight of the term, :func:`kth_largest`), or (0,) when none is known.
         term_ids: (L,) query term ids in query order, repeats allowed.
@@ -233,17 +215,21 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
         for i in range(m):
             theta = max(theta, seed[uniq[i]])
     bcur, bend, cnt = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m)
+    dense, dscale = np.empty(m, np.int64), np.empty(m)  # table row (-1: none) and bound per quantum
     for i in range(m):
-        bcur[i], bend[i], cnt[i] = bptr[uniq[i]], bptr[uniq[i] + 1], count[i]
-    W = _WINDOW
+        t = uniq[i]
+        bcur[i], bend[i], cnt[i] = bptr[t], bptr[t + 1], count[i]
+        dense[i], dscale[i] = slot_of[t], upper[t] / 255.0 * count[i]
+    W = WINDOW
     acc = np.zeros(W)  # (W,) essential partial scores of the window's rows
-    bits = np.zeros(W // 64, np.uint64)  # (W/64,) bitset of the window's rows with an essential posting
-    nacc = np.zeros(W)  # (W,) non-essential sums of the window's rows
-    dirty = False
+    bits = np.zeros(_SUBS, np.uint64)  # (W/64,) bitset of the window's rows with an essential posting
+    nacc = np.zeros(W)  # (W,) sums of the short non-essential lists
+    ub = np.zeros(_SUBS)  # (W/64,) bound of the dense non-essential terms in each sub-block
     lo, hi = np.empty(m, np.int64), np.empty(m, np.int64)  # each list's postings in the window
     local = np.empty(m)  # each term's bound in this window (0 where it has no posting there)
     ordr = np.empty(m, np.int64)  # terms by ascending local bound: non-essential ones first
     prefix = np.empty(m)  # sums of local bounds along ordr
+    look = np.empty(m, np.int64)  # the window's dense non-essential terms, largest bound first
     w = np.zeros(m)  # one passage's weight of each term
     filtered = allowed.size > 0
     hs, hr = np.empty(k, np.float64), np.empty(k, np.int64)
@@ -278,10 +264,7 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
         p = 0  # ordr[:p] are non-essential here: their bounds sum to less than θ
         while p < m and prefix[p] * (1.0 + _MARGIN) < theta:
             p += 1
-        base = win * W
-        if dirty:
-            nacc[:] = 0.0
-        dirty = p > 0
+        base, sb0 = win * W, win * _SUBS
         for j in range(p, m):  # essential: accumulate the window's postings (term-at-a-time)
             i = ordr[j]
             ci = cnt[i]
@@ -289,27 +272,60 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
                 r = indices[c] - base
                 acc[r] += weights[c] * ci
                 bits[r >> 6] |= _ONE << np.uint64(r & 63)
-        for j in range(p):  # non-essential: accumulated too, into their own window array
+        nlook, short = 0, False
+        ub[:] = 0.0
+        for j in range(p - 1, -1, -1):  # non-essential: dense ones bound per sub-block, short ones summed
             i = ordr[j]
+            if hi[i] == lo[i]:
+                continue
+            d = dense[i]
+            if d >= 0:
+                look[nlook] = i
+                nlook += 1
+                for g in range(_SUBS):
+                    ub[g] += qmax[d, sb0 + g] * dscale[i]
+                continue
+            short = True
             ci = cnt[i]
             for c in range(lo[i], hi[i]):
                 nacc[indices[c] - base] += weights[c] * ci
-        for word in range(W // 64):  # the candidates in ascending row order
+        for word in range(_SUBS):  # the candidates in ascending row order
             x = bits[word]
+            if x == 0:
+                continue
             bits[word] = 0
+            sb = sb0 + word
             while x:
                 low = x & (~x + _ONE)
                 x ^= low
                 r = word * 64 + _BIT_OF[(low * _DEBRUIJN) >> np.uint64(58)]
                 s = acc[r] + nacc[r]
                 acc[r] = 0.0
+                rest = ub[word]
+                if (s + rest) * (1.0 + _MARGIN) < theta:
+                    continue
                 row = base + r
                 if filtered and not allowed[row]:
                     continue
-                if s * (1.0 + _MARGIN) < theta:
+                for a in range(nlook):  # dense non-essential terms: the weight in place of the bound
+                    i = look[a]
+                    bound = qmax[dense[i], sb] * dscale[i]
+                    if bound == 0.0:
+                        continue
+                    c0, c1 = _sub_range(qstart, dense[i], sb, lo[i], hi[i])
+                    at = _find(indices, c0, c1, row)
+                    rest -= bound
+                    if at >= 0:
+                        s += weights[at] * cnt[i]
+                    if (s + rest) * (1.0 + _MARGIN) < theta:
+                        break
+                if (s + rest) * (1.0 + _MARGIN) < theta:
                     continue
-                for i in range(m):
-                    at = _find(indices, lo[i], hi[i], row)
+                for i in range(m):  # every term's weight, found within the sub-block where it is dense
+                    c0, c1 = lo[i], hi[i]
+                    if dense[i] >= 0 and c1 > c0:
+                        c0, c1 = _sub_range(qstart, dense[i], sb, c0, c1)
+                    at = _find(indices, c0, c1, row)
                     w[i] = weights[at] if at >= 0 else 0.0
                 score = 0.0
                 for q in range(slot.size):  # query order from 0.0: the exhaustive path's sum, bit for bit
@@ -317,35 +333,10 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
                 n = _push(hs, hr, n, k, score, row)
                 if n == k and hs[0] > theta:
                     theta = hs[0]
+        if short:
+            for j in range(p):  # clear the short lists' sums for the next window
+                i = ordr[j]
+                if dense[i] < 0:
+                    for c in range(lo[i], hi[i]):
+                        nacc[indices[c] - base] = 0.0
     return _ranked(hs, hr, n)
-
-
-@numba.njit(**_JIT)
-def kth_largest(indptr: np.ndarray, weights: np.ndarray, K: int) -> np.ndarray:
-    """(V,) the ``K``-th largest posting weight of each term (``-inf`` where it has fewer postings).
-
-    ``K`` passages score at least this much for any query holding the term (weights >= 0): a
-    starting threshold for :func:`maxscore_top_k` with ``k <= K``. One pass over the postings,
-    keeping the ``K`` largest in a small sorted buffer.
-    """
-    V = indptr.size - 1
-    out = np.full(V, -np.inf)
-    best = np.empty(K)  # ascending: best[0] is the K-th largest so far
-    for t in range(V):
-        s, e = indptr[t], indptr[t + 1]
-        if e - s < K:
-            continue
-        for j in range(K):
-            best[j] = weights[s + j]
-        best.sort()
-        for p in range(s + K, e):
-            x = weights[p]
-            if x <= best[0]:
-                continue
-            j = 0
-            while j + 1 < K and best[j + 1] < x:
-                best[j] = best[j + 1]
-                j += 1
-            best[j] = x
-        out[t] = best[0]
-    return out

@@ -18,6 +18,7 @@ from indexes.bm25_store import BM25Data
 from indexes.manifest import BM25Spec
 from rag import compat
 from rag.bm25 import BM25Scorer
+from rag.bm25_pruning import term_bounds
 from rag.compat import numba as numba_compat
 
 kernels = pytest.importorskip("rag.bm25_kernels", reason="numba is not installed (the [fast] extra)")
@@ -74,9 +75,11 @@ def test_the_compiled_path_runs_when_numba_is_installed(monkeypatch):
 EVERY, NO_SEED = np.zeros(0, dtype=bool), np.zeros(0)
 
 
-def maxscore(indptr, indices, weights, terms, k, allowed=EVERY, seed=NO_SEED):
+def maxscore(indptr, indices, weights, terms, k, allowed=EVERY, seed=NO_SEED, min_df=1):
     blocks = kernels.window_blocks(indptr, indices, weights)
-    return kernels.maxscore_top_k(indices, weights, *blocks, seed, np.asarray(terms, dtype=np.int64), k, allowed)
+    upper = term_bounds(indptr, weights)[0]
+    subs = kernels.sub_blocks(indptr, indices, weights, upper, int(indices.max(initial=-1)) + 1, min_df)
+    return kernels.maxscore_top_k(indices, weights, *blocks, *subs, upper, seed, np.asarray(terms, dtype=np.int64), k, allowed)
 
 
 def test_maxscore_kernel_by_hand_ties_go_to_the_lowest_rows():
