@@ -192,17 +192,22 @@ class BM25Scorer:
         mask = _EVERY_ROW if allowed is None else np.ascontiguousarray(allowed, dtype=bool)
         if not self._nonnegative and self.lower[term_ids].min() < 0:
             return kernels.exhaustive_top_k(self.indptr, self.indices, self.weights, self.n_docs, term_ids, k, mask)
-        blocks, subs, seeds = self._pruning_arrays(kernels)
+        blocks, subs, seeds = self.prepare_pruning()
         # the k-th largest weight of a query term starts θ, unless a mask may hide those passages
         seed = seeds if allowed is None and k <= _SEED_K else _NO_SEED
         return kernels.maxscore_top_k(self.indices, self.weights, *blocks, *subs, self.upper, seed, term_ids, k, mask)
 
-    def _pruning_arrays(self, kernels) -> tuple:
-        """The compiled path's window blocks, sub-block tables and k-th weights, built once (thread-safe).
+    def prepare_pruning(self) -> tuple | None:
+        """Build the compiled path's pruning arrays once (thread-safe) and return them; ``None`` without numba.
 
-        Three passes over the postings on the first pruned query (timed in docs/benchmarks.md);
-        concurrent first queries wait for one build instead of each building its own.
+        Window blocks, the common terms' sub-block tables and each term's 10th-largest weight
+        (:mod:`rag.bm25_blocks`): three passes over the postings, done by the first pruned query
+        unless called before (timed in docs/benchmarks.md). Concurrent first queries wait for one
+        build instead of each building its own.
         """
+        kernels = numba_compat.bm25_kernels()
+        if kernels is None:
+            return None
         if self._pruning is None:
             with self._pruning_lock:
                 if self._pruning is None:

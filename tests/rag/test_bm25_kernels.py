@@ -9,6 +9,10 @@ repeated query terms, ``k`` beyond the matches and metadata masks (empty posting
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -186,3 +190,102 @@ def test_the_compiled_path_refuses_out_of_range_terms_and_masks():
         scorer.top_k(np.array([-1]), 2)
     with pytest.raises(ValueError, match=r"allowed must be a \(2,\) mask"):
         scorer.top_k(np.array([0]), 2, np.ones(3, dtype=bool))
+
+
+def test_sub_blocks_by_hand_round_up_and_find_each_sub_block():
+    # Given term 0 in rows 1, 3 (sub-block 0), 70 (sub-block 1) and 4100 (window 1, sub-block 64), upper 4.0,
+    #   and term 1 with one posting (below min_df = 2: not dense)
+    indptr = np.array([0, 4, 5])
+    indices = np.array([1, 3, 70, 4100, 5], dtype=np.int32)
+    weights = np.array([1.0, 4.0, 0.01, 2.0, 9.0])
+    upper = term_bounds(indptr, weights)[0]
+    # When
+    slot, qmax, start = kernels.sub_blocks(indptr, indices, weights, upper, 4101, 2)
+    # Then only term 0 has a table row, of 2 windows × 64 sub-blocks
+    assert slot.tolist() == [0, -1] and qmax.shape == start.shape == (1, 128)
+    # And each maximum is rounded up to the next of 255 steps of 4.0/255: 4.0 → 255, 0.01 → 1 (not 0), 2.0 → 128
+    assert (qmax[0, 0], qmax[0, 1], qmax[0, 64]) == (255, 1, 128)
+    assert int(np.count_nonzero(qmax)) == 3
+    step = 4.0 / 255
+    assert all(qmax[0, r // 64] * step >= w for r, w in zip([1, 3, 70, 4100], [1.0, 4.0, 0.01, 2.0]))
+    # And sub-block starts count from the window's first posting: 0 | 2 (row 70) | 3 for the window's rest
+    assert start[0, :4].tolist() == [0, 2, 3, 3] and start[0, 63] == 3
+    assert start[0, 64:67].tolist() == [0, 1, 1]
+
+
+def reference_top_k(indptr, indices, weights, terms, k, allowed=None):
+    """The exhaustive numpy scan: scores summed in query order from 0.0, best k by (-score, row)."""
+    rows = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in terms]).astype(np.int64)
+    vals = np.concatenate([weights[indptr[t]:indptr[t + 1]] for t in terms])
+    n = int(indices.max(initial=-1)) + 1
+    acc = np.bincount(rows, weights=vals, minlength=n)
+    match = np.zeros(n, bool)
+    match[rows] = True
+    if allowed is not None:
+        match &= allowed[:n]
+    cand = np.flatnonzero(match)
+    order = np.lexsort((cand, -acc[cand]))[:k]
+    return cand[order].tolist(), acc[cand[order]].tolist()
+
+
+@st.composite
+def postings_query(draw):
+    n_terms = draw(st.integers(1, 6))
+    span = draw(st.sampled_from([64, 300, 5000, 9000]))  # one sub-block .. three windows of rows
+    levels = draw(st.lists(st.floats(0.0, 5.0), min_size=1, max_size=4))  # few distinct weights: ties
+    lists = [sorted(draw(st.sets(st.integers(0, span - 1), max_size=80))) for _ in range(n_terms)]
+    weights = [[draw(st.sampled_from(levels)) for _ in rows] for rows in lists]
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in lists])]).astype(np.int64)
+    indices = np.array([r for rows in lists for r in rows], dtype=np.int32)
+    terms = draw(st.lists(st.integers(0, n_terms - 1), min_size=1, max_size=6))
+    return indptr, indices, np.array([w for ws in weights for w in ws], dtype=np.float64), terms
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(postings_query(), st.sampled_from([1, 2, 5, 30, 1 << 40]), st.integers(1, 25), st.booleans())
+def test_maxscore_with_dense_and_short_lists_equals_the_exhaustive_scan(case, min_df, k, masked):
+    # Given postings over up to three windows, a min_df that makes some, all or no lists dense, maybe a mask
+    indptr, indices, weights, terms = case
+    allowed = np.random.default_rng(len(indices)).random(9000) < 0.6 if masked else None
+    # When the kernel ranks (seeded with the k-th largest weights where no mask hides passages)
+    seed = kernels.kth_largest(indptr, weights, k) if not masked else NO_SEED
+    rows, scores = maxscore(indptr, indices, weights, terms, k, EVERY if allowed is None else allowed, seed, min_df)
+    # Then the same rows, order and bit-identical scores as the exhaustive scan
+    assert (rows.tolist(), scores.tolist()) == reference_top_k(indptr, indices, weights, terms, k, allowed)
+
+
+def test_concurrent_first_queries_build_the_pruning_arrays_once(monkeypatch):
+    # Given a fresh scorer on the compiled path, and builders that count their calls and are slow to finish
+    rng = np.random.default_rng(3)
+    docs = [[f"w{int(x)}" for x in rng.zipf(1.3, size=rng.integers(1, 12)) if x < 500] for _ in range(3000)]
+    scorer = BM25Scorer(BM25Data.from_token_lists(docs), BM25Spec(), prune_min_docs=0)
+    real, calls = numba_compat.bm25_kernels(), []
+
+    class Slow:
+        def __getattr__(self, name):
+            fn = getattr(real, name)
+            if name not in ("window_blocks", "sub_blocks", "kth_largest"):
+                return fn
+
+            def counted(*args):
+                calls.append(name)
+                time.sleep(0.05)  # widen the window in which a second thread could start its own build
+                return fn(*args)
+            return counted
+
+    monkeypatch.setattr(numba_compat, "bm25_kernels", lambda: Slow())
+    queries = [scorer.lookup([f"w{int(x)}" for x in rng.zipf(1.2, size=4) if x < 500]) for _ in range(8)]
+    queries = [q for q in queries if q.size]
+    # When eight threads send their first queries at once
+    barrier = threading.Barrier(8)
+
+    def first(q):
+        barrier.wait()
+        return scorer.top_k(q, 10)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(first, (queries * 8)[:8]))
+    # Then each array was built exactly once, and every thread got the exhaustive scan's answer
+    assert sorted(calls) == ["kth_largest", "sub_blocks", "window_blocks"]
+    for q, (rows, scores) in zip((queries * 8)[:8], results):
+        ref_rows, ref_scores = scorer.top_k_exhaustive(q, 10)
+        assert rows.tolist() == ref_rows.tolist() and scores.tolist() == ref_scores.tolist()
