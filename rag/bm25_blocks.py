@@ -75,7 +75,7 @@ def sub_blocks(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, upp
         indptr, indices, weights: the postings.
         upper: (V,) each term's largest weight (:func:`rag.bm25_pruning.term_bounds`).
         n_docs: passages ``N``.
-        min_df: terms with at least this many postings (and ``upper > 0``) are dense.
+        min_df: terms with at least this many postings (and ``upper / 255 > 0``) are dense.
 
     Returns:
         ``slot`` (V,) int32 each term's row in the tables, -1 for the others; ``qmax`` (D, S)
@@ -89,7 +89,7 @@ def sub_blocks(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, upp
     slot = np.full(V, -1, np.int32)
     D = 0
     for t in range(V):
-        if indptr[t + 1] - indptr[t] >= min_df and upper[t] > 0:
+        if indptr[t + 1] - indptr[t] >= min_df and upper[t] / 255.0 > 0.0:  # a scale of 0 (subnormal upper) cannot quantise
             slot[t] = D
             D += 1
     S = (n_docs + WINDOW - 1) // WINDOW * _SUBS

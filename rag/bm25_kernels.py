@@ -272,7 +272,7 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
                 r = indices[c] - base
                 acc[r] += weights[c] * ci
                 bits[r >> 6] |= _ONE << np.uint64(r & 63)
-        nlook, short = 0, False
+        nlook, short = 0, 0
         ub[:] = 0.0
         for j in range(p - 1, -1, -1):  # non-essential: dense ones bound per sub-block, short ones summed
             i = ordr[j]
@@ -285,7 +285,7 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
                 for g in range(_SUBS):
                     ub[g] += qmax[d, sb0 + g] * dscale[i]
                 continue
-            short = True
+            short += hi[i] - lo[i]
             ci = cnt[i]
             for c in range(lo[i], hi[i]):
                 nacc[indices[c] - base] += weights[c] * ci
@@ -333,8 +333,10 @@ def maxscore_top_k(indices: np.ndarray, weights: np.ndarray, bptr: np.ndarray, b
                 n = _push(hs, hr, n, k, score, row)
                 if n == k and hs[0] > theta:
                     theta = hs[0]
-        if short:
-            for j in range(p):  # clear the short lists' sums for the next window
+        if short > W // 4:  # clear the short lists' sums for the next window: all at once, or where written
+            nacc[:] = 0.0
+        elif short:
+            for j in range(p):
                 i = ordr[j]
                 if dense[i] < 0:
                     for c in range(lo[i], hi[i]):
