@@ -5,7 +5,8 @@ Modules:
     highlight: where a query's terms occur in a passage, as the analyzer matched them.
     bm25: the BM25 variants of Kamphuis et al. as pure functions, and the vectorised scorer.
     bm25_pruning: exact top-k by MaxScore dynamic pruning over per-term score bounds.
-    bm25_kernels: the same exact top-k compiled with numba (block-max MaxScore; the ``fast`` extra).
+    bm25_kernels: the same exact top-k compiled with numba (block-max MaxScore; the ``fast`` extra);
+        bm25_blocks: the block and sub-block maxima it prunes with, built once per index.
     milvus_bm25: BM25 on Milvus with our exact weights (passage sparse vectors, query term counts).
     ray_pipeline: index and cache builds as Ray Data pipelines (an actor pool of encoders).
     fusion: reciprocal rank fusion and convex combination of normalised scores.

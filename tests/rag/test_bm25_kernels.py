@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unittest.mock
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from indexes.bm25_store import BM25Data
 from indexes.manifest import BM25Spec
-from rag import compat
+from rag import bm25, compat
 from rag.bm25 import BM25Scorer
 from rag.bm25_pruning import term_bounds
 from rag.compat import numba as numba_compat
@@ -43,14 +44,16 @@ def corpus_query_mask(draw):
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(corpus_query_mask(), st.sampled_from(VARIANTS), st.integers(1, 60))
-def test_compiled_top_k_equals_the_exhaustive_scan_bit_for_bit(case, variant, k):
-    # Given a random corpus, a query (repeats allowed; empty lists: the by-hand tests), maybe a mask
+@given(corpus_query_mask(), st.sampled_from(VARIANTS), st.integers(1, 60), st.sampled_from([0, 10**9]))
+def test_compiled_top_k_equals_the_exhaustive_scan_bit_for_bit(case, variant, k, dense_min_docs):
+    # Given a random corpus, a query (repeats allowed; empty lists: the by-hand tests), maybe a mask,
+    #   with the common terms' sub-block tables built (as on large corpora) or not
     docs, query, mask = case
     scorer = BM25Scorer(BM25Data.from_token_lists(docs), BM25Spec(variant=variant), prune_min_docs=0)
     ids = scorer.lookup(query)
     # When the compiled path and the numpy exhaustive scan rank
-    rows, scores = scorer.top_k(ids, k, mask)
+    with unittest.mock.patch.object(bm25, "_DENSE_MIN_DOCS", dense_min_docs):
+        rows, scores = scorer.top_k(ids, k, mask)
     ref_rows, ref_scores = scorer.top_k_exhaustive(ids, k, mask)
     # Then the same passages, in the same order, with identical scores
     assert rows.tolist() == ref_rows.tolist()
@@ -108,8 +111,10 @@ def test_maxscore_kernel_by_hand_ties_go_to_the_lowest_rows():
     assert maxscore(indptr, indices, weights, [2], 3)[0].tolist() == []
 
 
+@pytest.mark.parametrize("dense_min_docs", [0, 10**9])  # with and without the sub-block tables
 @pytest.mark.parametrize("variant", ["lucene", "robertson", "bm25+"])
-def test_compiled_top_k_over_many_row_windows(variant):
+def test_compiled_top_k_over_many_row_windows(variant, dense_min_docs, monkeypatch):
+    monkeypatch.setattr(bm25, "_DENSE_MIN_DOCS", dense_min_docs)
     # Given 20,000 passages (five row windows of MaxScore) with Zipf-distributed terms, and ties by duplication
     rng = np.random.default_rng(7)
     docs = [[f"w{int(x)}" for x in rng.zipf(1.3, size=rng.integers(0, 15)) if x < 3000] for _ in range(10_000)]
