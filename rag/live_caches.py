@@ -29,6 +29,7 @@ from indexes.kv_store import KVStoreWriter, derive_kv_store
 from indexes.lumen_store import LumenStore, lumen_dir_name, write_lumen_memory
 from indexes.manifest import CacheInfo
 from indexes.passage_store import Passage
+from rag.wording import counted
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def carry_caches(directory: Path, caches: Sequence[CacheInfo], generation: int, 
             out.append(info.model_copy(update={"path": rel, "passages": writer.spec.passages}))
             continue
         if fresh and filler is None:
-            notes.append(f"LUMEN memory {info.model} dropped ({len(fresh)} passages added without its model): "
+            notes.append(f"LUMEN memory {info.model} dropped ({counted(len(fresh), 'passage')} added without its model): "
                          f"rebuild it with `rag cache lumen --generator {info.model}`")
             continue
         old = LumenStore(directory, info)

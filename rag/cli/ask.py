@@ -15,6 +15,7 @@ from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQ
                                   FusionTemperatureOption, KVBudgetOption, KVCacheOption, PositionsOption,
                                   RagSequenceDecodingOption, SelectBlocksOption, ask_fields, path_config)
 from rag.extractive import ExtractiveConfig
+from rag.wording import counted
 
 
 @app.command("ask")
@@ -156,7 +157,7 @@ def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
             for r in tqdm(records, total=len(batch), desc="answering", unit="q", mininterval=5, file=sys.stderr)]
     with output_file(out) as path:
         atomic_write_text(path, "".join(rows))
-    typer.echo(f"wrote {len(rows)} answers to {'stdout' if str(out) == '-' else out}", err=True)
+    typer.echo(f"wrote {counted(len(rows), 'answer')} to {'stdout' if str(out) == '-' else out}", err=True)
 
 
 def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,

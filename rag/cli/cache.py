@@ -9,6 +9,7 @@ import typer
 
 from rag.cli.apps import cache_app
 from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, ray_config, resolve_device
+from rag.wording import counted
 
 
 @cache_app.command("build")
@@ -53,12 +54,12 @@ def cache_build_command(
         report = build_passage_cache(index, gen, CacheConfig(dtype=dtype), progress=True, limit=limit, budget=budget,
                                      ray=ray_cfg, generator_config=gen_config)
     typer.echo(
-        f"KV cache {report.info.path}: {report.info.passages} passages ({report.encoded} encoded, "
+        f"KV cache {report.info.path}: {counted(report.info.passages, 'passage')} ({report.encoded} encoded, "
         f"{report.skipped} already stored) at {report.passages_per_second:.1f} passages/s"
     )
     if report.selection is not None:
         s = report.selection
-        typer.echo(f"budget {budget_bytes:,} bytes: {len(s.ids)} of the {s.candidates} passages the log retrieved "
+        typer.echo(f"budget {budget_bytes:,} bytes: {len(s.ids)} of the {counted(s.candidates, 'passage')} the log retrieved "
                    f"({s.bytes:,} bytes)")
 
 

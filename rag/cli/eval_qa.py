@@ -15,6 +15,7 @@ from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQ
                                   FusionTemperatureOption, KVBudgetOption, KVCacheOption, PositionsOption,
                                   RagSequenceDecodingOption, SelectBlocksOption, ask_fields, path_config)
 from rag.extractive import ExtractiveConfig
+from rag.wording import counted
 
 
 def _check_alpha(alpha: float) -> None:
@@ -87,7 +88,7 @@ def eval_label_command(
         write_label_template(path, rows, ["id", "question", "answer"])
     # `rag eval qa` is what produces judge scores for these items; `rag eval ppi` needs its judge.jsonl
     source = f"--predictions {predictions}" if predictions else "--index INDEX (or --predictions PREDICTIONS.jsonl)"
-    typer.echo(f"wrote {len(rows)} items to {'stdout' if str(out) == '-' else out}; fill the 'label' column with 1 "
+    typer.echo(f"wrote {counted(len(rows), 'item')} to {'stdout' if str(out) == '-' else out}; fill the 'label' column with 1 "
                f"(correct) or 0, then run `rag eval qa --dataset {dataset} {source} --labels "
                f"{'LABELS.csv' if str(out) == '-' else out} --report REPORT_DIR` (it judges every item, writes "
                "REPORT_DIR/judge.jsonl for `rag eval ppi`, and estimates accuracy from your labels)", err=True)

@@ -11,6 +11,7 @@ from rag.cli.apps import app
 from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, directory_output, ray_config, resolve_device
 from rag.encoder import Backend
 from rag.llm_embed import Pooling
+from rag.wording import counted
 
 
 @app.command("index")
@@ -110,7 +111,7 @@ def index_command(
     from rag.corpus import skipped_note
 
     skipped = skipped_note(stats.skipped, stats.first_skipped)
-    typer.echo(f"indexed {stats.documents} documents as {stats.passages} passages ({' + '.join(parts)}) into {out} "
+    typer.echo(f"indexed {counted(stats.documents, 'document')} as {counted(stats.passages, 'passage')} ({' + '.join(parts)}) into {out} "
                f"in {stats.seconds['total']:.1f}s{skipped}")  # the result: stdout (progress and notes: stderr)
     if kv_cache:
         from rag.generation.cache_build import build_passage_cache
@@ -125,5 +126,5 @@ def index_command(
             with ray_runtime(ray_cfg):
                 report = build_passage_cache(out, Generator.load(gen_config), progress=True, ray=ray_cfg,
                                              generator_config=gen_config)
-        typer.echo(f"cached KV states of {report.encoded} passages ({report.skipped} already cached) "
+        typer.echo(f"cached KV states of {counted(report.encoded, 'passage')} ({report.skipped} already cached) "
                    f"at {report.passages_per_second:.1f} passages/s")

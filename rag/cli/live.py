@@ -13,6 +13,7 @@ import typer
 
 from rag.cli.apps import app
 from rag.cli.options import DeviceOption, resolve_device
+from rag.wording import counted
 
 IndexOption = Annotated[Path, typer.Option("--index", "-i", help="Index directory.")]
 
@@ -103,4 +104,4 @@ def check_command(index: IndexOption = Path("index")) -> None:
     from indexes.segmented import check_index
 
     files, commits = check_index(index)
-    typer.echo(f"{index}: {files} files of {commits} commits verified")
+    typer.echo(f"{index}: {counted(files, 'file')} of {counted(commits, 'commit')} verified")

@@ -11,6 +11,7 @@ import typer
 from rag.cli.apps import app
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, load_reranker,
                              output_file)
+from rag.wording import counted
 
 Expansion = Literal["hyde", "query2doc"]
 
@@ -62,7 +63,7 @@ def search_command(
         result = search_run(idx, load_queries(queries), mode, k=k, per_doc=True, progress=True, where=where)
         with output_file(run) as path:
             write_trec_run(path, result, tag=f"rag-{mode}")
-        typer.echo(f"wrote {sum(map(len, result.values()))} results for {len(result)} queries to {'standard output' if str(run) == '-' else run}", err=True)
+        typer.echo(f"wrote {counted(sum(map(len, result.values())), 'result')} for {counted(len(result), 'query', 'queries')} to {'standard output' if str(run) == '-' else run}", err=True)
         return
     if query is None:
         raise InputError("give a QUERY, or --queries FILE --run OUT.trec for batch search")

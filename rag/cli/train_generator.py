@@ -9,6 +9,7 @@ import typer
 
 from rag.cli.apps import train_app
 from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.wording import counted
 
 
 @train_app.command("generator")
@@ -70,4 +71,4 @@ def train_generator_command(
     plot_curves(result.history, out / "curves.png", title=f"generator training ({cfg.attention} attention)")
     last = [r for r in result.history if "em" in r][-1]
     where = f"{out / 'final'} (LoRA adapter: {out / 'adapter'})" if lora else str(out / "final")
-    typer.echo(f"{result.steps} steps in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {where}")
+    typer.echo(f"{counted(result.steps, 'step')} in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {where}")

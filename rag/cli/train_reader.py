@@ -9,6 +9,7 @@ import typer
 
 from rag.cli.apps import train_app
 from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.wording import counted
 
 
 @train_app.command("reader")
@@ -63,4 +64,4 @@ def train_reader_command(
     title = f"LUMEN reader training (K={live_layers} live)" if live_layers else "FiD reader training"
     plot_curves(result.history, out / "curves.png", title=title)
     last = [r for r in result.history if "em" in r][-1]
-    typer.echo(f"{result.steps} steps in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {out / 'final'}")
+    typer.echo(f"{counted(result.steps, 'step')} in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {out / 'final'}")

@@ -9,6 +9,7 @@ import typer
 
 from rag.cli.apps import train_app
 from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.wording import counted
 
 
 @train_app.command("reranker")
@@ -61,5 +62,5 @@ def train_reranker_command(
         result = train_reranker(pairs, documents, idx, out, config, device=resolve_device(device), extra_record=record)
     finally:
         idx.close()
-    typer.echo(f"trained {out} in {result.seconds / 60:.1f} min ({result.steps} steps), best dev nDCG@10 "
+    typer.echo(f"trained {out} in {result.seconds / 60:.1f} min ({counted(result.steps, 'step')}), best dev nDCG@10 "
                f"{result.best_dev:.4f}", err=True)
