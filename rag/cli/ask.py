@@ -165,6 +165,7 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
     from indexes.errors import InputError
     from rag.fid.answer import FiDAnswerer
     from rag.fid.reader import FiDConfig
+    from rag.generation.sampling import SamplingConfig
     from rag.index import open_index
     from rag.pipeline import AskConfig, ask_fid
 
@@ -174,14 +175,14 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
         raise InputError("--kv-cache and --hyde are decoder-only options; they do not combine with --fid")
     reader = FiDAnswerer.load(generator, index, FiDConfig(n_passages=k, num_beams=num_beams, max_new_tokens=max_new_tokens),
                               live_layers=live_layers, device=device, fido=fido)
+    config = AskConfig(k=k, mode=mode, filter=expr, sampling=SamplingConfig(max_new_tokens=max_new_tokens))
     if questions is not None:
         from rag.questions import read_questions
 
         _write_answers(read_questions(questions), open_index(index, reranker=reranker, encoder_backend=encoder_backend), None,
-                       AskConfig(k=k, mode=mode, filter=expr), reader, out)
+                       config, reader, out)
         return
-    answer = ask_fid(question, open_index(index, reranker=reranker, encoder_backend=encoder_backend), reader,
-                     AskConfig(k=k, mode=mode, filter=expr))
+    answer = ask_fid(question, open_index(index, reranker=reranker, encoder_backend=encoder_backend), reader, config)
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
