@@ -84,13 +84,6 @@ def _config(body, max_new_tokens: int, expr=None, path=None):
                      eviction=path.eviction, sampling=sampling, filter=expr)
 
 
-def _open_states(entry: LoadedIndex, generator, config):
-    """The index's passage KV states for ``generator`` (a 422 naming the command that builds them)."""
-    from rag.generation.passage_cache import open_passage_states
-
-    return open_passage_states(entry.index.path, generator, config.cache)
-
-
 def _answer(entry: LoadedIndex, question: str, config, generator, states=None) -> dict:
     from rag.pipeline import answer_one
 
@@ -127,7 +120,8 @@ def build_router(models: RequestModels) -> APIRouter:
         decoder = state.generator is not None and entry.reader is None
         path = _path(body, decoder, entry.reader is not None)  # 422 before any work (or stream)
         config = _config(body, state.settings.answer_max_new_tokens, expr, path)
-        states = await run_blocking(request, _open_states, entry, state.generator, config) if config.kv_cache else None
+        # the commit's KV states, opened by its first kv_cache request (a 422 naming `rag cache build` without them)
+        states = await run_blocking(request, entry.passage_states, state.generator, config.cache) if config.kv_cache else None
         if body.stream:
             return answer_stream(request, entry, body.question, config, state.generator, states)
         out = await run_blocking(request, _answer, entry, body.question, config, state.generator, states)
