@@ -18,7 +18,7 @@ cache), ``ray_build`` (``rag index --ray`` against the single-process build). Ge
 section of the benchmarks page), ``service_http`` (the keep-alive HTTP load clients and the served index of the
 service benchmarks), ``squad_corpus`` (SQuAD paragraphs as a corpus), ``squad_split``
 (SQuAD dev split by article, and the held-out question sample). Speed: ``bm25_scale`` (BM25 at
-1M passages against bm25s), ``passage_encoding`` (index-time encoding per backend), ``startup``
+1M passages against bm25s), ``bm25_paths`` (compiled and numpy MaxScore against the full scan, bit for bit), ``passage_encoding`` (index-time encoding per backend), ``startup``
 (one-shot ``rag search`` start-up). SmolLM2 (real model): ``smollm2_squad`` (answer quality, full
 prefill vs cached KV), ``smollm2_ttft`` (time to first token), ``smollm2_finetune`` (block-attention
 LoRA fine-tuning), ``smollm2_ppi`` (a PPI report on its answers), ``hyde_scifact`` (HyDE on SciFact),
