@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.choices import ModelDType, SearchMode
 from rag.cli.options import (MAX_NEW_TOKENS, DeviceOption, EncoderBackendOption, FilterOption, MaxNewTokensOption,
                              RerankDepthOption, RerankOption, load_reranker, resolve_device)
 from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQUENCE_DECODING, EvictOption, FusionOption,
@@ -37,7 +38,7 @@ def ask_command(
     kv_budget: KVBudgetOption = None,
     hyde: Annotated[bool, typer.Option("--hyde", help="Search with HyDE: average the embeddings of hypothetical answers (needs --generator).")] = False,
     hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
-    mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid (HyDE always uses dense).")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode (HyDE always uses dense).")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Passages given to the generator.", min=1, max=100)] = 5,
     max_new_tokens: MaxNewTokensOption = MAX_NEW_TOKENS,
     temperature: Annotated[float, typer.Option(help="0 = greedy decoding.", min=0.0)] = 0.0,
@@ -45,7 +46,7 @@ def ask_command(
     top_k: Annotated[int, typer.Option(help="Top-k sampling (0 = off).", min=0)] = 0,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
-    dtype: Annotated[str, typer.Option(help="Generator dtype: float32, bfloat16 or float16.")] = "float32",
+    dtype: Annotated[ModelDType, typer.Option(help="Generator dtype.")] = "float32",
     device: DeviceOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, citations, timings.")] = False,
     fid: Annotated[bool, typer.Option("--fid", help="--generator is a T5-family Fusion-in-Decoder reader.")] = False,

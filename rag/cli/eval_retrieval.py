@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import eval_app
+from rag.cli.choices import SearchMode
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, directory_output,
                              load_reranker, output_file)
 
@@ -18,7 +19,7 @@ def eval_retrieval_command(
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")],
     queries: Annotated[Path, typer.Option(help="Queries JSONL (_id, text; metadata is never read), TSV, or SQuAD .json.")],
     qrels: Annotated[Path, typer.Option(help="Qrels: BEIR TSV (query-id corpus-id score), TREC, or SQuAD .json.")],
-    mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
     run: Annotated[Path | None, typer.Option(help="Also write the run (TREC format) here; - for stdout.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write report.json/.md/.html (intervals, worst queries) here.",

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from rag.cli.apps import app
+from rag.cli.choices import SearchMode
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, load_reranker,
                              output_file)
 from rag.wording import counted
@@ -20,7 +21,7 @@ Expansion = Literal["hyde", "query2doc"]
 def search_command(
     query: Annotated[str | None, typer.Argument(help="The query text (omit with --queries).")] = None,
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
-    mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Number of results.", min=1, max=10000)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {hits: [...]}.")] = False,
     queries: Annotated[Path | None, typer.Option(help="Batch mode: queries JSONL (_id, text) or TSV.")] = None,

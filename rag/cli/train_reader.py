@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.choices import SearchMode
 from rag.cli.options import DeviceOption, directory_output, resolve_device
 from rag.wording import counted
 
@@ -33,7 +34,7 @@ def train_reader_command(
     time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Retrieve passages for questions that have none from this index.")] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, help="Passages retrieved per question (default: --n-passages).")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="Retrieval for --index: bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", help="Retrieval mode for --index.")] = "hybrid",
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and dropout.")] = 0,
     device: DeviceOption = "auto",
 ) -> None:
