@@ -11,7 +11,8 @@ rebuild, unmerged segments against a compacted index, checksum cost, BM25 throug
 (SciFact through ``--backend milvus`` against the local FAISS index). Scale-out: ``scale_cost``
 (bytes, build time and query latency vs corpus size), ``cache_budget`` (hit rate of the bounded KV
 cache), ``ray_build`` (``rag index --ray`` against the single-process build). Generation: ``kv_cache``
-(time to first token with cached passage states), ``block_attention_single_fact`` and
+(time to first token with cached passage states), ``answer_kv_states`` (``POST /answer`` with
+``kv_cache``: the KV store opened per request vs once per commit), ``block_attention_single_fact`` and
 ``fid_single_fact`` (learning proofs), ``lumen`` (question-time encoder cost). Answers: ``extractive``
 (the extractive threshold, correctness rule and segmenter on SQuAD). Evaluation:
 ``ppi_simulation`` (coverage and width of the mean estimators). Helpers: ``report`` (writes one
