@@ -123,7 +123,8 @@ def carry_caches(directory: Path, caches: Sequence[CacheInfo], generation: int, 
             if fresh and filler is not None:
                 filler.fill(writer, fresh, info.dtype)
             elif fresh:
-                notes.append(f"KV cache {info.model}: {len(fresh)} added passages are encoded at question time until "
+                notes.append(f"KV cache {info.model}: {counted(len(fresh), 'added passage')} "
+                             f"{'is' if len(fresh) == 1 else 'are'} encoded at question time until "
                              f"`rag cache build --generator {info.model}` stores them")
             out.append(info.model_copy(update={"path": rel, "passages": writer.spec.passages}))
             continue

@@ -10,6 +10,7 @@ import typer
 
 from rag.cli.apps import eval_app
 from rag.cli.choices import SearchMode
+from rag.wording import counted
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, directory_output,
                              load_reranker, output_file)
 
@@ -66,6 +67,6 @@ def eval_retrieval_command(
         return
     to_stderr = str(run) == "-"  # stdout carries the run
     how = f"{mode} + rerank top-{rerank_depth} ({rerank})" if rerank else mode
-    typer.echo(f"{how} on {len(judged)} judged queries", err=to_stderr)
+    typer.echo(f"{how} on {counted(len(judged), 'judged query', 'judged queries')}", err=to_stderr)
     for name, value in means.items():
         typer.echo(f"  {name:<11} {value:.4f}", err=to_stderr)

@@ -120,3 +120,16 @@ def test_eval_retrieval_report(capsys, sample_index, tmp_path):
     html = (tmp_path / "r" / "report.html").read_text()
     assert "data:image/png;base64," in html and "<script" not in html
     assert (tmp_path / "r" / "report.md").read_text().startswith("# Retrieval evaluation")
+
+
+def test_eval_retrieval_counts_one_judged_query_in_the_singular(capsys, tmp_path):
+    # Given a BM25 index of the fixture corpus and qrels judging one query
+    assert main(["index", str(FIXTURES / "corpus.jsonl"), "--out", str(tmp_path / "idx"), "--no-dense"]) == 0
+    qrels = tmp_path / "one.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq2\tsky1\t1\n", encoding="utf-8")
+    capsys.readouterr()
+    # When it is evaluated
+    rc, out, _ = run_cli(capsys, "eval", "retrieval", "--index", tmp_path / "idx", "--queries", FIXTURES / "queries.jsonl",
+                         "--qrels", qrels, "--mode", "bm25")
+    # Then the summary says "1 judged query"
+    assert rc == 0 and out.splitlines()[0] == "bm25 on 1 judged query"
