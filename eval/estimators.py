@@ -21,24 +21,14 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
 from eval import bayes_ppi, ppi
 from eval.bayes_ppi import BayesConfig
+from eval.qa_choices import Method  # the names live with the other CLI choices (no numpy at `rag --help`)
 
 __all__ = ["Method", "Estimate", "estimate", "estimate_all", "effective_labels", "BINARY_METHODS"]
-
-
-class Method(str, Enum):
-    """Estimator names, as typed on the command line and used as keys in ``report.json``."""
-
-    CLASSICAL = "classical"
-    PPI = "ppi"
-    PPIPP = "ppi++"
-    BAYES_DIFF = "bayes-diff"
-    BAYES_CHAIN = "bayes-chain"
 
 
 #: Methods whose model needs human labels in {0, 1}.

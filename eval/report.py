@@ -16,6 +16,7 @@ from pathlib import Path
 
 from eval import plots
 from indexes.atomic import atomic_write_bytes, atomic_write_text
+from rag.wording import counted
 
 
 def figures(report: dict) -> dict[str, bytes]:
@@ -70,11 +71,12 @@ def _headline(report: dict) -> str:
     lab, judge = report["labels"], report["judge"]
     best = min(report["estimates"].items(), key=lambda kv: kv[1]["width"])
     cl = report["estimates"]["classical"]
-    return (f"{report['n_items']} items; {lab['n']} human labels ({lab['source']}), {lab['N']} judge-only items; "
+    return (f"{counted(report['n_items'], 'item')}; {counted(lab['n'], 'human label')} ({lab['source']}), "
+            f"{counted(lab['N'], 'judge-only item')}; "
             f"judge: {judge['name']} ({'reads gold answers' if judge['uses_gold'] else 'reference-free'}). "
             f"Classical {cl['estimate']:.3f} [{cl['lower']:.3f}, {cl['upper']:.3f}]; narrowest: {best[0]} "
             f"{best[1]['estimate']:.3f} [{best[1]['lower']:.3f}, {best[1]['upper']:.3f}]"
-            + (f", worth {best[1]['effective_labels']:.0f} human labels." if best[1]["effective_labels"] is not None else "."))
+            + (f", worth {counted(round(best[1]['effective_labels']), 'human label')}." if best[1]["effective_labels"] is not None else "."))
 
 
 def pipeline_line(report: dict) -> str:
@@ -94,7 +96,7 @@ def pipeline_line(report: dict) -> str:
     if p["select_blocks"]:
         parts.append(f"select-blocks {p['select_blocks']['m']}")
     if p["evict"]:
-        parts.append(f"evict {p['evict']['policy']} to {p['evict']['budget']} tokens")
+        parts.append(f"evict {p['evict']['policy']} to {counted(p['evict']['budget'], 'token')}")
     return "Answers by the pipeline: " + "; ".join(parts) + "."
 
 

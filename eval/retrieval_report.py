@@ -28,6 +28,7 @@ import numpy as np
 from eval.plots import _figure, _png
 from eval.ppi import classical_mean_ci
 from indexes.atomic import atomic_write_bytes, atomic_write_text
+from rag.wording import counted
 
 BOOTSTRAP_RESAMPLES = 10_000  # Monte Carlo error of a 5% quantile well below the 4th decimal for n ≥ 100
 
@@ -99,7 +100,7 @@ def histogram_png(values: list[float], metric: str) -> bytes:
     ax.hist(values, bins=np.linspace(0, 1, 21), color="#4c72b0", edgecolor="white")
     ax.set_xlabel(f"per-query {metric}")
     ax.set_ylabel("queries")
-    ax.set_title(f"{metric} over {len(values)} queries (mean {np.mean(values):.3f})")
+    ax.set_title(f"{metric} over {counted(len(values), 'query', 'queries')} (mean {np.mean(values):.3f})")
     return _png(fig)
 
 
@@ -112,7 +113,7 @@ def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                          for r in w.get("relevant", []))
 
     worst = [[w["id"], w["query"][:100], f"{w[first]:.3f}", relevant(w), ", ".join(w["top"])] for w in report["worst"]]
-    return [(f"Metrics ({report['queries']} queries)", ["metric", "mean", f"{level} interval"], rows),
+    return [(f"Metrics ({counted(report['queries'], 'query', 'queries')})", ["metric", "mean", f"{level} interval"], rows),
             (f"Worst queries by {first}", ["query id", "query", first, "relevant documents", "top documents"], worst)]
 
 

@@ -287,6 +287,8 @@ class Manifest(_Spec):
 def record_cache(index_dir: str | Path, info: CacheInfo) -> CacheInfo:
     """Add ``info`` to the index's ``caches`` (replacing the entry with the same key), under the
     index's build lock, so concurrent cache builds and index builds never lose each other's writes.
+    An entry the manifest already holds as it is writes nothing (no new commit for a no-op, e.g. a
+    ``rag cache build`` that found every passage stored).
 
     Raises:
         IndexFormatError: the store ``info.path`` is not in the index (it was rebuilt meanwhile).
@@ -297,6 +299,8 @@ def record_cache(index_dir: str | Path, info: CacheInfo) -> CacheInfo:
             raise IndexFormatError(f"{index_dir / info.path}: the cache store is gone (the index was rebuilt while "
                                    "it was built); build the cache again")
         manifest = Manifest.read(index_dir)
+        if info in manifest.caches:
+            return info
         caches = tuple(c for c in manifest.caches if c.key != info.key) + (info,)
         if not manifest.segments:  # format 1: one unnumbered commit
             manifest.model_copy(update={"caches": caches}).write(index_dir)

@@ -38,6 +38,7 @@ Modules:
     pipeline: ``ask``: retrieve, then answer with numbered citations (one question or a batch).
     extractive: extractive answers (the closest sentences, cited, or no answer).
     streaming: an answer as a stream of text pieces, then the whole answer.
+    wording: counts in summary lines (``1 commit``, ``2 commits``).
 
 Sub-packages: ``generation`` (decoder-only generators and passage KV caches), ``fid`` (FiD
 readers and LUMEN memory), ``training`` (retriever, query-encoder, reranker and generator trainers),

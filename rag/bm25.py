@@ -162,10 +162,12 @@ class BM25Scorer:
 
         On corpora of at least ``prune_min_docs`` passages, exact MaxScore dynamic pruning:
         compiled, block-max over row windows, where numba is installed (:mod:`rag.bm25_kernels`,
-        chosen by :mod:`rag.compat.numba`), else numpy (:mod:`rag.bm25_pruning`). Either way the
-        same passages and scores as :meth:`top_k_exhaustive` (compiled: bit for bit; numpy: to
-        float rounding), ties at the k-th score to the lowest rows; queries with a negative term
-        weight are scanned exhaustively. With ``allowed`` (N,) bool (a metadata filter's mask)
+        chosen by :mod:`rag.compat.numba`), else numpy (:mod:`rag.bm25_pruning`). Compiled: the
+        same passages, order and scores as :meth:`top_k_exhaustive`, bit for bit. Numpy: scores
+        summed in another order (largest bound first), so equal to the full scan's only up to
+        rounding (within ``(m + 2)·2**-52`` relative for ``m`` query terms), and passages whose
+        scores agree to the last bits may swap; ties at the k-th score go to the lowest rows;
+        queries with a negative term weight are scanned exhaustively. With ``allowed`` (N,) bool (a metadata filter's mask)
         only those rows compete, before the top ``k`` is cut.
         """
         if term_ids.size == 0 or k < 1:

@@ -29,6 +29,7 @@ from indexes.errors import InputError
 from rag.squad import maybe_squad, read_squad
 from rag.tabular import read_table
 from rag.textfile import parse_json_line, read_lines, read_text
+from rag.wording import counted
 
 CorpusFormat = Literal["auto", "beir", "jsonl", "csv", "tsv", "squad", "dir"]
 _ID_FIELDS = ("_id", "id", "docid", "doc_id")
@@ -69,7 +70,7 @@ def skipped_note(skipped: int, first: str | None) -> str:
     """The part of a summary that says how many bad records ``--skip-bad-lines`` skipped, and the first."""
     if not skipped:
         return ""
-    return f", {skipped} bad record{'s' if skipped != 1 else ''} skipped" + (f" (first: {first})" if first else "")
+    return f", {counted(skipped, 'bad record')} skipped" + (f" (first: {first})" if first else "")
 
 
 def detect_format(path: Path) -> CorpusFormat:

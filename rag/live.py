@@ -43,6 +43,7 @@ from rag.corpus import CorpusSpec, Document, ReadReport, read_corpus, skipped_no
 from rag.encoder import Encoder, EncoderConfig
 from rag.indexer import BuildStats, write_segment
 from rag.live_caches import Filler, carry_caches
+from rag.wording import counted
 
 
 @dataclass
@@ -61,12 +62,19 @@ class UpdateReport:
     notes: list[str] = field(default_factory=list)  # caches that could not follow the change whole
     skipped: int = 0  # bad records skipped (``--skip-bad-lines``)
     first_skipped: str | None = None  # the first of them: "file:line: why"
+    committed: bool = False  # a new commit was published; False: nothing to change, no commit written
+    unchanged: str = ""  # why nothing changed (``committed`` False): "INDEX: nothing to compact (...)"
 
     def summary(self, action: str) -> str:
-        missing = f", {len(self.not_found)} ids not found" if self.not_found else ""
+        """The one-line result: what ``action`` changed and the commit it published; when it
+        published none, why, and the commit the index is still at."""
+        missing = f", {counted(len(self.not_found), 'id')} not found" if self.not_found else ""
+        if not self.committed:
+            return (f"{self.unchanged}{missing}; "
+                    f"no new commit, the index is still at commit {self.generation}")
         return (f"{action}: {self.added} added, {self.replaced} replaced, {self.deleted} deleted documents "
                 f"(+{self.passages_added}/-{self.passages_deleted} passages){missing}; commit {self.generation}, "
-                f"{self.segments} segments, {self.seconds:.1f}s{skipped_note(self.skipped, self.first_skipped)}")
+                f"{counted(self.segments, 'segment')}, {self.seconds:.1f}s{skipped_note(self.skipped, self.first_skipped)}")
 
 
 def _base(seg: SegmentInfo) -> str:
@@ -161,7 +169,7 @@ def _finish(directory: Path, current: Manifest, generation: int, segments: list[
     manifest = Manifest.model_validate(manifest.model_dump())
     publish(directory, manifest)
     collect_garbage(directory, manifest, current)
-    report.generation, report.segments = generation, len(segments)
+    report.generation, report.segments, report.committed = generation, len(segments), True
     return manifest
 
 
@@ -288,6 +296,7 @@ def delete_documents(index: str | Path, doc_ids: Iterable[str]) -> UpdateReport:
             _finish(index, current, generation, segments, "delete " + "\n".join(sorted(found)), report)
         else:
             report.generation, report.segments = current.generation, len(segments_of(current))
+            report.unchanged = f"{index}: nothing to delete"
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -300,8 +309,9 @@ def compact_index(index: str | Path) -> UpdateReport:
         current = Manifest.read(index)
         view = CommitView(index, current)
         try:
-            if view.simple:
+            if view.simple:  # one segment, no tombstones: it is already what compacting would write
                 report.generation, report.segments = current.generation, 1
+                report.unchanged = f"{index}: nothing to compact (one segment, no deleted passages)"
                 report.seconds = time.perf_counter() - t0
                 return report
             generation = current.generation + 1

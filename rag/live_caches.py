@@ -29,6 +29,7 @@ from indexes.kv_store import KVStoreWriter, derive_kv_store
 from indexes.lumen_store import LumenStore, lumen_dir_name, write_lumen_memory
 from indexes.manifest import CacheInfo
 from indexes.passage_store import Passage
+from rag.wording import counted
 
 
 @dataclass(frozen=True)
@@ -122,12 +123,13 @@ def carry_caches(directory: Path, caches: Sequence[CacheInfo], generation: int, 
             if fresh and filler is not None:
                 filler.fill(writer, fresh, info.dtype)
             elif fresh:
-                notes.append(f"KV cache {info.model}: {len(fresh)} added passages are encoded at question time until "
+                notes.append(f"KV cache {info.model}: {counted(len(fresh), 'added passage')} "
+                             f"{'is' if len(fresh) == 1 else 'are'} encoded at question time until "
                              f"`rag cache build --generator {info.model}` stores them")
             out.append(info.model_copy(update={"path": rel, "passages": writer.spec.passages}))
             continue
         if fresh and filler is None:
-            notes.append(f"LUMEN memory {info.model} dropped ({len(fresh)} passages added without its model): "
+            notes.append(f"LUMEN memory {info.model} dropped ({counted(len(fresh), 'passage')} added without its model): "
                          f"rebuild it with `rag cache lumen --generator {info.model}`")
             continue
         old = LumenStore(directory, info)

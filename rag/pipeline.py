@@ -154,7 +154,7 @@ def _fid(question: str, index, reader, config: AskConfig) -> tuple[Answer, list[
     t0 = time.perf_counter()
     hits = retrieve(question, index, config)
     t1 = time.perf_counter()
-    text = reader.answer(question, hits)
+    text = reader.answer(question, hits, max_new_tokens=config.sampling.max_new_tokens)
     t2 = time.perf_counter()
     used = hits[: reader.reader.config.n_passages]
     answer = Answer(question, text, AnswerKind.GENERATED, tuple(_citation(n, h) for n, h in enumerate(used, start=1)),

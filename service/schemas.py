@@ -216,5 +216,16 @@ def request_models(s: Settings) -> RequestModels:
         evict: EvictIn | None = Field(None, examples=[{"method": "snapkv", "budget": 256}],
                                       description="Evict a full prefill's KV cache to a budget (not with `kv_cache` "
                                                   "or a RAG fusion).")
+        # Decoding (`rag ask --max-new-tokens/--temperature/--top-p/--top-k/--seed`); null: the server's default
+        max_new_tokens: int | None = Field(None, ge=1, le=s.answer_max_new_tokens, description=(
+            f"Generated tokens at most, 1–{s.answer_max_new_tokens} (the server's answer_max_new_tokens, also the "
+            "default); needs a generator (causal LM or FiD reader)."))
+        temperature: float | None = Field(None, ge=0, allow_inf_nan=False, description=(
+            "Sampling temperature τ: softmax(z / τ); 0 = greedy decoding (the default). Causal LM only."))
+        top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass (default 1: off). Causal LM only.")
+        top_k: int | None = Field(None, ge=0, description="Sample among the k most likely tokens (default 0: off). "
+                                                          "Causal LM only.")
+        seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Seed of the sampling RNG: the same seed, "
+                                                                      "the same sample (default: unseeded). Causal LM only.")
 
     return RequestModels(SearchRequest, BatchSearchRequest, AnswerRequest)

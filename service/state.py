@@ -53,11 +53,36 @@ class LoadedIndex:
     lock: threading.Lock = field(default_factory=threading.Lock)  # generation: one answer at a time
     reader: object = None  # rag.fid.answer.FiDAnswerer bound to this index, when the generator is FiD
     signature: tuple[int, int] = (0, 0)  # (inode, mtime) of the manifest.json this entry was opened at
+    # Passage KV states of this commit, opened once per (generator, cache config) on first use
+    # (rag.generation.passage_cache.PassageStates); a new commit is a new entry with its own.
+    _states: dict[tuple, object] = field(default_factory=dict, init=False, repr=False)
+    _states_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def modes(self) -> list[SearchMode]:
         m = self.manifest
         return [mode for mode, ok in (("bm25", m.bm25), ("dense", m.dense), ("hybrid", m.bm25 and m.dense)) if ok]
+
+    def passage_states(self, generator, cache):
+        """The passage KV states of this entry's commit for ``generator`` and ``cache`` (a
+        :class:`rag.generation.passage_cache.CacheConfig`), opened on the first call and shared by
+        every later request (thread-safe: concurrent first calls open them once).
+
+        Raises:
+            InputError: the commit has no KV store for this generator and template (422; nothing is kept).
+        """
+        from rag.generation.passage_cache import open_passage_states
+
+        key = (generator.name, generator.revision, cache)
+        with self._states_lock:
+            if key not in self._states:
+                self._states[key] = open_passage_states(self.index.path, generator, cache, manifest=self.index.manifest)
+            return self._states[key]
+
+    def drop_states(self) -> None:
+        """Forget the opened passage states (requests holding them finish on them; then they are freed)."""
+        with self._states_lock:
+            self._states.clear()
 
     def retriever(self, mode: SearchMode, rerank: bool | None = None, rerank_depth: int | None = None):
         """The retriever for ``mode``, reranked by the index's reranker unless ``rerank`` is false.
@@ -198,6 +223,7 @@ class ServiceState:
             fresh = LoadedIndex(key, Manifest.read(self.settings.indexes[key]), reader=self._rebind(key, entry.reader))
             self._open_entry(key, fresh)
             self.indexes[key] = fresh
+            entry.drop_states()  # the old commit's KV states: new requests read the new commit's
             log.info("index %s: opened commit %d", key, fresh.manifest.generation)
             return fresh
 

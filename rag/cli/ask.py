@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.choices import ModelDType, SearchMode
 from rag.cli.options import (MAX_NEW_TOKENS, DeviceOption, EncoderBackendOption, FilterOption, MaxNewTokensOption,
                              RerankDepthOption, RerankOption, load_reranker, resolve_device)
 from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQUENCE_DECODING, EvictOption, FusionOption,
                                   FusionTemperatureOption, KVBudgetOption, KVCacheOption, PositionsOption,
                                   RagSequenceDecodingOption, SelectBlocksOption, ask_fields, path_config)
 from rag.extractive import ExtractiveConfig
+from rag.wording import counted
 
 
 @app.command("ask")
@@ -36,7 +38,7 @@ def ask_command(
     kv_budget: KVBudgetOption = None,
     hyde: Annotated[bool, typer.Option("--hyde", help="Search with HyDE: average the embeddings of hypothetical answers (needs --generator).")] = False,
     hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
-    mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid (HyDE always uses dense).")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode (HyDE always uses dense).")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Passages given to the generator.", min=1, max=100)] = 5,
     max_new_tokens: MaxNewTokensOption = MAX_NEW_TOKENS,
     temperature: Annotated[float, typer.Option(help="0 = greedy decoding.", min=0.0)] = 0.0,
@@ -44,7 +46,7 @@ def ask_command(
     top_k: Annotated[int, typer.Option(help="Top-k sampling (0 = off).", min=0)] = 0,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
-    dtype: Annotated[str, typer.Option(help="Generator dtype: float32, bfloat16 or float16.")] = "float32",
+    dtype: Annotated[ModelDType, typer.Option(help="Generator dtype.")] = "float32",
     device: DeviceOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, citations, timings.")] = False,
     fid: Annotated[bool, typer.Option("--fid", help="--generator is a T5-family Fusion-in-Decoder reader.")] = False,
@@ -156,7 +158,7 @@ def _write_answers(batch, idx, gen, config, reader, out: Path) -> None:
             for r in tqdm(records, total=len(batch), desc="answering", unit="q", mininterval=5, file=sys.stderr)]
     with output_file(out) as path:
         atomic_write_text(path, "".join(rows))
-    typer.echo(f"wrote {len(rows)} answers to {'stdout' if str(out) == '-' else out}", err=True)
+    typer.echo(f"wrote {counted(len(rows), 'answer')} to {'stdout' if str(out) == '-' else out}", err=True)
 
 
 def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
@@ -164,6 +166,7 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
     from indexes.errors import InputError
     from rag.fid.answer import FiDAnswerer
     from rag.fid.reader import FiDConfig
+    from rag.generation.sampling import SamplingConfig
     from rag.index import open_index
     from rag.pipeline import AskConfig, ask_fid
 
@@ -173,14 +176,14 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
         raise InputError("--kv-cache and --hyde are decoder-only options; they do not combine with --fid")
     reader = FiDAnswerer.load(generator, index, FiDConfig(n_passages=k, num_beams=num_beams, max_new_tokens=max_new_tokens),
                               live_layers=live_layers, device=device, fido=fido)
+    config = AskConfig(k=k, mode=mode, filter=expr, sampling=SamplingConfig(max_new_tokens=max_new_tokens))
     if questions is not None:
         from rag.questions import read_questions
 
         _write_answers(read_questions(questions), open_index(index, reranker=reranker, encoder_backend=encoder_backend), None,
-                       AskConfig(k=k, mode=mode, filter=expr), reader, out)
+                       config, reader, out)
         return
-    answer = ask_fid(question, open_index(index, reranker=reranker, encoder_backend=encoder_backend), reader,
-                     AskConfig(k=k, mode=mode, filter=expr))
+    answer = ask_fid(question, open_index(index, reranker=reranker, encoder_backend=encoder_backend), reader, config)
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return

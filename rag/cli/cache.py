@@ -8,22 +8,24 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import cache_app
+from rag.cli.choices import ModelDType, SearchMode, StoreDType
 from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, ray_config, resolve_device
+from rag.wording import counted
 
 
 @cache_app.command("build")
 def cache_build_command(
     generator: Annotated[str, typer.Option("--generator", "-g", help="Causal LM with rotary positions: smollm2, a model or LoRA adapter folder, a .gguf file, or a cached HF id.")],
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
-    dtype: Annotated[str, typer.Option(help="Storage dtype: float16, bfloat16 or float32.")] = "float16",
-    model_dtype: Annotated[str, typer.Option(help="Generator dtype while encoding.")] = "float32",
+    dtype: Annotated[StoreDType, typer.Option(help="Storage dtype of the states.")] = "float16",
+    model_dtype: Annotated[ModelDType, typer.Option(help="Generator dtype while encoding.")] = "float32",
     device: DeviceOption = "auto",
     limit: Annotated[int | None, typer.Option(help="Only the first N passages (quick checks).", min=1)] = None,
     budget_bytes: Annotated[int | None, typer.Option(help="Disk budget: store only the passages --queries retrieves most "
                                                           "whose states fit in this many bytes.", min=0)] = None,
     queries: Annotated[Path | None, typer.Option(help="Query log ranking passages for --budget-bytes (queries JSONL/TSV, "
                                                       "as `rag search --queries`).")] = None,
-    mode: Annotated[str, typer.Option(help="Retrieval mode that ranks --queries' passages: bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option(help="Retrieval mode that ranks --queries' passages.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Passages retrieved per logged query (as `rag ask -k`).", min=1, max=100)] = 5,
     ray: RayOption = None,
     ray_workers: RayWorkersOption = 2,
@@ -36,8 +38,6 @@ def cache_build_command(
     from rag.generation.generator import Generator, GeneratorConfig
     from rag.generation.passage_cache import CacheConfig
 
-    if dtype not in ("float16", "bfloat16", "float32"):
-        raise InputError(f"--dtype must be float16, bfloat16 or float32, not {dtype!r}")
     if (budget_bytes is None) != (queries is None):
         raise InputError("--budget-bytes and --queries FILE go together (the log decides which passages fill the budget)")
     budget = None if queries is None else CacheBudget(counts=_log_counts(index, queries, mode, k), budget_bytes=budget_bytes)
@@ -53,12 +53,12 @@ def cache_build_command(
         report = build_passage_cache(index, gen, CacheConfig(dtype=dtype), progress=True, limit=limit, budget=budget,
                                      ray=ray_cfg, generator_config=gen_config)
     typer.echo(
-        f"KV cache {report.info.path}: {report.info.passages} passages ({report.encoded} encoded, "
+        f"KV cache {report.info.path}: {counted(report.info.passages, 'passage')} ({report.encoded} encoded, "
         f"{report.skipped} already stored) at {report.passages_per_second:.1f} passages/s"
     )
     if report.selection is not None:
         s = report.selection
-        typer.echo(f"budget {budget_bytes:,} bytes: {len(s.ids)} of the {s.candidates} passages the log retrieved "
+        typer.echo(f"budget {budget_bytes:,} bytes: {len(s.ids)} of the {counted(s.candidates, 'passage')} the log retrieved "
                    f"({s.bytes:,} bytes)")
 
 

@@ -8,13 +8,15 @@ from typing import Annotated
 
 import typer
 
-from eval.qa_choices import Correctness, JudgeName
+from eval.qa_choices import Correctness, JudgeName, Method
 from rag.cli.apps import eval_app
+from rag.cli.choices import SearchMode
 from rag.cli.options import MAX_NEW_TOKENS, MaxNewTokensOption, directory_output, output_file
 from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQUENCE_DECODING, EvictOption, FusionOption,
                                   FusionTemperatureOption, KVBudgetOption, KVCacheOption, PositionsOption,
                                   RagSequenceDecodingOption, SelectBlocksOption, ask_fields, path_config)
 from rag.extractive import ExtractiveConfig
+from rag.wording import counted
 
 
 def _check_alpha(alpha: float) -> None:
@@ -24,31 +26,20 @@ def _check_alpha(alpha: float) -> None:
         raise InputError(f"--alpha must be in (0, 1), e.g. 0.1 for 90% intervals; got {alpha}")
 
 
-def _method(name: str):
-    from eval.estimators import Method
-    from indexes.errors import InputError
-
-    try:
-        return Method(name)
-    except ValueError:
-        raise InputError(f"--method must be one of {', '.join(m.value for m in Method)}; got {name!r}") from None
-
-
 @eval_app.command("ppi")
 def eval_ppi_command(
     labels: Annotated[Path, typer.Option(help="Human labels: JSONL or CSV rows {id, label} for a subset of items.")],
     judge: Annotated[Path, typer.Option(help="Judge scores: JSONL or CSV rows {id, score} for every item.")],
-    method: Annotated[str | None, typer.Option(help="One estimator: classical, ppi, ppi++, bayes-diff or "
-                                               "bayes-chain; default: all of them.")] = None,
+    method: Annotated[Method | None, typer.Option(help="One estimator (default: all of them).")] = None,
     alpha: Annotated[float, typer.Option(help="Error level: intervals target coverage 1 - alpha.")] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object keyed by method.")] = False,
 ) -> None:
     """Estimate mean accuracy from a few human labels and many judge scores (PPI, PPI++, Bayesian PPI)."""
-    from eval.estimators import BINARY_METHODS, Method, effective_labels, estimate_all
+    from eval.estimators import BINARY_METHODS, effective_labels, estimate_all
     from eval.labels import load_aligned
 
     _check_alpha(alpha)
-    methods = (_method(method),) if method else tuple(Method)
+    methods = (method,) if method else tuple(Method)
     data = load_aligned(labels, judge, binary=any(m in BINARY_METHODS for m in methods) and method is not None)
     if method is None and not set(data.Y.tolist()) <= {0.0, 1.0}:
         typer.echo(f"rag: note: {labels} has labels other than 0/1; skipping the Bayesian estimators", err=True)
@@ -87,7 +78,7 @@ def eval_label_command(
         write_label_template(path, rows, ["id", "question", "answer"])
     # `rag eval qa` is what produces judge scores for these items; `rag eval ppi` needs its judge.jsonl
     source = f"--predictions {predictions}" if predictions else "--index INDEX (or --predictions PREDICTIONS.jsonl)"
-    typer.echo(f"wrote {len(rows)} items to {'stdout' if str(out) == '-' else out}; fill the 'label' column with 1 "
+    typer.echo(f"wrote {counted(len(rows), 'item')} to {'stdout' if str(out) == '-' else out}; fill the 'label' column with 1 "
                f"(correct) or 0, then run `rag eval qa --dataset {dataset} {source} --labels "
                f"{'LABELS.csv' if str(out) == '-' else out} --report REPORT_DIR` (it judges every item, writes "
                "REPORT_DIR/judge.jsonl for `rag eval ppi`, and estimates accuracy from your labels)", err=True)
@@ -104,7 +95,7 @@ def eval_qa_command(
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Index to answer from with the pipeline.")] = None,
     generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM for generated answers and "
                                                   "the llm judge; omit for extractive answers.")] = None,
-    mode: Annotated[str, typer.Option("--mode", "-m", help="Retrieval mode: bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Passages retrieved; answer recall is measured at k.", min=1)] = 5,
     sentences: Annotated[int, typer.Option(help="Extractive answers: sentences quoted (as `rag ask`).",
                                            min=1)] = ExtractiveConfig.sentences,

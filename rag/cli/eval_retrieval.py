@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import eval_app
+from rag.cli.choices import SearchMode
+from rag.wording import counted
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, directory_output,
                              load_reranker, output_file)
 
@@ -18,7 +20,7 @@ def eval_retrieval_command(
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")],
     queries: Annotated[Path, typer.Option(help="Queries JSONL (_id, text; metadata is never read), TSV, or SQuAD .json.")],
     qrels: Annotated[Path, typer.Option(help="Qrels: BEIR TSV (query-id corpus-id score), TREC, or SQuAD .json.")],
-    mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metrics.")] = False,
     run: Annotated[Path | None, typer.Option(help="Also write the run (TREC format) here; - for stdout.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write report.json/.md/.html (intervals, worst queries) here.",
@@ -65,6 +67,6 @@ def eval_retrieval_command(
         return
     to_stderr = str(run) == "-"  # stdout carries the run
     how = f"{mode} + rerank top-{rerank_depth} ({rerank})" if rerank else mode
-    typer.echo(f"{how} on {len(judged)} judged queries", err=to_stderr)
+    typer.echo(f"{how} on {counted(len(judged), 'judged query', 'judged queries')}", err=to_stderr)
     for name, value in means.items():
         typer.echo(f"  {name:<11} {value:.4f}", err=to_stderr)

@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.choices import BM25Variant, CorpusFormat, Stemmer, Stopwords, VectorBackend
 from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, directory_output, ray_config, resolve_device
 from rag.encoder import Backend
 from rag.llm_embed import Pooling
+from rag.wording import counted
 
 
 @app.command("index")
@@ -22,12 +24,12 @@ def index_command(
     llm_pooling: Annotated[Pooling | None, typer.Option(help="With --encoder llm:MODEL: prompteol (default; last token of a one-word prompt), echo (mean over the repeated text) or mean.")] = None,
     no_dense: Annotated[bool, typer.Option("--no-dense", help="Skip the dense index.")] = False,
     no_bm25: Annotated[bool, typer.Option("--no-bm25", help="Skip the BM25 index.")] = False,
-    backend: Annotated[str, typer.Option(help="Vector search: flat (exact), hnsw or ivfpq (FAISS files), or milvus (--uri).")] = "flat",
+    backend: Annotated[VectorBackend, typer.Option(help="Vector search: flat (exact), hnsw or ivfpq (FAISS files), or milvus (--uri).")] = "flat",
     uri: Annotated[str | None, typer.Option(help="--backend milvus: a Milvus Lite file (x.db) or a server (http://host:19530); "
                                                  "a server's token is read from RAG_MILVUS_TOKEN.")] = None,
     collection: Annotated[str | None, typer.Option(help="--backend milvus: collection name (default: rag_<out folder name>).")] = None,
-    faiss: Annotated[str | None, typer.Option(help="Deprecated alias of --backend.", hidden=True)] = None,
-    format: Annotated[str, typer.Option(help="auto, beir, jsonl, csv, tsv, squad or dir.")] = "auto",
+    faiss: Annotated[VectorBackend | None, typer.Option(help="Deprecated alias of --backend.", hidden=True)] = None,
+    format: Annotated[CorpusFormat, typer.Option(help="Corpus format (auto: from the file's extension and content).")] = "auto",
     id_field: Annotated[str | None, typer.Option(help="Id field of JSONL/CSV records (default: _id, id, docid).")] = None,
     text_field: Annotated[str | None, typer.Option(help="Text field (default: text, contents, body).")] = None,
     title_field: Annotated[str, typer.Option(help="Title field ('' for none).")] = "title",
@@ -42,9 +44,9 @@ def index_command(
     device: DeviceOption = "auto",
     ray: RayOption = None,
     ray_workers: RayWorkersOption = 2,
-    stemmer: Annotated[str, typer.Option(help="BM25 stemmer: english (Snowball), porter or none.")] = "english",
-    stopwords: Annotated[str, typer.Option(help="BM25 stopwords: english or none.")] = "english",
-    bm25_variant: Annotated[str, typer.Option(help="lucene, robertson, atire, bm25l, bm25+ or okapi.")] = "lucene",
+    stemmer: Annotated[Stemmer, typer.Option(help="BM25 stemmer: english (Snowball), porter or none.")] = "english",
+    stopwords: Annotated[Stopwords, typer.Option(help="BM25 stopwords: english (Lucene's list) or none.")] = "english",
+    bm25_variant: Annotated[BM25Variant, typer.Option(help="BM25 variant (Kamphuis et al. 2020; lucene as Anserini).")] = "lucene",
     k1: Annotated[float, typer.Option(help="BM25 k1.")] = 0.9,
     b: Annotated[float, typer.Option(help="BM25 b.")] = 0.4,
     kv_cache: Annotated[bool, typer.Option("--kv-cache", help="Also precompute passage KV states for --generator (see `rag cache build`).")] = False,
@@ -110,7 +112,7 @@ def index_command(
     from rag.corpus import skipped_note
 
     skipped = skipped_note(stats.skipped, stats.first_skipped)
-    typer.echo(f"indexed {stats.documents} documents as {stats.passages} passages ({' + '.join(parts)}) into {out} "
+    typer.echo(f"indexed {counted(stats.documents, 'document')} as {counted(stats.passages, 'passage')} ({' + '.join(parts)}) into {out} "
                f"in {stats.seconds['total']:.1f}s{skipped}")  # the result: stdout (progress and notes: stderr)
     if kv_cache:
         from rag.generation.cache_build import build_passage_cache
@@ -125,5 +127,5 @@ def index_command(
             with ray_runtime(ray_cfg):
                 report = build_passage_cache(out, Generator.load(gen_config), progress=True, ray=ray_cfg,
                                              generator_config=gen_config)
-        typer.echo(f"cached KV states of {report.encoded} passages ({report.skipped} already cached) "
+        typer.echo(f"cached KV states of {counted(report.encoded, 'passage')} ({report.skipped} already cached) "
                    f"at {report.passages_per_second:.1f} passages/s")

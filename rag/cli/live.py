@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.choices import CorpusFormat
 from rag.cli.options import DeviceOption, resolve_device
+from rag.wording import counted
 
 IndexOption = Annotated[Path, typer.Option("--index", "-i", help="Index directory.")]
 
@@ -21,7 +23,7 @@ IndexOption = Annotated[Path, typer.Option("--index", "-i", help="Index director
 def add_command(
     files: Annotated[list[Path], typer.Argument(help="Corpus files or folders, in any `rag index` format.")],
     index: IndexOption,
-    format: Annotated[str, typer.Option(help="auto, beir, jsonl, csv, tsv, squad or dir.")] = "auto",
+    format: Annotated[CorpusFormat, typer.Option(help="Corpus format (auto: from the file's extension and content).")] = "auto",
     id_field: Annotated[str | None, typer.Option(help="Id field of JSONL/CSV records (default: _id, id, docid).")] = None,
     text_field: Annotated[str | None, typer.Option(help="Text field (default: text, contents, body).")] = None,
     title_field: Annotated[str, typer.Option(help="Title field ('' for none).")] = "title",
@@ -103,4 +105,4 @@ def check_command(index: IndexOption = Path("index")) -> None:
     from indexes.segmented import check_index
 
     files, commits = check_index(index)
-    typer.echo(f"{index}: {files} files of {commits} commits verified")
+    typer.echo(f"{index}: {counted(files, 'file')} of {counted(commits, 'commit')} verified")

@@ -9,6 +9,7 @@ import typer
 
 from rag.cli.apps import cache_app
 from rag.cli.options import DeviceOption, resolve_device
+from rag.wording import counted
 
 
 @cache_app.command("lumen")
@@ -31,4 +32,4 @@ def cache_lumen_command(
     encoder = LumenEncoder(reader.model, live_layers)
     info = build_lumen_memory(index, reader, encoder, model_id=generator, batch_size=batch_size)
     per = LumenStore(index, info).bytes_per_passage()
-    typer.echo(f"LUMEN memory {info.path}: {info.passages} passages, {encoder.memory_layers} memory layers, {per / 1024:.1f} KiB/passage")
+    typer.echo(f"LUMEN memory {info.path}: {counted(info.passages, 'passage')}, {counted(encoder.memory_layers, 'memory layer')}, {per / 1024:.1f} KiB/passage")

@@ -18,22 +18,24 @@ from typing import Annotated
 
 import typer
 
+from rag.cli.choices import EvictionPolicy, Fusion, Positions, SequenceDecoding
+
 KVCacheOption = Annotated[bool, typer.Option(
     "--kv-cache", help="Reuse the passage KV states stored by `rag cache build` (prefill only the question).")]
-PositionsOption = Annotated[str, typer.Option(
+PositionsOption = Annotated[Positions, typer.Option(
     "--positions", help="Cached block positions: rerotate (Block-Attention) or composite (TurboRAG).")]
-FusionOption = Annotated[str, typer.Option(
+FusionOption = Annotated[Fusion, typer.Option(
     "--fusion", help="How the k passages are combined: concat (one prompt), rag-sequence or rag-token (Lewis et al. "
                      "2020: marginalise over passages, p(z|x) = softmax(score / --fusion-temperature)).")]
 FusionTemperatureOption = Annotated[float, typer.Option(
     "--fusion-temperature", help="Temperature of p(z|x) for rag-sequence / rag-token.")]
-RagSequenceDecodingOption = Annotated[str, typer.Option(
+RagSequenceDecodingOption = Annotated[SequenceDecoding, typer.Option(
     "--rag-sequence-decoding", help="rag-sequence: thorough (score every candidate under every passage) or fast "
                                     "(only under the passages that proposed it).")]
 SelectBlocksOption = Annotated[int | None, typer.Option(
     "--select-blocks", min=1, help="With --kv-cache: attend only to the M cached blocks the question attends to most "
                                    "(dynamic block selection).")]
-EvictOption = Annotated[str | None, typer.Option(
+EvictOption = Annotated[EvictionPolicy | None, typer.Option(
     "--evict", help="Full prefill, then evict its KV cache to --kv-budget tokens: h2o or snapkv (not with --kv-cache).")]
 KVBudgetOption = Annotated[int | None, typer.Option(
     "--kv-budget", min=1, help="--evict: prompt tokens kept per layer and KV head.")]
@@ -56,8 +58,9 @@ def path_config(generator: str | None, *, kv_cache: bool, positions: str, fusion
         **others: the option values above.
 
     Raises:
-        InputError: a value out of range, an option without the generator it needs, or options
-            that do not combine (the message names the flags).
+        InputError: an option without the generator it needs, or options that do not combine (the
+            message names the flags). Values outside an option's set never get here: they are
+            usage errors of the option's choice type (:mod:`rag.cli.choices`).
     """
     from indexes.errors import InputError
     from rag.generation.block_select import BlockSelectConfig
@@ -66,8 +69,6 @@ def path_config(generator: str | None, *, kv_cache: bool, positions: str, fusion
     from rag.generation.paths import PathConfig
     from rag.generation.rag_fusion import FusionConfig
 
-    if positions not in ("rerotate", "composite"):
-        raise InputError(f"--positions must be rerotate or composite, not {positions!r}")
     shaping = fusion != FUSION or select_blocks is not None or evict is not None
     if fid and shaping:
         raise InputError("--fusion rag-*, --select-blocks and --evict are decoder-only options; they do not combine with --fid")

@@ -9,8 +9,10 @@ from typing import Annotated, Literal
 import typer
 
 from rag.cli.apps import app
+from rag.cli.choices import SearchMode
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, load_reranker,
                              output_file)
+from rag.wording import counted
 
 Expansion = Literal["hyde", "query2doc"]
 
@@ -19,7 +21,7 @@ Expansion = Literal["hyde", "query2doc"]
 def search_command(
     query: Annotated[str | None, typer.Argument(help="The query text (omit with --queries).")] = None,
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
-    mode: Annotated[str, typer.Option("--mode", "-m", help="bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Number of results.", min=1, max=10000)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object {hits: [...]}.")] = False,
     queries: Annotated[Path | None, typer.Option(help="Batch mode: queries JSONL (_id, text) or TSV.")] = None,
@@ -62,7 +64,7 @@ def search_command(
         result = search_run(idx, load_queries(queries), mode, k=k, per_doc=True, progress=True, where=where)
         with output_file(run) as path:
             write_trec_run(path, result, tag=f"rag-{mode}")
-        typer.echo(f"wrote {sum(map(len, result.values()))} results for {len(result)} queries to {'standard output' if str(run) == '-' else run}", err=True)
+        typer.echo(f"wrote {counted(sum(map(len, result.values())), 'result')} for {counted(len(result), 'query', 'queries')} to {'standard output' if str(run) == '-' else run}", err=True)
         return
     if query is None:
         raise InputError("give a QUERY, or --queries FILE --run OUT.trec for batch search")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.choices import LogLevel
 from rag.encoder import Backend
 
 
@@ -31,7 +32,7 @@ def serve_command(
     body_timeout: Annotated[float | None, typer.Option(help="Longest pause in seconds while a request body is read; longer: 408 (default 10).", min=0.001, max=300)] = None,
     writable: Annotated[bool, typer.Option("--writable", help="Serve PUT/DELETE /indexes/NAME/documents (upsert, delete; behind --api-key when set).")] = False,
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = "info",
     rerank: Annotated[str | None, typer.Option("--rerank", help="Cross-encoder reranking the top passages of every search and answer (requests may opt out: \"rerank\": false).")] = None,
     rerank_depth: Annotated[int | None, typer.Option("--rerank-depth", help="Passages reranked per query (default 100; requests may set rerank_depth).", min=1)] = None,
 ) -> None:

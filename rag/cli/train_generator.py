@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.choices import ModelDType, Positions
 from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.wording import counted
 
 
 @train_app.command("generator")
@@ -20,7 +22,7 @@ def train_generator_command(
                                          callback=directory_output)],
     block_attention: Annotated[bool, typer.Option("--block-attention/--full-attention",
                                                   help="Block mask + cached-path positions, or the plain causal baseline.")] = True,
-    positions: Annotated[str, typer.Option(help="Block positions, as the cache is built: rerotate or composite.")] = "rerotate",
+    positions: Annotated[Positions, typer.Option(help="Block positions, as the cache is built.")] = "rerotate",
     see_prefix: Annotated[bool, typer.Option("--see-prefix/--no-see-prefix", help="Blocks attend to the shared prefix.")] = True,
     lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters (peft) instead of all weights; adapter/ holds them, final/ is merged.")] = False,
     lora_rank: Annotated[int, typer.Option(min=1, help="LoRA: rank r of the adapters.")] = 16,
@@ -35,24 +37,19 @@ def train_generator_command(
     checkpoint_every: Annotated[int, typer.Option(min=0, help="0: only the final model.")] = 0,
     time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and dropout.")] = 0,
-    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
+    dtype: Annotated[ModelDType, typer.Option(help="Model dtype while training.")] = "float32",
     device: DeviceOption = "auto",
 ) -> None:
     """Answer-only NLL with the mask and positions of cached inference; warmup + cosine LR, dev EM/F1, seeded."""
     import json
 
     from eval.qa_metrics import exact_match, f1_score
-    from indexes.errors import InputError
     from rag.fid.train import plot_curves
     from rag.generation.generator import Generator, GeneratorConfig
     from rag.generation.kv_blocks import BlockLayout
     from rag.generation.prompt import PromptBuilder, PromptTemplate
     from rag.generation.train import GeneratorTrainConfig, load_generator_jsonl, train_generator
 
-    if positions not in ("rerotate", "composite"):
-        raise InputError(f"--positions must be rerotate or composite, not {positions!r}")
-    if dtype not in ("float32", "float16", "bfloat16"):
-        raise InputError(f"--dtype must be float32, float16 or bfloat16, not {dtype!r}")
     cfg = GeneratorTrainConfig(
         attention="block" if block_attention else "full", layout=BlockLayout(positions=positions, see_prefix=see_prefix),
         steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup, max_answer_tokens=max_answer_tokens,
@@ -70,4 +67,4 @@ def train_generator_command(
     plot_curves(result.history, out / "curves.png", title=f"generator training ({cfg.attention} attention)")
     last = [r for r in result.history if "em" in r][-1]
     where = f"{out / 'final'} (LoRA adapter: {out / 'adapter'})" if lora else str(out / "final")
-    typer.echo(f"{result.steps} steps in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {where}")
+    typer.echo(f"{counted(result.steps, 'step')} in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {where}")

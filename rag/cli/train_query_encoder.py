@@ -9,6 +9,7 @@ import typer
 
 from rag.cli.apps import train_app
 from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.wording import counted
 
 
 @train_app.command("query-encoder")
@@ -33,5 +34,5 @@ def train_query_encoder_command(
                            max_texts=max_texts, seed=seed)
     device = resolve_device(device)
     r = distill_query_encoder(index, out, config, device=device, progress=not quiet)
-    typer.echo(f"wrote {out}: {r.texts} sentences, {r.seconds / 60:.1f} min; held-out MSE {r.mse_before:.2e} → "
+    typer.echo(f"wrote {out}: {counted(r.texts, 'sentence')}, {r.seconds / 60:.1f} min; held-out MSE {r.mse_before:.2e} → "
                f"{r.mse_after:.2e}, cosine to the teacher {r.cosine_after:.4f}", err=True)

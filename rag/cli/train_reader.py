@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.choices import SearchMode
 from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.wording import counted
 
 
 @train_app.command("reader")
@@ -32,7 +34,7 @@ def train_reader_command(
     time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Retrieve passages for questions that have none from this index.")] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, help="Passages retrieved per question (default: --n-passages).")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="Retrieval for --index: bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", help="Retrieval mode for --index.")] = "hybrid",
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and dropout.")] = 0,
     device: DeviceOption = "auto",
 ) -> None:
@@ -63,4 +65,4 @@ def train_reader_command(
     title = f"LUMEN reader training (K={live_layers} live)" if live_layers else "FiD reader training"
     plot_curves(result.history, out / "curves.png", title=title)
     last = [r for r in result.history if "em" in r][-1]
-    typer.echo(f"{result.steps} steps in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {out / 'final'}")
+    typer.echo(f"{counted(result.steps, 'step')} in {result.seconds:.0f} s; dev EM {100 * last['em']:.1f} F1 {100 * last['f1']:.1f}; model in {out / 'final'}")

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.choices import SearchMode
 from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.wording import counted
 
 
 @train_app.command("reranker")
@@ -20,7 +22,7 @@ def train_reranker_command(
     queries: Annotated[Path, typer.Option(help="Queries JSONL (_id, text) or TSV.")],
     qrels: Annotated[Path, typer.Option(help="TRAINING qrels (BEIR TSV or TREC); dev queries are held out of these.")],
     base: Annotated[str, typer.Option(help="Encoder to start from: embedded name, local path or cached HF id.")] = "embedded:all-MiniLM-L6-v2",
-    mode: Annotated[str, typer.Option("--mode", "-m", help="First stage mined and reranked on dev: bm25, dense or hybrid.")] = "hybrid",
+    mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="First stage mined and reranked on dev.")] = "hybrid",
     negatives: Annotated[int, typer.Option(help="Hard negatives per query.", min=1)] = 4,
     negative_depth: Annotated[int, typer.Option(help="First-stage documents they are drawn from (minus positives).", min=2)] = 30,
     dev_fraction: Annotated[float, typer.Option(help="Share of the training queries held out for checkpoint selection.")] = 0.1,
@@ -38,8 +40,6 @@ def train_reranker_command(
     """Train a cross-encoder reranker; writes OUT with training.json beside the weights."""
     from indexes.errors import InputError
 
-    if mode not in ("bm25", "dense", "hybrid"):
-        raise InputError(f"--mode must be bm25, dense or hybrid, got {mode!r}")
     from rag.index import open_index
     from rag.models import resolve_model
     from rag.queries import load_qrels, load_queries
@@ -61,5 +61,5 @@ def train_reranker_command(
         result = train_reranker(pairs, documents, idx, out, config, device=resolve_device(device), extra_record=record)
     finally:
         idx.close()
-    typer.echo(f"trained {out} in {result.seconds / 60:.1f} min ({result.steps} steps), best dev nDCG@10 "
+    typer.echo(f"trained {out} in {result.seconds / 60:.1f} min ({counted(result.steps, 'step')}), best dev nDCG@10 "
                f"{result.best_dev:.4f}", err=True)

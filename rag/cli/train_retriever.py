@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.choices import NegativeSource
 from rag.cli.options import DeviceOption, directory_output, resolve_device
 
 
@@ -23,7 +24,7 @@ def train_retriever_command(
     base: Annotated[str, typer.Option(help="Encoder to start from: embedded name, local path or cached HF id.")] = "embedded:all-MiniLM-L6-v2",
     index: Annotated[Path | None, typer.Option(help="Index of --corpus to mine negatives from (default: a temporary BM25 one).")] = None,
     negatives: Annotated[int, typer.Option(help="Hard negatives per pair (0: in-batch only).")] = 1,
-    negative_source: Annotated[str, typer.Option(help="Mine with bm25 or dense (the --index's encoder).")] = "bm25",
+    negative_source: Annotated[NegativeSource, typer.Option(help="Mine with bm25 or dense (the --index's encoder).")] = "bm25",
     negative_depth: Annotated[int, typer.Option(help="Candidates looked at per query.")] = 30,
     negative_margin: Annotated[float, typer.Option(help="Skip candidates scoring above (1 - margin) x the positive's score.")] = 0.05,
     dev_fraction: Annotated[float, typer.Option(help="Share of queries held out for dev nDCG@10 and best-checkpoint selection.")] = 0.1,
@@ -59,8 +60,6 @@ def train_retriever_command(
         raise InputError("--corpus is required (except with --pairs)")
     if not unsupervised and pairs is None and (queries is None or qrels is None):
         raise InputError("supervised training needs --queries and --qrels (or --pairs); or pass --unsupervised")
-    if negative_source not in ("bm25", "dense"):
-        raise InputError(f"--negative-source must be bm25 or dense, got {negative_source!r}")
 
     from rag.training.cropping import CropConfig
     from rag.training.data import load_documents

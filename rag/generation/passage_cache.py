@@ -87,11 +87,19 @@ class PassageStates:
         return out
 
 
-def open_passage_states(index_dir: str | Path, generator, config: CacheConfig = CacheConfig()) -> PassageStates:
+def open_passage_states(index_dir: str | Path, generator, config: CacheConfig = CacheConfig(), *,
+                        manifest: Manifest | None = None) -> PassageStates:
     """The index's KV store that fits ``generator`` and ``config``.
 
     A store of the same model, template and layout in another storage dtype also fits (the
     states are upcast on load); ``config.dtype`` is preferred when several exist.
+
+    Args:
+        index_dir: the index directory.
+        generator: the loaded causal LM the states are for.
+        config: template, layout and preferred storage dtype.
+        manifest: the commit whose stores to read (an open index's ``manifest``, so the states
+            match the passages it serves); default: the index's current ``manifest.json``.
 
     Raises:
         InputError: the index has no KV store, or only stores built for another model, template
@@ -99,7 +107,7 @@ def open_passage_states(index_dir: str | Path, generator, config: CacheConfig = 
     """
     dtypes = [config.dtype] + [d for d in ("float16", "bfloat16", "float32") if d != config.dtype]
     wanted = [store_spec(generator, replace(config, dtype=d)).key for d in dtypes]
-    manifest = Manifest.read(index_dir)
+    manifest = Manifest.read(index_dir) if manifest is None else manifest
     kv = [c for c in manifest.caches if c.kind == "kv"]
     match = next((c for key in wanted for c in kv if c.key == key), None)
     fix = f"build one with `rag cache build --index {index_dir} --generator {generator.name}`"

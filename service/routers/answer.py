@@ -11,8 +11,11 @@ gets a 503 body that says so: never a crash, never a made-up answer.
 
 With a causal LM the request may choose ``rag ask``'s generation path: ``kv_cache`` (the passage
 states of ``rag cache build``), ``fusion`` (RAG-Sequence / RAG-Token), ``select_blocks`` and
-``evict``; the same combinations are refused, with the CLI's message naming the JSON fields. On a
-FiD or extractive server they are a 422. Streamed answers take the same path.
+``evict``, and its decoding: ``temperature``, ``top_p``, ``top_k``, ``seed``; the same
+combinations are refused, with the CLI's message naming the JSON fields. On a FiD or extractive
+server they are a 422. ``max_new_tokens`` bounds any generator's answer (causal LM or FiD), at
+most the server's ``answer_max_new_tokens`` (a 422 naming the field beyond it). Streamed answers
+take the same path.
 """
 
 # No `from __future__ import annotations`: see routers/search.py.
@@ -28,6 +31,8 @@ from service.streaming import SSE_RESPONSE, answer_stream
 
 #: How refusals name the generation-path options: by the request's JSON fields, never by CLI flags.
 _FIELDS = dict(kv_cache="kv_cache", fusion="fusion", select="select_blocks", evict="evict")
+#: Decoding fields a causal LM honours (a FiD reader decodes greedily or by beam search: 422 there).
+_DECODING = ("temperature", "top_p", "top_k", "seed")
 
 
 def _path(body, decoder: bool, fid: bool):
@@ -48,12 +53,16 @@ def _path(body, decoder: bool, fid: bool):
     select = None if body.select_blocks is None else BlockSelectConfig(body.select_blocks)
     eviction = None if body.evict is None else EvictionConfig(body.evict.method, body.evict.budget)
     used = [name for name, on in (("kv_cache", body.kv_cache), ("fusion", fusion.fusion != "concat"),
-                                  ("select_blocks", select is not None), ("evict", eviction is not None)) if on]
+                                  ("select_blocks", select is not None), ("evict", eviction is not None),
+                                  *((knob, getattr(body, knob) is not None) for knob in _DECODING)) if on]
+    has = "a Fusion-in-Decoder reader" if fid else "no generator (its answers are extractive)"
     if used and not decoder:
-        has = "a Fusion-in-Decoder reader" if fid else "no generator (its answers are extractive)"
         raise InputError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} a decoder-only generator (a "
                          f"causal LM): this service has {has}; a service started with RAG_GENERATOR=<causal LM> "
                          "serves them")
+    if body.max_new_tokens is not None and not (decoder or fid):
+        raise InputError(f"max_new_tokens needs a generator: this service has {has}; a service started with "
+                         "RAG_GENERATOR=<model> serves it")
     message = conflict(body.kv_cache, fusion, select, eviction, OptionNames(**_FIELDS))
     if message is not None:
         raise InputError(message)
@@ -61,23 +70,18 @@ def _path(body, decoder: bool, fid: bool):
 
 
 def _config(body, max_new_tokens: int, expr=None, path=None):
-    """The :class:`rag.pipeline.AskConfig` of a request (``expr``: its parsed metadata filter; ``path``: its
-    :func:`_path`)."""
+    """The :class:`rag.pipeline.AskConfig` of a request (``max_new_tokens``: the server's cap, the default;
+    ``expr``: its parsed metadata filter; ``path``: its :func:`_path`)."""
     from rag.generation.paths import PathConfig
     from rag.generation.sampling import SamplingConfig
     from rag.pipeline import AskConfig
 
     path = path or PathConfig()
+    decoding = {knob: getattr(body, knob) for knob in _DECODING if getattr(body, knob) is not None}
+    sampling = SamplingConfig(max_new_tokens=body.max_new_tokens or max_new_tokens, **decoding)
     return AskConfig(k=body.k, mode=body.mode, rerank=body.rerank is not False, rerank_depth=body.rerank_depth,
                      kv_cache=path.kv_cache, layout=path.layout, fusion=path.fusion, select=path.select,
-                     eviction=path.eviction, sampling=SamplingConfig(max_new_tokens=max_new_tokens), filter=expr)
-
-
-def _open_states(entry: LoadedIndex, generator, config):
-    """The index's passage KV states for ``generator`` (a 422 naming the command that builds them)."""
-    from rag.generation.passage_cache import open_passage_states
-
-    return open_passage_states(entry.index.path, generator, config.cache)
+                     eviction=path.eviction, sampling=sampling, filter=expr)
 
 
 def _answer(entry: LoadedIndex, question: str, config, generator, states=None) -> dict:
@@ -116,7 +120,8 @@ def build_router(models: RequestModels) -> APIRouter:
         decoder = state.generator is not None and entry.reader is None
         path = _path(body, decoder, entry.reader is not None)  # 422 before any work (or stream)
         config = _config(body, state.settings.answer_max_new_tokens, expr, path)
-        states = await run_blocking(request, _open_states, entry, state.generator, config) if config.kv_cache else None
+        # the commit's KV states, opened by its first kv_cache request (a 422 naming `rag cache build` without them)
+        states = await run_blocking(request, entry.passage_states, state.generator, config.cache) if config.kv_cache else None
         if body.stream:
             return answer_stream(request, entry, body.question, config, state.generator, states)
         out = await run_blocking(request, _answer, entry, body.question, config, state.generator, states)

@@ -58,6 +58,8 @@ class UpdateResult(BaseModel):
     passages_added: int
     passages_deleted: int
     segments: int
+    committed: bool = Field(description="A new commit was published; false when nothing changed (every id to delete "
+                            "was unknown): `generation` is then the commit the index is still at.")
     notes: list[str] = Field(default_factory=list, description="Cached generator states the change could not carry "
                              "whole (KV blocks left to question time, LUMEN memory dropped), each with the command that restores it.")
 

@@ -146,6 +146,9 @@ def test_unknown_method_lists_the_choices(files, capsys):
     # Given
     _, labels, judge, _, _ = files
     # When
-    err = _error(["eval", "ppi", "--labels", str(labels), "--judge", str(judge), "--method", "bootstrap"], capsys)
-    # Then
-    assert "--method must be one of classical, ppi, ppi++, bayes-diff, bayes-chain" in err
+    rc = main(["eval", "ppi", "--labels", str(labels), "--judge", str(judge), "--method", "bootstrap"])
+    err = capsys.readouterr().err
+    # Then a usage error (exit 2: --method is a choice) that lists the estimators
+    assert rc == 2 and "Traceback" not in err
+    assert "Invalid value for '--method'" in err
+    assert "'bootstrap' is not one of 'classical', 'ppi', 'ppi++', 'bayes-diff', 'bayes-chain'" in " ".join(err.split())

@@ -124,13 +124,10 @@ def test_eval_qa_answers_equal_rag_ask_and_the_report_names_the_options(capsys, 
     ["--generator", "x", "--evict", "h2o"],
     ["--generator", "x", "--evict", "h2o", "--kv-budget", "9", "--kv-cache"],
     ["--generator", "x", "--evict", "h2o", "--kv-budget", "9", "--fusion", "rag-token"],
-    ["--generator", "x", "--fusion", "rag-doc"],
     ["--generator", "x", "--fusion", "rag-token", "--fusion-temperature", "0"],
-    ["--generator", "x", "--evict", "lru", "--kv-budget", "9"],
-    ["--generator", "x", "--positions", "middle"],
     ["--kv-cache"],
 ], ids=["no-generator", "select-without-kv-cache", "evict-without-budget", "evict-with-kv-cache", "evict-with-rag-fusion",
-        "bad-fusion", "zero-temperature", "bad-eviction", "bad-positions", "kv-cache-without-generator"])
+        "zero-temperature", "kv-cache-without-generator"])
 def test_eval_qa_refuses_what_rag_ask_refuses_with_the_same_line(capsys, tmp_path, qa_files, argv):
     # When both commands get the same options (before any model or index loads)
     ask_rc = main(["ask", "q", "--index", str(tiny_index().path), *argv])
@@ -141,6 +138,24 @@ def test_eval_qa_refuses_what_rag_ask_refuses_with_the_same_line(capsys, tmp_pat
     # Then the same one-line error, exit 1, and no report
     assert ask_rc == qa_rc == 1 and qa_err == ask_err
     assert qa_err.startswith("rag: error: ") and qa_err.count("\n") == 1 and "Traceback" not in qa_err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--generator", "x", "--fusion", "rag-doc"], "--fusion"),
+    (["--generator", "x", "--evict", "lru", "--kv-budget", "9"], "--evict"),
+    (["--generator", "x", "--positions", "middle"], "--positions"),
+], ids=["bad-fusion", "bad-eviction", "bad-positions"])
+def test_eval_qa_and_rag_ask_refuse_a_value_outside_an_options_set_as_a_usage_error(capsys, tmp_path, qa_files, argv, flag):
+    # When both commands get a value the option does not have
+    ask_rc = main(["ask", "q", "--index", str(tiny_index().path), *argv])
+    ask_err = capsys.readouterr().err
+    qa_rc = main(["eval", "qa", "--dataset", str(qa_files / "qa.jsonl"), "--index", str(tiny_index().path),
+                  "--report", str(tmp_path / "r"), *argv])
+    qa_err = capsys.readouterr().err
+    # Then the same usage error (exit 2) naming the option and its values, and no report
+    assert ask_rc == qa_rc == 2
+    assert ask_err.splitlines()[-1] == qa_err.splitlines()[-1] and f"Invalid value for '{flag}'" in qa_err
     assert not (tmp_path / "r").exists()
 
 

@@ -38,7 +38,6 @@ def test_generation_options_answer_with_their_citations(capsys, model_dir, extra
     (["--generator", "x", "--select-blocks", "2"], "--select-blocks scores the cached passage keys"),
     (["--generator", "x", "--evict", "h2o"], "--evict POLICY and --kv-budget N go together"),
     (["--generator", "x", "--evict", "h2o", "--kv-budget", "9", "--kv-cache"], "does not combine with --kv-cache"),
-    (["--generator", "x", "--fusion", "rag-doc"], "fusion must be concat, rag-sequence or rag-token"),
     (["--generator", "x", "--fid", "--fusion", "rag-token"], "do not combine with --fid"),
 ])
 def test_options_that_do_not_combine_are_one_line_errors(capsys, argv, message):
@@ -47,3 +46,11 @@ def test_options_that_do_not_combine_are_one_line_errors(capsys, argv, message):
     # Then
     err = capsys.readouterr().err
     assert rc == 1 and message in err and "Traceback" not in err
+
+
+def test_a_value_outside_an_options_set_is_a_usage_error_listing_the_choices(capsys):
+    # When --fusion gets a value it does not have
+    rc = main(["ask", "q", "--index", str(tiny_index().path), "--generator", "x", "--fusion", "rag-doc"])
+    # Then click's usage error (exit 2) names the option and its values (tests/rag/test_cli_choices.py: every option)
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "Invalid value for '--fusion'" in err and "'concat', 'rag-sequence', 'rag-token'" in err

@@ -68,7 +68,6 @@ def test_index_twice_replaces_atomically(capsys, tmp_path, encoder):
      (["index", "{bad}", "--out", "{tmp}", "--no-dense"], "not an index; refusing to overwrite"),
      (["search", "--index", "{tmp}/nope", "hello"], "index directory not found"),
      (["search", "--index", "{index}", "   "], "empty query"),
-     (["search", "--index", "{index}", "--mode", "sparse", "x"], "unknown search mode"),
      (["eval", "retrieval", "--index", "{index}", "--queries", "{fx}/queries.jsonl", "--qrels", "{tmp}/none.tsv"], "qrels file not found")],
 )
 def test_bad_input_is_one_line_and_non_zero(capsys, tmp_path, sample_index, args, message):
@@ -120,3 +119,22 @@ def test_eval_retrieval_report(capsys, sample_index, tmp_path):
     html = (tmp_path / "r" / "report.html").read_text()
     assert "data:image/png;base64," in html and "<script" not in html
     assert (tmp_path / "r" / "report.md").read_text().startswith("# Retrieval evaluation")
+
+
+def test_eval_retrieval_counts_one_judged_query_in_the_singular(capsys, tmp_path):
+    # Given a BM25 index of the fixture corpus and qrels judging one query
+    assert main(["index", str(FIXTURES / "corpus.jsonl"), "--out", str(tmp_path / "idx"), "--no-dense"]) == 0
+    qrels = tmp_path / "one.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq2\tsky1\t1\n", encoding="utf-8")
+    capsys.readouterr()
+    # When it is evaluated
+    rc, out, _ = run_cli(capsys, "eval", "retrieval", "--index", tmp_path / "idx", "--queries", FIXTURES / "queries.jsonl",
+                         "--qrels", qrels, "--mode", "bm25")
+    # Then the summary says "1 judged query"
+    assert rc == 0 and out.splitlines()[0] == "bm25 on 1 judged query"
+
+
+def test_an_unknown_search_mode_is_a_usage_error_listing_the_modes(capsys, sample_index):
+    # When / Then: --mode is a choice (tests/rag/test_cli_choices.py): click's usage error, exit 2
+    rc, _, err = run_cli(capsys, "search", "--index", sample_index, "--mode", "sparse", "x")
+    assert rc == 2 and "'sparse' is not one of 'bm25', 'dense', 'hybrid'" in " ".join(err.split()) and "Traceback" not in err

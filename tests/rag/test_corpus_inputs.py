@@ -142,7 +142,7 @@ def test_rag_index_reports_a_surrogate_in_one_line_and_skips_it(tmp_path, capsys
     err = capsys.readouterr().err
     assert "c.jsonl:2: lone surrogate" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["index", str(f), "--out", str(tmp_path / "i2"), "--no-dense", "--skip-bad-lines"]) == 0
-    assert "1 documents" in capsys.readouterr().out  # the summary is the result: stdout
+    assert "indexed 1 document as" in capsys.readouterr().out  # the summary is the result: stdout (one: singular)
 
 
 def test_jsonl_bom_with_a_bad_record_skips_only_the_bad_one(tmp_path):

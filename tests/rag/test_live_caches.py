@@ -128,4 +128,19 @@ def test_rag_add_loads_the_cache_generator_and_fills_the_new_passages(tmp_path, 
     # And: with --no-cache-models the added passages are left to question time, and the command says so
     assert main(["add", "--index", str(index), str(_write(tmp_path / "more.jsonl", [CORPUS[0] | {"_id": "sky2"}])),
                  "--no-cache-models"]) == 0
-    assert "1 added passages are encoded at question time" in capsys.readouterr().err
+    assert "1 added passage is encoded at question time" in capsys.readouterr().err  # singular: one passage
+
+
+def test_a_cache_build_with_nothing_left_to_encode_writes_no_commit(tmp_path):
+    # Given an index whose KV store holds every passage (one build done)
+    gen = tiny_generator()
+    index = _index(tmp_path / "idx", CORPUS)
+    build_passage_cache(index, gen, CacheConfig(), progress=False)
+    manifest = (index / "manifest.json").read_bytes()
+    commits = sorted(p.name for p in (index / "commits").iterdir())
+    # When the build runs again
+    report = build_passage_cache(index, gen, CacheConfig(), progress=False)
+    # Then nothing was encoded and no commit was published: the manifest is byte for byte the same
+    assert report.encoded == 0 and report.skipped == len(CORPUS)
+    assert (index / "manifest.json").read_bytes() == manifest
+    assert sorted(p.name for p in (index / "commits").iterdir()) == commits

@@ -146,7 +146,7 @@ def test_summaries_are_results_on_stdout(capsys, tmp_path, index):
             "check": run_cli(capsys, "check", "--index", index)}
     # Then: each prints its summary, one line, on stdout; stderr holds only the warning about the unknown id
     starts = {"add": f"added {f}: 1 added", "delete": f"deleted from {index}: 0 added, 0 replaced, 1 deleted",
-              "compact": f"compacted {index}:", "check": f"{index}: "}
+              "compact": f"{index}: nothing to compact", "check": f"{index}: "}  # n1's segment left whole: one segment
     for name, (rc, out, err) in runs.items():
         assert rc == 0 and out.startswith(starts[name]) and out.count("\n") == 1, (name, out, err)
         assert err == ("not in the index: nope\n" if name == "delete" else ""), (name, err)
@@ -163,3 +163,61 @@ def test_a_delete_without_ids_names_the_cli_options_only_on_the_cli(capsys, inde
     # Then: the CLI says which options give ids; the library (also behind REST) names no CLI option
     assert rc == 1 and out == "" and err == "rag: error: no document ids to delete: give IDS or --ids-file\n"
     assert str(library.value) == "no document ids to delete"
+
+
+def _commit_files(index: Path) -> list[str]:
+    return sorted(p.name for p in (index / "commits").iterdir()) if (index / "commits").is_dir() else []
+
+
+def test_compact_of_an_index_with_one_segment_and_no_deletions_says_there_is_nothing_to_compact(capsys, index):
+    # Given a freshly built index: one segment, nothing deleted
+    manifest_before, g = (index / "manifest.json").read_bytes(), Manifest.read(index).generation
+    commits_before = _commit_files(index)
+    # When it is compacted
+    rc, out, err = run_cli(capsys, "compact", "--index", index)
+    # Then: success, a plain "nothing to compact" naming the commit it is still at, and no commit written
+    assert rc == 0 and err == ""
+    assert out == f"{index}: nothing to compact (one segment, no deleted passages); no new commit, the index is still at commit {g}\n"
+    assert (index / "manifest.json").read_bytes() == manifest_before and _commit_files(index) == commits_before
+
+
+def test_compact_after_a_delete_publishes_a_new_commit(capsys, index):
+    # Given an index with a tombstone (commit g + 1)
+    g = Manifest.read(index).generation
+    assert main(["delete", "--index", str(index), "s2"]) == 0
+    capsys.readouterr()
+    # When it is compacted
+    rc, out, _ = run_cli(capsys, "compact", "--index", index)
+    # Then: commit g + 2, one segment (singular), and a second compact has nothing left to do
+    assert rc == 0 and out.startswith(f"compacted {index}: ") and f"; commit {g + 2}, 1 segment, " in out
+    assert Manifest.read(index).generation == g + 2
+    rc, out, _ = run_cli(capsys, "compact", "--index", index)
+    assert rc == 0 and out.startswith(f"{index}: nothing to compact") and out.rstrip().endswith(f"still at commit {g + 2}")
+
+
+def test_a_delete_of_unknown_ids_only_writes_no_commit_and_says_so(capsys, index):
+    # Given the index at its first commit g
+    manifest_before, g = (index / "manifest.json").read_bytes(), Manifest.read(index).generation
+    # When only ids the index does not hold are deleted
+    rc, out, err = run_cli(capsys, "delete", "--index", index, "nope")
+    # Then: nothing deleted, one id not found (singular), the index unchanged at commit g
+    assert rc == 0 and err == "not in the index: nope\n"
+    assert out == f"{index}: nothing to delete, 1 id not found; no new commit, the index is still at commit {g}\n"
+    assert (index / "manifest.json").read_bytes() == manifest_before
+
+
+def test_rag_check_counts_in_the_singular_when_there_is_one_commit(capsys, index):
+    # Given a freshly built index (one commit)
+    # When it is checked
+    rc, out, _ = run_cli(capsys, "check", "--index", index)
+    # Then: "of 1 commit", never "1 commits"
+    assert rc == 0 and out.endswith(" of 1 commit verified\n") and "1 commits" not in out
+
+
+def test_summaries_of_one_document_and_one_passage_use_the_singular(capsys, tmp_path):
+    # Given a corpus of one short document
+    corpus = _jsonl(tmp_path / "one.jsonl", [{"_id": "d1", "text": "blue light"}])
+    # When it is indexed
+    rc, out, _ = run_cli(capsys, "index", corpus, "--out", tmp_path / "one", "--no-dense")
+    # Then: "1 document as 1 passage"
+    assert rc == 0 and out.startswith(f"indexed 1 document as 1 passage (bm25) into {tmp_path / 'one'} ")

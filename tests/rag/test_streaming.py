@@ -95,7 +95,7 @@ def test_a_fid_answer_is_one_piece_then_ask_fids_answer():
 
     from rag.pipeline import ask_fid
 
-    reader = SimpleNamespace(answer=lambda question, hits: f"{len(hits)} passages read [1]",
+    reader = SimpleNamespace(answer=lambda question, hits, **decoding: f"{len(hits)} passages read [1]",
                              reader=SimpleNamespace(config=SimpleNamespace(n_passages=2)))
     index, config = tiny_index(), AskConfig(k=3, mode="hybrid")
     # When

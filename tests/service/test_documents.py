@@ -56,7 +56,13 @@ def test_upsert_then_delete_is_seen_by_every_worker(writable_server):
         r = c.request("DELETE", "/indexes/live/documents", json={"ids": ["new1", "nope"]})
         # Then
         assert r.status_code == 200 and r.json()["deleted"] == 1 and r.json()["not_found"] == ["nope"]
+        assert r.json()["committed"] is True and r.json()["generation"] == 3
         assert all("new1" not in _search(c, "axolotl limbs") for _ in range(8))
+        # When: only unknown ids are deleted
+        r = c.request("DELETE", "/indexes/live/documents", json={"ids": ["nope"]})
+        # Then: nothing changed, no commit written: the index is still at commit 3
+        assert r.status_code == 200 and r.json()["deleted"] == 0 and r.json()["not_found"] == ["nope"]
+        assert r.json()["committed"] is False and r.json()["generation"] == 3
 
 
 def test_bad_bodies_are_4xx(writable_server):

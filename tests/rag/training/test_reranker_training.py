@@ -61,8 +61,8 @@ def test_train_reranker_writes_a_model_that_rerank_loads(capsys, tmp_path, tiny_
 def test_bad_mode_and_missing_base_fail_with_one_line(capsys, tmp_path, sample_index):
     common = ["train", "reranker", "--out", str(tmp_path / "r"), "--index", str(sample_index), "--corpus",
               str(FIXTURES / "corpus.jsonl"), "--queries", str(FIXTURES / "queries.jsonl"), "--qrels", str(FIXTURES / "qrels.tsv")]
-    assert main([*common, "--mode", "sparse"]) == 1
-    assert "--mode must be bm25, dense or hybrid" in capsys.readouterr().err
+    assert main([*common, "--mode", "sparse"]) == 2  # a usage error: --mode is a choice
+    assert "'sparse' is not one of 'bm25', 'dense', 'hybrid'" in capsys.readouterr().err
     assert main([*common, "--base", "/no/such/encoder"]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "cannot load base model '/no/such/encoder'" in err
