@@ -15,9 +15,12 @@ complement's bounds sum to less than ``θ`` (strictly, with a relative margin of
 rounding); if there is none every term is essential and the search is exhaustive. After the
 essential lists are scanned, ``θ`` rises to the k-th best *partial* score of the candidates (a
 lower bound on their full scores, since the remaining contributions are >= 0), and candidates
-whose partial score plus the non-essential bounds stays below it are dropped before any look-up. Results are therefore exact: the same passages and scores as a full scan, equal scores
-ordered by row. Every passage accumulates its terms in one fixed order, so passages with equal
-term statistics get bit-identical scores and ties stay ties.
+whose partial score plus the non-essential bounds stays below it are dropped before any look-up.
+Results are therefore exact: the same passages as a full scan, equal scores ordered by row. The
+scores equal the full scan's up to rounding (within (m + 2)·2⁻⁵² relative for m query terms): a
+passage's terms are added largest bound first here, in query order there. Every passage
+accumulates its terms in one fixed order, so passages with equal term statistics get
+bit-identical scores and ties stay ties.
 
 Negative weights (Robertson idf for terms in more than half of the passages) break the bound
 argument; such queries take the exhaustive path (``top_k`` returns ``None``).
