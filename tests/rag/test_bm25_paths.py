@@ -42,11 +42,16 @@ def test_numpy_maxscore_adds_in_another_order_than_the_full_scan_by_hand():
     assert abs(scores[0] - full) == np.spacing(0.6) <= 3 * EPS * full
 
 
-def test_the_compiled_maxscore_adds_in_the_full_scans_order_by_hand():
+@pytest.mark.parametrize("min_df", [1, 10], ids=["sub-block tables", "no tables"])
+def test_the_compiled_maxscore_adds_in_the_full_scans_order_by_hand(min_df):
     kernels = pytest.importorskip("rag.bm25_kernels", reason="numba is not installed (the [fast] extra)")
-    # Given the same passage and query / When the compiled MaxScore ranks
+    # Given the same passage and query, with and without the common terms' sub-block tables
+    upper = term_bounds(INDPTR, WEIGHTS)[0]
     blocks = kernels.window_blocks(INDPTR, INDICES, WEIGHTS)
-    rows, scores = kernels.maxscore_top_k(INDICES, WEIGHTS, *blocks, np.zeros(0), QUERY, 1, np.zeros(0, dtype=bool))
+    subs = kernels.sub_blocks(INDPTR, INDICES, WEIGHTS, upper, 1, min_df)
+    # When the compiled MaxScore ranks
+    rows, scores = kernels.maxscore_top_k(INDICES, WEIGHTS, *blocks, *subs, upper, np.zeros(0), QUERY, 1,
+                                          np.zeros(0, dtype=bool))
     # Then the full scan's score, bit for bit
     assert rows.tolist() == [0] and scores.tolist() == [0.6000000000000001]
 
