@@ -4,11 +4,15 @@ A fixed random sample of SciFact passages is cut into the encoder's windows (as 
 does) and encoded by each contender in turn in one process, so the figures compare as ratios:
 
 * ``st-default``: ``SentenceTransformer.encode(windows)`` with default settings (batch 32);
-* ``onnx`` / ``onnx-int8``: ONNX Runtime, one process with one intra-op thread per core;
+* ``onnx`` / ``onnx-int8``: ONNX Runtime, one process with one intra-op thread per core, on the
+  fused transformer graph (:mod:`rag.onnx_fuse`, what ``rag index`` runs), and ``… unfused``: the
+  same export without the fusion step (the graph before issue 19's fused export);
 * ``onnx-int8 ×W``: ``W`` worker processes with one thread each (:mod:`rag.onnx_pool`).
 
 Fidelity is each backend's vectors against ``st-default``'s: max |Δ| (fp32 must be <= 1e-5) and
-the minimum cosine. Writes the ``passage-encoding`` section of docs/benchmarks.md.
+the minimum cosine. Then the int8 query pass, unfused vs fused: SciFact queries one per call on
+one thread (as the service encodes them), median ms over interleaved rounds. Writes the
+``passage-encoding`` section of docs/benchmarks.md.
 
 Usage:
     python -m eval.benchmarks.passage_encoding --data ../shared/data/scifact --sample 256
@@ -27,6 +31,7 @@ import numpy as np
 
 from eval.benchmarks.report import machine, write_section
 from rag.encoder import Encoder, EncoderConfig, passage_text
+from rag.onnx_backend import OnnxEncoderModel
 
 
 def sample_passages(data: Path, n: int, seed: int) -> list[str]:
@@ -41,22 +46,41 @@ def timed(fn) -> tuple[np.ndarray, float]:
     return out, time.perf_counter() - t
 
 
+def query_latency_ms(models: dict[str, OnnxEncoderModel], queries: list[str], rounds: int) -> dict[str, float]:
+    """Median ms per query, each query alone, models interleaved query by query in every round."""
+    per: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for q in queries:
+            for name, model in models.items():
+                t = time.perf_counter()
+                model.encode([q])
+                per[name].append(1e3 * (time.perf_counter() - t))
+    return {name: float(np.median(v)) for name, v in per.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--sample", type=int, default=256, help="passages sampled (each gives >= 1 window)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--queries", type=int, default=300, help="SciFact queries for the int8 query-pass latency")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
-    torch_enc = Encoder(EncoderConfig(device="cpu"))
+    load = os.getloadavg()
+    torch_enc = Encoder(EncoderConfig(device="cpu", backend="torch"))
     windows: list[str] = []
     for p in sample_passages(args.data, args.sample, args.seed):
         windows += torch_enc.passage_windows(p, overlap=64)
     contenders = {
         "st-default": lambda: torch_enc.model.encode(windows),
     }
+    unfused = {name: OnnxEncoderModel(torch_enc.model, quantize=name == "onnx-int8", threads=cores, fuse=False)
+               for name in ("onnx", "onnx-int8")}
+    for name, model in unfused.items():  # what Encoder.encode_passages runs (MiniLM: no passage prefix)
+        contenders[f"{name} unfused"] = lambda model=model: model.encode(windows, batch_size=torch_enc.config.batch_size)
     encoders = {
         "onnx": EncoderConfig(device="cpu", backend="onnx", onnx_threads=cores),
         "onnx-int8": EncoderConfig(device="cpu", backend="onnx-int8", onnx_threads=cores),
@@ -75,10 +99,12 @@ def main() -> None:
     lines = [
         f"## Passage encoding at index time (SciFact, {args.sample} passages → {len(windows)} windows)",
         "",
-        f"Machine: {machine()}; a 2-core VM **shared with other engineers' jobs** (load average ~14 during the run), "
+        f"Machine: {machine()}; a 2-core VM **shared with other engineers' jobs** (load average {load[0]:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end), "
         f"so absolute rates are low and only the ratios, measured in one process one after another, compare. "
-        f"Date: {dt.date.today().isoformat()}. Command: `nice -n 5 python -m eval.benchmarks.passage_encoding "
-        f"--data {args.data} --sample {args.sample} --workers {args.workers}`.",
+        f"Date: {dt.date.today().isoformat()}. Command: `nice -n 10 python -m eval.benchmarks.passage_encoding "
+        f"--data {args.data} --sample {args.sample} --workers {args.workers}`. `onnx`/`onnx-int8` run the fused "
+        f"transformer graph (rag/onnx_fuse.py), `… unfused` the same export without fusion (the graph before).",
         "",
         "| encoder | windows/s | × st-default | max abs Δ vs st-default | min cosine |",
         "|---|---|---|---|---|",
@@ -86,6 +112,16 @@ def main() -> None:
     for name, (v, s) in results.items():
         cos = (v * ref).sum(1)
         lines.append(f"| {name} | {len(windows) / s:.1f} | {ref_s / s:.2f} | {np.abs(v - ref).max():.1e} | {cos.min():.5f} |")
+    queries = [json.loads(line)["text"] for line in (args.data / "queries.jsonl").open(encoding="utf-8") if line.strip()]
+    queries = queries[: args.queries]
+    pass_models = {"onnx-int8 unfused": OnnxEncoderModel(torch_enc.model, quantize=True, fuse=False),
+                   "onnx-int8 (fused)": OnnxEncoderModel(torch_enc.model, quantize=True)}
+    lat = query_latency_ms(pass_models, queries, args.rounds)
+    before = lat["onnx-int8 unfused"]
+    lines += ["", f"The int8 query pass (what the service runs per query): {len(queries)} SciFact queries, each alone, one "
+              f"thread, median of {args.rounds} rounds interleaved query by query.", "",
+              "| query encoder | ms / query (median) | × unfused |", "|---|---|---|"]
+    lines += [f"| {name} | {ms:.2f} | {before / ms:.2f} |" for name, ms in lat.items()]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
