@@ -33,8 +33,10 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,8 @@ _POOLING = ("mean", "cls", "max")
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _PROBE = ("a probe sentence that is longer than the other one", "short")  # fused vs unfused check (rag.onnx_fuse)
 OPSET = 17
+_CHUNK = 256  # groups tokenised at a time (bounds the token arrays held while threads run)
+_LOCK = threading.Lock()
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +128,7 @@ class OnnxEncoderModel:
         return self
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "session"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("session", "_single")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -166,21 +170,50 @@ class OnnxEncoderModel:
         """(B, d) float32 unit vectors; length-sorted groups of ``batch_size`` (1: no padding at all).
 
         A quantised model runs one text per call whatever ``batch_size`` says, so that a vector
-        never depends on the texts beside it (its activation scales are per call).
+        never depends on the texts beside it (its activation scales are per call). With
+        ``threads`` > 1 and several groups, ``threads`` groups run at once, each on one intra-op
+        thread (a second session): one text's small matrices do not keep two cores busy, two texts
+        do (SciFact windows, int8: 20.6-22.4 against 12.9-14.1 windows/s on 2 cores). A group's
+        vectors are those of the same group run alone (measured: the same bits).
         """
         batch_size = 1 if self.quantized else batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        groups = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+        if not groups:
+            return np.zeros((0, 0), np.float32)
         out: np.ndarray | None = None
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            vectors = self._run([texts[i] for i in idx])  # (b, d)
-            out = np.zeros((len(texts), vectors.shape[1]), np.float32) if out is None else out
-            out[idx] = vectors
-        return out if out is not None else np.zeros((0, 0), np.float32)
+        pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and len(groups) > 1 else None
+        try:
+            for chunk in range(0, len(groups), _CHUNK):
+                rows = groups[chunk : chunk + _CHUNK]
+                # tokenised here, in the calling thread: a tokenizer's padding/truncation state is not thread-safe
+                feeds = [self._tokenize([texts[i] for i in idx]) for idx in rows]
+                if pool is None:
+                    results = [self._forward(feed, self.session) for feed in feeds]
+                else:
+                    session = self._single_session()
+                    results = list(pool.map(lambda feed: self._forward(feed, session), feeds))
+                for idx, vectors in zip(rows, results):
+                    out = np.zeros((len(texts), vectors.shape[1]), np.float32) if out is None else out
+                    out[idx] = vectors  # (b, d)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        return out
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
-        hidden = self.session.run(None, {n: enc[n].astype(np.int64) for n in self.input_names})[0]  # (B, T, d)
+    def _single_session(self):
+        """A session of the same graph on one intra-op thread, for groups run side by side (built once)."""
+        with _LOCK:
+            if self.__dict__.get("_single") is None:
+                self._single = _session(self.graph, 1)
+        return self._single
+
+    def _tokenize(self, texts: list[str]):
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+
+    def _forward(self, enc, session) -> np.ndarray:
+        """(B, d) pooled unit vectors of tokenised texts ``enc`` through ``session``."""
+        hidden = session.run(None, {n: enc[n].astype(np.int64) for n in self.input_names})[0]  # (B, T, d)
         mask = enc["attention_mask"][..., None].astype(np.float32)  # (B, T, 1)
         if self.pooling == "mean":
             pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)  # (B, d)
