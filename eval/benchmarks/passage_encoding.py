@@ -4,9 +4,10 @@ A fixed random sample of SciFact passages is cut into the encoder's windows (as 
 does) and encoded by each contender in turn in one process, so the figures compare as ratios:
 
 * ``st-default``: ``SentenceTransformer.encode(windows)`` with default settings (batch 32);
-* ``onnx`` / ``onnx-int8``: ONNX Runtime, one process with one intra-op thread per core, on the
-  fused transformer graph (:mod:`rag.onnx_fuse`, what ``rag index`` runs), and ``… unfused``: the
-  same export without the fusion step (the graph before issue 19's fused export);
+* ``onnx`` / ``onnx-int8``: what ``rag index`` runs: ONNX Runtime in one process, the fused
+  transformer graph (:mod:`rag.onnx_fuse`), groups (int8: single texts) run side by side, one per
+  core; ``…, one call at a time``: the loop before (one group after another on all cores), on the
+  unfused graph (the export before fusion) or the fused one;
 * ``onnx-int8 ×W``: ``W`` worker processes with one thread each (:mod:`rag.onnx_pool`).
 
 Fidelity is each backend's vectors against ``st-default``'s: max |Δ| (fp32 must be <= 1e-5) and
@@ -46,6 +47,20 @@ def timed(fn) -> tuple[np.ndarray, float]:
     return out, time.perf_counter() - t
 
 
+def one_call_at_a_time(model: OnnxEncoderModel, texts: list[str], batch_size: int) -> np.ndarray:
+    """(B, d): the loop before groups ran side by side: length-sorted groups (int8: single texts), one
+    call after another, each on all the session's intra-op threads."""
+    size = 1 if model.quantized else batch_size
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: np.ndarray | None = None
+    for start in range(0, len(texts), size):
+        idx = order[start : start + size]
+        vectors = model.encode([texts[i] for i in idx], batch_size=size)  # (b, d); one group: runs on model.session
+        out = np.zeros((len(texts), vectors.shape[1]), np.float32) if out is None else out
+        out[idx] = vectors
+    return out
+
+
 def query_latency_ms(models: dict[str, OnnxEncoderModel], queries: list[str], rounds: int) -> dict[str, float]:
     """Median ms per query, each query alone, models interleaved query by query in every round."""
     per: dict[str, list[float]] = {name: [] for name in models}
@@ -77,10 +92,10 @@ def main() -> None:
     contenders = {
         "st-default": lambda: torch_enc.model.encode(windows),
     }
-    unfused = {name: OnnxEncoderModel(torch_enc.model, quantize=name == "onnx-int8", threads=cores, fuse=False)
-               for name in ("onnx", "onnx-int8")}
-    for name, model in unfused.items():  # what Encoder.encode_passages runs (MiniLM: no passage prefix)
-        contenders[f"{name} unfused"] = lambda model=model: model.encode(windows, batch_size=torch_enc.config.batch_size)
+    size = torch_enc.config.batch_size
+    for name, fuse in (("onnx unfused", False), ("onnx-int8 unfused", False), ("onnx-int8 fused", True)):
+        model = OnnxEncoderModel(torch_enc.model, quantize="int8" in name, threads=cores, fuse=fuse)
+        contenders[f"{name}, one call at a time"] = lambda model=model: one_call_at_a_time(model, windows, size)
     encoders = {
         "onnx": EncoderConfig(device="cpu", backend="onnx", onnx_threads=cores),
         "onnx-int8": EncoderConfig(device="cpu", backend="onnx-int8", onnx_threads=cores),
@@ -103,8 +118,9 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} at the end), "
         f"so absolute rates are low and only the ratios, measured in one process one after another, compare. "
         f"Date: {dt.date.today().isoformat()}. Command: `nice -n 10 python -m eval.benchmarks.passage_encoding "
-        f"--data {args.data} --sample {args.sample} --workers {args.workers}`. `onnx`/`onnx-int8` run the fused "
-        f"transformer graph (rag/onnx_fuse.py), `… unfused` the same export without fusion (the graph before).",
+        f"--data {args.data} --sample {args.sample} --workers {args.workers}`. `onnx`/`onnx-int8` are what `rag index` runs: the "
+        f"fused transformer graph (rag/onnx_fuse.py), groups (int8: single texts) side by side, one per core; `…, one call at a "
+        f"time` is the loop before (one group after another on all cores), `unfused` the export before fusion.",
         "",
         "| encoder | windows/s | × st-default | max abs Δ vs st-default | min cosine |",
         "|---|---|---|---|---|",
