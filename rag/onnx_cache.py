@@ -9,7 +9,8 @@ and service start would pay that. The serialized graph is therefore kept in
 A file is named by the sha256 of everything the graph depends on: the weights themselves (every
 tensor of the model's state dict: name, dtype, shape and bytes, so a model folder retrained in
 place never reuses a stale graph), the model's configuration, the inputs, the opset, whether it
-is quantised, the export's ``FORMAT`` (so a graph cached before fusion is rebuilt), and the versions of torch, transformers, onnx and onnxruntime that exported and
+is quantised, whether it is fused, the export's ``FORMAT`` (so a graph cached before fusion is
+rebuilt), and the versions of torch, transformers, onnx and onnxruntime that exported, fused and
 quantised it. Hashing MiniLM's 90 MB of weights costs ~0.2 s. Files are written atomically
 (a temporary file renamed into place), so concurrent processes (service workers) never read a
 half-written graph; an unwritable cache folder only costs the export again (logged at debug

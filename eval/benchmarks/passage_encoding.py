@@ -119,8 +119,8 @@ def main() -> None:
         f"so absolute rates are low and only the ratios, measured in one process one after another, compare. "
         f"Date: {dt.date.today().isoformat()}. Command: `nice -n 10 python -m eval.benchmarks.passage_encoding "
         f"--data {args.data} --sample {args.sample} --workers {args.workers}`. `onnx`/`onnx-int8` are what `rag index` runs: the "
-        f"fused transformer graph (rag/onnx_fuse.py), groups (int8: single texts) side by side, one per core; `…, one call at a "
-        f"time` is the loop before (one group after another on all cores), `unfused` the export before fusion.",
+        f"fused transformer graph (rag/onnx_fuse.py), groups (int8: single texts) side by side, one per core; "
+        f"`…, one call at a time` is the loop before (one group after another on all cores), `unfused` the export before fusion.",
         "",
         "| encoder | windows/s | × st-default | max abs Δ vs st-default | min cosine |",
         "|---|---|---|---|---|",
