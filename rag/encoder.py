@@ -68,8 +68,9 @@ class EncoderConfig:
             finds it with the vector it was stored with.
         workers: processes that encode passages in parallel (ONNX backends only; 1: in this
             process). Each runs one ONNX Runtime session with one thread (:mod:`rag.onnx_pool`).
-        onnx_threads: intra-op threads of this process's ONNX session; 1 suits query serving
-            (one core per request thread), the number of cores suits an index build.
+        onnx_threads: threads of this process's ONNX encoder: one text (or group) uses them all,
+            several run that many side by side on one thread each (same vectors); 1 suits query
+            serving (one core per request thread), the number of cores suits an index build.
         pooling: for ``model = "llm:MODEL"`` (a causal LM, :mod:`rag.llm_embed`): ``prompteol``,
             ``echo`` or ``mean``; ``None`` for sentence-transformers models.
     """

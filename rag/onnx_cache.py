@@ -1,6 +1,6 @@
 """The on-disk cache of exported ONNX encoder graphs: the export is paid once per model.
 
-Exporting MiniLM to ONNX takes ~1.3 s and quantising it to int8 ~2.5 s more on a 2-core CPU;
+Exporting MiniLM to ONNX takes ~1.3 s, fusing it ~2 s and quantising it to int8 ~2.5 s more on a 2-core CPU;
 since ``onnx-int8`` is the CPU default (:mod:`rag.encoder`), every ``rag search``, ``rag index``
 and service start would pay that. The serialized graph is therefore kept in
 ``$RAG_ONNX_CACHE``, else ``$XDG_CACHE_HOME/rag-toolkit/onnx`` (default
@@ -9,7 +9,8 @@ and service start would pay that. The serialized graph is therefore kept in
 A file is named by the sha256 of everything the graph depends on: the weights themselves (every
 tensor of the model's state dict: name, dtype, shape and bytes, so a model folder retrained in
 place never reuses a stale graph), the model's configuration, the inputs, the opset, whether it
-is quantised, and the versions of torch, transformers, onnx and onnxruntime that exported and
+is quantised, whether it is fused, the export's ``FORMAT`` (so a graph cached before fusion is
+rebuilt), and the versions of torch, transformers, onnx and onnxruntime that exported, fused and
 quantised it. Hashing MiniLM's 90 MB of weights costs ~0.2 s. Files are written atomically
 (a temporary file renamed into place), so concurrent processes (service workers) never read a
 half-written graph; an unwritable cache folder only costs the export again (logged at debug
@@ -32,7 +33,9 @@ from importlib import metadata
 from pathlib import Path
 
 CACHE_ENV = "RAG_ONNX_CACHE"
-FORMAT = "1"  # bump when the export itself changes (wrapper module, output names, quantisation settings)
+# bump when the export itself changes (wrapper module, output names, fusion, quantisation settings);
+# the torch-free entries (rag.onnx_fast) include it too. 2: fused transformer graph (rag.onnx_fuse)
+FORMAT = "2"
 _VERSIONS = ("torch", "transformers", "onnx", "onnxruntime")
 
 log = logging.getLogger(__name__)
@@ -69,9 +72,10 @@ def library_versions() -> list[str]:
     return versions
 
 
-def graph_key(weights: bytes, *, quantize: bool, inputs: tuple[str, ...], opset: int) -> str:
+def graph_key(weights: bytes, *, quantize: bool, inputs: tuple[str, ...], opset: int, fused: bool = True) -> str:
     """The cache file name (hex sha256) of a graph exported from weights of digest ``weights``."""
-    parts = [FORMAT, weights.hex(), f"int8={quantize}", ",".join(inputs), f"opset={opset}", *library_versions()]
+    parts = [FORMAT, weights.hex(), f"int8={quantize}", ",".join(inputs), f"opset={opset}", f"fused={fused}",
+             *library_versions()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -6,7 +6,8 @@ ONNX backend its graph is in the cache (:mod:`rag.onnx_cache`), but that cache i
 loaded weights, which needs torch. So whenever :class:`rag.onnx_backend.OnnxEncoderModel` has a
 graph, :class:`rag.encoder.Encoder` also records a small *entry* beside it, named by the model
 folder's file fingerprints (every file's relative path, size and modification time, in ns) plus
-the quantisation, opset and library versions. The entry holds the graph's key, the exact
+the quantisation, opset, graph format (:data:`rag.onnx_cache.FORMAT`: an entry never leads to a
+graph of an older export) and library versions. The entry holds the graph's key, the exact
 ``tokenizers`` state the ``transformers`` fast tokenizer runs (its serialized backend, so
 tokenizer-config overrides such as ``do_lower_case`` are included), the padding and truncation
 settings, pooling, dimension and default window.
@@ -69,7 +70,8 @@ def folder_fingerprint(folder: Path) -> str:
 def entry_key(folder: Path, *, quantize: bool, opset: int) -> str:
     """The file name of the entry of ``folder``'s graph (see the module docstring)."""
     versions = onnx_cache.library_versions()
-    parts = [FORMAT, folder_fingerprint(folder), f"int8={quantize}", f"opset={opset}", *versions]
+    parts = [FORMAT, f"graph-format={onnx_cache.FORMAT}", folder_fingerprint(folder), f"int8={quantize}", f"opset={opset}",
+             *versions]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -75,3 +75,18 @@ def test_workers_without_an_onnx_backend_are_refused(tmp_path, capsys):
     assert rc == 1
     assert "--encoder-workers needs --encoder-backend onnx" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("quantize", [True, False])
+def test_texts_run_side_by_side_give_the_one_thread_vectors(encoder, quantize):
+    # Given the fixture windows encoded on one thread, one group after another
+    from rag.onnx_backend import OnnxEncoderModel
+
+    windows = [w for t in fixture_passages() for w in encoder.passage_windows(t, overlap=64)]
+    serial = OnnxEncoderModel(encoder.model, quantize=quantize, threads=1).encode(windows, batch_size=4)
+    # When two threads run groups side by side (each on a one-thread session)
+    model = OnnxEncoderModel(encoder.model, quantize=quantize, threads=2)
+    parallel = model.encode(windows, batch_size=4)
+    # Then every vector is the same bits, in the input order
+    assert model._single is not None
+    np.testing.assert_array_equal(parallel, serial)
