@@ -246,7 +246,7 @@ def _import_ort():
         import onnxruntime as ort
     except ImportError:
         raise OnnxBackendError("the ONNX backend needs onnxruntime and onnx, dependencies of rag-toolkit: reinstall it "
-                               "(pip install 'onnxruntime>=1.17' 'onnx>=1.15'), or use --encoder-backend torch") from None
+                               "(pip install 'onnxruntime>=1.17' 'onnx>=1.16' 'ml_dtypes>=0.5'), or use --encoder-backend torch") from None
     return ort
 
 
