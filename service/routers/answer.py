@@ -69,6 +69,7 @@ def _config(body, max_new_tokens: int, expr=None, path=None):
 
     path = path or PathConfig()
     return AskConfig(k=body.k, mode=body.mode, rerank=body.rerank is not False, rerank_depth=body.rerank_depth,
+                     rerank_weight=body.rerank_weight,
                      kv_cache=path.kv_cache, layout=path.layout, fusion=path.fusion, select=path.select,
                      eviction=path.eviction, sampling=SamplingConfig(max_new_tokens=max_new_tokens), filter=expr)
 
