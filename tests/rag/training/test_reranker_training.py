@@ -112,3 +112,24 @@ def test_select_weight_only_needs_a_trained_model(capsys, tmp_path, sample_index
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "holds no trained reranker" in err
+
+
+def test_lce_loss_is_the_softmax_cross_entropy_over_each_group(tiny_cross_encoder):
+    # Given a cross-encoder and two groups (query, positive, two hard negatives)
+    import torch
+
+    from rag.compat.sentence_transformers import lce_loss
+    from rag.models import load_cross_encoder
+
+    model, _ = load_cross_encoder(str(tiny_cross_encoder), device="cpu")
+    queries = ["why is the sky blue", "what do vaccines do"]
+    columns = [["rayleigh scattering", "immune memory"], ["sunsets are red", "antibiotics"], ["ocean water", "fevers"]]
+    # When the LCE loss is computed, and by hand: -log softmax(s⁺, s⁻₁, s⁻₂)[0], averaged over the groups
+    model.eval()
+    with torch.no_grad():
+        loss = lce_loss(model)([queries, *columns], torch.zeros(2)).item()
+        logits = torch.stack([torch.as_tensor(model.predict(list(zip(queries, col)), activation_fn=torch.nn.Identity(),
+                                                            convert_to_numpy=True)).reshape(2) for col in columns], dim=1)
+    expected = -torch.log_softmax(logits.double(), dim=1)[:, 0].mean().item()
+    # Then they agree (no in-batch negatives: the other group's passages do not enter)
+    assert abs(loss - expected) < 1e-5
