@@ -276,7 +276,7 @@ def select_weight_only(model_dir: str | Path, pairs: Sequence[Pair], documents: 
     from rag.rerank_interpolation import write_weight
 
     model_dir = Path(model_dir)
-    model, _ = load_cross_encoder(str(model_dir), device=device, max_length=config.max_length)
+    model, _ = load_cross_encoder(str(model_dir), device=device)  # its own saved max length, as --rerank loads it
     record_path = model_dir / TRAINING_RECORD
     trained = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
     if "dev_queries" in trained:
