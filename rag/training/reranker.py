@@ -26,10 +26,12 @@ A dev split of the *training* queries (``dev_fraction``) is held out before mini
 reranked from its first-stage top ``dev_depth`` at every evaluation and the checkpoint with the
 best dev nDCG@10 is kept (``CrossEncoderRerankingEvaluator``, positives counted only when the
 first stage found them, i.e. the realistic setting). The interpolation weight α of the best
-checkpoint with the first stage's score is then chosen on the same dev split
-(:mod:`rag.training.rerank_weight`) and written beside it as ``rerank.json``. Training runs through sentence-transformers'
-``CrossEncoderTrainer`` (seeded data order, warmup, checkpoints, progress bars); the model is
-written atomically with ``training.json`` (configuration, data hash, dev queries, curves).
+checkpoint's score with the first stage's is then chosen on the same dev split
+(:mod:`rag.training.rerank_weight`) and written beside it as ``rerank.json``. Training runs
+through sentence-transformers' ``CrossEncoderTrainer`` (seeded data order, warmup, checkpoints,
+progress bars); the model is written atomically with ``training.json`` (configuration, data
+hash, dev queries, curves). An existing cross-encoder as ``base_model`` keeps its head: training
+continues it (e.g. LCE after BCE).
 
 Example:
     (Not run as a doctest: needs an index and training pairs.)
