@@ -156,18 +156,19 @@ class Index:
         return self.manifest.generation
 
     def retriever(self, mode: SearchMode = "bm25", *, rerank: bool = True, rerank_depth: int | None = None,
-                  **hybrid_overrides):
+                  rerank_weight: float | None = None, **hybrid_overrides):
         """The retriever for ``mode``; ``hybrid_overrides`` replace fields of the hybrid config.
 
         With a :attr:`reranker` (and ``rerank``), a :class:`rag.rerank.RerankingRetriever` over it that
-        reranks the top ``rerank_depth`` passages (default: the reranker's depth).
+        reranks the top ``rerank_depth`` passages (default: the reranker's depth) with interpolation
+        weight ``rerank_weight`` (default: the reranker's).
         """
         base = self._first_stage(mode, **hybrid_overrides)
         if self.reranker is None or not rerank:
             return base
         from rag.rerank import RerankingRetriever
 
-        return RerankingRetriever(base, self.reranker.with_depth(rerank_depth))
+        return RerankingRetriever(base, self.reranker.with_depth(rerank_depth).with_weight(rerank_weight))
 
     def _first_stage(self, mode: SearchMode, **hybrid_overrides) -> ScoringRetriever | HybridRetriever:
         if mode == "bm25":

@@ -69,12 +69,14 @@ class AskConfig:
         filter: a metadata filter (:mod:`indexes.filters`) the retrieved passages must satisfy.
         rerank: rerank with the index's reranker, when it has one (:mod:`rag.rerank`).
         rerank_depth: passages reranked (``None``: the reranker's own depth).
+        rerank_weight: α of the cross-encoder's score against the first stage's (``None``: the reranker's own).
     """
 
     k: int = 5
     mode: SearchMode = "hybrid"
     rerank: bool = True
     rerank_depth: int | None = None
+    rerank_weight: float | None = None
     hyde: HydeConfig | None = None
     kv_cache: bool = False
     layout: BlockLayout = BlockLayout()
@@ -126,7 +128,8 @@ def retrieve(question: str, index, config: AskConfig, generator=None) -> list[Hi
         raise InputError("the question is empty")
     where = {} if config.filter is None else {"where": index.where(config.filter)}
     if config.hyde is None:
-        return index.retriever(config.mode, rerank=config.rerank, rerank_depth=config.rerank_depth).search(
+        return index.retriever(config.mode, rerank=config.rerank, rerank_depth=config.rerank_depth,
+                               rerank_weight=config.rerank_weight).search(
             question, config.k, **where)
     if generator is None:
         raise InputError("--hyde needs a generator to write hypothetical documents: pass --generator MODEL")

@@ -15,6 +15,11 @@ Reranking therefore never changes *which* passages are in the top N: recall@N is
 stage's (property-tested in ``tests/rag/test_rerank.py``). Cross-encoder scores are comparable
 only within one ranking.
 
+With a rerank weight α < 1 (``rerank.json`` beside a ``rag train reranker`` model, chosen on its
+dev split, or ``--rerank-weight``) the head is sorted by ``α·mm(CE) + (1−α)·mm(first stage)``
+instead, ties in first-stage order (:mod:`rag.rerank_interpolation`); α = 1 is the cross-encoder
+alone, exactly as above, and α = 0 the first stage's order (the cross-encoder is then not run).
+
 Example:
     (Not run as a doctest: needs a cross-encoder folder and an index.)
     >>> reranker = CrossEncoderReranker.load(RerankConfig("build/reranker", depth=20))   # doctest: +SKIP
@@ -34,6 +39,7 @@ from indexes.errors import InputError
 from indexes.filters import RowFilter
 from indexes.passage_store import PassageStore
 from rag.protocols import Ranking, RowScorer
+from rag.rerank_interpolation import PURE_CE, check_weight, interpolate, read_weight
 from rag.retrievers import _Base
 
 DEFAULT_DEPTH = 100  # the usual BEIR reranking depth (Thakur et al. 2021, §4: BM25 top-100 + cross-encoder)
@@ -48,14 +54,19 @@ class RerankConfig:
         depth: N, the first-stage passages re-scored per query.
         batch_size: query–passage pairs per forward pass.
         max_length: tokens per pair (``None``: the model's own limit).
+        weight: α of the interpolation with the first stage's score, in [0, 1] (``None``: the
+            model's ``rerank.json``, else 1 = the cross-encoder alone).
     """
 
     model: str
     depth: int = DEFAULT_DEPTH
     batch_size: int = 32
     max_length: int | None = None
+    weight: float | None = None
 
     def __post_init__(self) -> None:
+        if self.weight is not None:
+            check_weight(self.weight)
         if self.depth < 1:
             raise InputError(f"rerank depth must be at least 1, got {self.depth}")
         if self.batch_size < 1:
@@ -76,9 +87,16 @@ class CrossEncoderReranker:
     pair is the same whatever else is scored with it, up to float32 padding noise (~1e-6).
     """
 
-    def __init__(self, model, config: RerankConfig, revision: str | None = None) -> None:
-        self.model, self.config, self.revision = model, config, revision
+    def __init__(self, model, config: RerankConfig, revision: str | None = None, saved_weight: float | None = None) -> None:
+        self.model, self.config, self.revision, self.saved_weight = model, config, revision, saved_weight
         self._lock = threading.Lock()
+
+    @property
+    def alpha(self) -> float:
+        """The interpolation weight in use: the configured one, else the saved one, else 1 (pure CE)."""
+        if self.config.weight is not None:
+            return self.config.weight
+        return PURE_CE if self.saved_weight is None else self.saved_weight
 
     @classmethod
     def load(cls, config: RerankConfig, device: str | None = None) -> CrossEncoderReranker:
@@ -90,15 +108,24 @@ class CrossEncoderReranker:
         from rag.models import load_cross_encoder
 
         model, resolved = load_cross_encoder(config.model, device=device, max_length=config.max_length)
-        return cls(model, config, resolved.revision)
+        return cls(model, config, resolved.revision, read_weight(resolved.path))
 
     def with_depth(self, depth: int | None) -> CrossEncoderReranker:
         """The same model at another rerank depth (``None``: this one)."""
         if depth is None or depth == self.config.depth:
             return self
+        return self._replace(depth=depth)
+
+    def with_weight(self, weight: float | None) -> CrossEncoderReranker:
+        """The same model with another interpolation weight α (``None``: this one)."""
+        if weight is None or weight == self.config.weight:
+            return self
+        return self._replace(weight=check_weight(weight))
+
+    def _replace(self, **changes) -> CrossEncoderReranker:
         from dataclasses import replace
 
-        other = CrossEncoderReranker(self.model, replace(self.config, depth=depth), self.revision)
+        other = CrossEncoderReranker(self.model, replace(self.config, **changes), self.revision, self.saved_weight)
         other._lock = self._lock  # one model, one lock
         return other
 
@@ -115,15 +142,16 @@ class CrossEncoderReranker:
         return np.asarray(logits, dtype=np.float64).reshape(len(passages))
 
 
-def rerank_ranking(ranking: Ranking, head_scores: np.ndarray) -> Ranking:
+def rerank_ranking(ranking: Ranking, head_scores: np.ndarray, ties: str = "row") -> Ranking:
     """Reorder the head of ``ranking`` by ``head_scores``; keep the tail in place, shifted below.
 
     Args:
         ranking: (rows (n,), scores (n,)) of the first stage, best first.
         head_scores: new scores of its first ``m = len(head_scores) ≤ n`` rows.
+        ties: equal new scores in ``"row"`` order (lower row first) or in first-stage ``"position"`` order.
 
     Returns:
-        (rows (n,), scores (n,)): the head sorted by descending new score, ties by the lower row;
+        (rows (n,), scores (n,)): the head sorted by descending new score, ties as ``ties`` says;
         then the tail rows in their order with scores ``s - max(tail) + min(head) - 1``.
 
     Example:
@@ -136,13 +164,32 @@ def rerank_ranking(ranking: Ranking, head_scores: np.ndarray) -> Ranking:
     if m > len(rows):
         raise ValueError(f"{m} head scores for a ranking of {len(rows)} rows")
     head_rows = rows[:m]
-    order = np.lexsort((head_rows, -np.asarray(head_scores, dtype=np.float64)))  # score desc, then row asc
+    tie_key = head_rows if ties == "row" else np.arange(m)
+    order = np.lexsort((tie_key, -np.asarray(head_scores, dtype=np.float64)))  # score desc, then tie key asc
     new_rows = np.concatenate([head_rows[order], rows[m:]])
     tail = np.asarray(scores[m:], dtype=np.float64)
     if tail.size and m:
         tail = tail - tail.max() + float(np.min(head_scores)) - 1.0
     new_scores = np.concatenate([np.asarray(head_scores, dtype=np.float64)[order], tail])
     return new_rows, new_scores
+
+
+def rerank_interpolated(ranking: Ranking, ce_scores: np.ndarray, alpha: float) -> Ranking:
+    """Reorder the head of ``ranking`` by the cross-encoder's scores mixed with weight ``alpha``.
+
+    ``alpha = 1``: :func:`rerank_ranking` on the raw logits (ties by row); otherwise by
+    ``α·mm(CE) + (1−α)·mm(first-stage head scores)``, ties in first-stage order, so ``alpha = 0``
+    returns the first stage's order (scores normalised).
+
+    Example:
+        >>> rows, scores = rerank_interpolated((np.array([5, 2, 9]), np.array([3.0, 2.0, 1.0])), np.array([0.0, 4.0, 2.0]), 0.5)
+        >>> rows.tolist(), scores.tolist()
+        ([2, 5, 9], [0.75, 0.5, 0.25])
+    """
+    if alpha == PURE_CE:
+        return rerank_ranking(ranking, ce_scores)
+    first = np.asarray(ranking[1][: len(ce_scores)], dtype=np.float64)
+    return rerank_ranking(ranking, interpolate(ce_scores, first, alpha), ties="position")
 
 
 class RerankingRetriever(_Base):
@@ -164,11 +211,14 @@ class RerankingRetriever(_Base):
     def rank_batch(self, queries: Sequence[str], depth: int, where: RowFilter | None = None) -> list[Ranking]:
         """Top-``depth`` rows of each query: the first stage's top-N reranked, then its own order.
         With ``where`` (a metadata filter) the first stage ranks only the passages it selects."""
-        out = []
+        out, alpha = [], self.reranker.alpha
         for query, (rows, scores) in zip(queries, self.base.rank_batch(queries, max(depth, self.depth), where)):
+            if alpha == 0.0:  # the first stage alone: nothing to score
+                out.append((rows[:depth], scores[:depth]))
+                continue
             head = rows[: self.depth]
             passages = [pair_text(p.title, p.text) for p in self.store.get(head.tolist())]
-            new_rows, new_scores = rerank_ranking((rows, scores), self.reranker.score(query, passages))
+            new_rows, new_scores = rerank_interpolated((rows, scores), self.reranker.score(query, passages), alpha)
             out.append((new_rows[:depth], new_scores[:depth]))
         return out
 

@@ -176,6 +176,9 @@ def request_models(s: Settings) -> RequestModels:
                                                       "(default: when the service has one; true without one: 422).")]
     RerankDepth = Annotated[int | None, Field(ge=1, le=s.max_rerank_depth, description=(
         f"Passages reranked, 1–{s.max_rerank_depth} (default: the service's, {s.rerank_depth})."))]
+    RerankWeight = Annotated[float | None, Field(ge=0.0, le=1.0, description=(
+        "α in [0, 1]: reranked passages ordered by α·CE + (1−α)·first stage, each min-max normalised per query "
+        "(default: the service's --rerank-weight, else the model's rerank.json, else 1 = cross-encoder only)."))]
 
     class SearchRequest(_Model):
         query: Query
@@ -185,6 +188,7 @@ def request_models(s: Settings) -> RequestModels:
         filter: Filter = None
         rerank: Rerank = None
         rerank_depth: RerankDepth = None
+        rerank_weight: RerankWeight = None
         highlight: bool = Field(False, description="Add each hit's `highlights`: the spans of the query's terms.")
 
     class BatchSearchRequest(_Model):
@@ -195,6 +199,7 @@ def request_models(s: Settings) -> RequestModels:
         filter: Filter = None
         rerank: Rerank = None
         rerank_depth: RerankDepth = None
+        rerank_weight: RerankWeight = None
 
     class AnswerRequest(_Model):
         question: Annotated[str, Field(examples=["Does vitamin D reduce fractures?"], **text)]
@@ -204,6 +209,7 @@ def request_models(s: Settings) -> RequestModels:
         filter: Filter = None
         rerank: Rerank = None
         rerank_depth: RerankDepth = None
+        rerank_weight: RerankWeight = None
         stream: bool = Field(False, description="Answer as Server-Sent Events: `token` events, then one `answer` "
                                                  "event holding the AnswerResponse (or one `error` event).")
         # The generation path of `rag ask` (decoder-only generator; a FiD or extractive server: 422)

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
             folder or cached HF id); requests opt out with ``"rerank": false``.
         rerank_depth: passages reranked per query unless a request sets ``rerank_depth``.
         max_rerank_depth: the largest ``rerank_depth`` a request may ask for.
+        rerank_weight: α of the cross-encoder's score against the first stage's, unless a request
+            sets ``rerank_weight`` (``None``: the model's ``rerank.json``, else 1).
     """
 
     model_config = SettingsConfigDict(env_prefix="RAG_", frozen=True, extra="ignore")
@@ -139,6 +141,7 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(100, ge=1)  # the BEIR reranking depth; cost is linear in it
     # ~10 ms per pair for MiniLM-L6 on one CPU core: 200 pairs is already seconds per request.
     max_rerank_depth: int = Field(200, ge=1)
+    rerank_weight: float | None = Field(None, ge=0.0, le=1.0)  # None: the weight saved beside the model
 
     @field_validator("indexes")
     @classmethod

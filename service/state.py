@@ -84,13 +84,15 @@ class LoadedIndex:
         with self._states_lock:
             self._states.clear()
 
-    def retriever(self, mode: SearchMode, rerank: bool | None = None, rerank_depth: int | None = None):
+    def retriever(self, mode: SearchMode, rerank: bool | None = None, rerank_depth: int | None = None,
+                  rerank_weight: float | None = None):
         """The retriever for ``mode``, reranked by the index's reranker unless ``rerank`` is false.
 
         Args:
             mode: bm25, dense or hybrid.
             rerank: ``None``: rerank when the service has a reranker; ``True``: require one.
             rerank_depth: passages reranked (``None``: the service's ``rerank_depth``).
+            rerank_weight: α of the cross-encoder's score against the first stage's (``None``: the service's).
 
         Raises:
             InputError: this index has no part for ``mode``, or reranking was asked of a service without a reranker.
@@ -104,7 +106,7 @@ class LoadedIndex:
             return self.retrievers[mode]
         from rag.rerank import RerankingRetriever
 
-        return RerankingRetriever(self.retrievers[mode], reranker.with_depth(rerank_depth))
+        return RerankingRetriever(self.retrievers[mode], reranker.with_depth(rerank_depth).with_weight(rerank_weight))
 
 
 class ServiceState:
@@ -176,7 +178,7 @@ class ServiceState:
         if s.rerank:  # before the indexes: each Index holds it (the /answer pipeline reranks through it)
             from rag.rerank import CrossEncoderReranker, RerankConfig
 
-            self.reranker = CrossEncoderReranker.load(RerankConfig(s.rerank, depth=s.rerank_depth), device=s.device)
+            self.reranker = CrossEncoderReranker.load(RerankConfig(s.rerank, depth=s.rerank_depth, weight=s.rerank_weight), device=s.device)
         for name, entry in self.indexes.items():
             self._open_entry(name, entry)
         if s.generator:

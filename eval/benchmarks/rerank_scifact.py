@@ -8,8 +8,9 @@ Usage::
         --squad-json ../shared/data/squad-dev/dev-v1.1.json --squad-sample 200 --write-docs
 
 Each query's first-stage (hybrid) top ``max(depths)`` passages are scored by the cross-encoder
-once; the ranking at depth d reorders the top d of them by those scores
-(:func:`rag.rerank.rerank_ranking`, exactly what ``--rerank-depth d`` does; a pair's score does not
+once; the ranking at depth d reorders the top d of them by those scores, alone (α = 1) and
+interpolated with the first stage's at the reranker's weight α (``rerank.json`` or ``--weight``;
+:func:`rag.rerank.rerank_interpolated`, exactly what ``--rerank-depth d --rerank-weight α`` does; a pair's score does not
 depend on the other pairs, up to float32 padding noise, and the latency queries check that the
 served path gives the same top 10). Documents are ranked by their best passage, as
 ``rag eval retrieval``. The difference in nDCG@10 gets a paired percentile-bootstrap interval
@@ -31,7 +32,7 @@ import numpy as np
 from eval.retrieval import evaluate
 from rag.index import open_index
 from rag.queries import load_qrels, load_queries
-from rag.rerank import CrossEncoderReranker, RerankConfig, RerankingRetriever, pair_text, rerank_ranking
+from rag.rerank import CrossEncoderReranker, RerankConfig, RerankingRetriever, pair_text, rerank_interpolated
 
 
 def first_stage(index, queries: dict[str, str], depth: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -77,7 +78,8 @@ def paired_interval(a: dict[str, float], b: dict[str, float], seed: int = 0, n: 
 
 
 def compare(index, reranker, queries, qrels, depths: list[int]) -> tuple[list[dict], float]:
-    """Rows of metrics for hybrid and for each rerank depth, and the cross-encoder's pairs/s."""
+    """Rows of metrics for hybrid and for each rerank depth (α = 1, and the reranker's α when it
+    is below 1), and the cross-encoder's pairs/s."""
     doc_ids = index.store.doc_ids()
     deepest = max(depths)
     rankings = first_stage(index, queries, index.per_document_depth(100))
@@ -85,11 +87,14 @@ def compare(index, reranker, queries, qrels, depths: list[int]) -> tuple[list[di
     base_run = {q: document_run(r, doc_ids) for q, r in rankings.items()}
     base, base_q = evaluate(base_run, qrels)
     rows = [{"system": "hybrid", **base}]
+    alphas = [1.0] + ([reranker.alpha] if reranker.alpha < 1.0 else [])
     for d in depths:
-        run = {q: document_run(rerank_ranking(rankings[q], scores[q][:d]), doc_ids) for q in queries}
-        means, per_q = evaluate(run, qrels)
-        lo, hi = paired_interval({q: base_q[q]["ndcg@10"] for q in qrels}, {q: per_q[q]["ndcg@10"] for q in qrels})
-        rows.append({"system": f"hybrid + rerank top-{d}", **means, "delta_ci": (lo, hi)})
+        for alpha in alphas:
+            run = {q: document_run(rerank_interpolated(rankings[q], scores[q][:d], alpha), doc_ids) for q in queries}
+            means, per_q = evaluate(run, qrels)
+            lo, hi = paired_interval({q: base_q[q]["ndcg@10"] for q in qrels}, {q: per_q[q]["ndcg@10"] for q in qrels})
+            label = f"hybrid + rerank top-{d}" + (f", α = {alpha:.2f}" if alpha < 1.0 else " (CE only)" if len(alphas) > 1 else "")
+            rows.append({"system": label, **means, "delta_ci": (lo, hi)})
     return rows, rate
 
 
@@ -149,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True, help="SciFact hybrid index")
     parser.add_argument("--reranker", required=True, help="cross-encoder folder (rag train reranker)")
+    parser.add_argument("--weight", type=float, default=None, help="interpolation weight α (default: its rerank.json, else 1)")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
     parser.add_argument("--depths", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--sample", type=int, default=None, help="SciFact test queries (seeded sample; default all)")
@@ -161,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args(argv)
 
-    reranker = CrossEncoderReranker.load(RerankConfig(args.reranker), device="cpu")
+    reranker = CrossEncoderReranker.load(RerankConfig(args.reranker, weight=args.weight), device="cpu")
+    print(f"rerank weight α = {reranker.alpha:.2f}", flush=True)
     qrels = load_qrels(args.data / "qrels" / "test.tsv")
     all_queries = load_queries(args.data / "queries.jsonl")
     qids = sorted(qrels)
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         md = [f"## Reranking: hybrid + cross-encoder (`{args.reranker}`)", "",
               f"Machine: {machine()}; a 2-core VM **shared with other engineers' jobs** (latencies include waiting "
               f"for a core). Date: {date.today().isoformat()}. Command: `nice -n 10 python -m eval.benchmarks.rerank_scifact "
-              f"--index {args.index} --reranker {args.reranker} --depths {' '.join(map(str, args.depths))}"
+              f"--index {args.index} --reranker {args.reranker}" + (f" --weight {args.weight}" if args.weight is not None else "") + f" --depths {' '.join(map(str, args.depths))}"
               + (f" --sample {args.sample}" if args.sample else "")
               + (f" --squad-index {args.squad_index} --squad-json {args.squad_json} --squad-sample {args.squad_sample} "
                  f"--squad-depths {' '.join(map(str, args.squad_depths))}" if squad_n else "") + " --write-docs`.", "",

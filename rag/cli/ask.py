@@ -11,7 +11,8 @@ import typer
 from rag.cli.apps import app
 from rag.cli.choices import ModelDType, SearchMode
 from rag.cli.options import (MAX_NEW_TOKENS, DeviceOption, EncoderBackendOption, FilterOption, MaxNewTokensOption,
-                             RerankDepthOption, RerankOption, load_reranker, resolve_device)
+                             RerankDepthOption, RerankOption, RerankWeightOption, load_reranker,
+                             resolve_device)
 from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQUENCE_DECODING, EvictOption, FusionOption,
                                   FusionTemperatureOption, KVBudgetOption, KVCacheOption, PositionsOption,
                                   RagSequenceDecodingOption, SelectBlocksOption, ask_fields, path_config)
@@ -61,6 +62,7 @@ def ask_command(
     filter: FilterOption = None,
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    rerank_weight: RerankWeightOption = None,
     encoder_backend: EncoderBackendOption = "auto",
 ) -> None:
     """Retrieve passages and answer QUESTION citing them as [1], [2], ...
@@ -95,7 +97,7 @@ def ask_command(
 
             fido = FiDOConfig(kv_groups=cross_kv_groups, cross_every=cross_every or 1)
         _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_new_tokens, device, as_json, kv_cache, hyde,
-                 questions, out, expr, load_reranker(rerank, rerank_depth, device), fido, encoder_backend)
+                 questions, out, expr, load_reranker(rerank, rerank_depth, device, rerank_weight), fido, encoder_backend)
         return
     if live_layers is not None:
         raise InputError("--live-layers is a FiD option: add --fid")
@@ -114,7 +116,7 @@ def ask_command(
         from rag.questions import read_questions
 
         batch = read_questions(questions)  # a bad file fails before any model loads
-    reranker = load_reranker(rerank, rerank_depth, device)
+    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
     idx = (open_index(index, reranker=reranker, encoder_backend=encoder_backend) if questions is None
            else open_batch_index(index, reranker=reranker, encoder_backend=encoder_backend))
     idx.where(expr)  # an unknown field or a wrong type fails before any model loads

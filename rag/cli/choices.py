@@ -16,7 +16,7 @@ from indexes.manifest import BM25Variant
 from rag.types import SearchMode
 
 __all__ = ["BM25Variant", "CorpusFormat", "EvictionPolicy", "Fusion", "LogLevel", "ModelDType", "NegativeSource",
-           "Positions", "SearchMode", "SequenceDecoding", "Stemmer", "Stopwords", "StoreDType", "VectorBackend"]
+           "Positions", "RerankerLoss", "SearchMode", "SequenceDecoding", "Stemmer", "Stopwords", "StoreDType", "VectorBackend"]
 
 CorpusFormat = Literal["auto", "beir", "jsonl", "csv", "tsv", "squad", "dir"]  # rag.corpus.CorpusFormat
 VectorBackend = Literal["flat", "hnsw", "ivfpq", "milvus"]  # indexes.manifest.VectorBackendSpec.kind, or Milvus
@@ -29,4 +29,5 @@ Fusion = Literal["concat", "rag-sequence", "rag-token"]  # rag.generation.rag_fu
 SequenceDecoding = Literal["thorough", "fast"]  # rag.generation.rag_fusion.SequenceDecoding
 EvictionPolicy = Literal["h2o", "snapkv"]  # rag.generation.kv_evict.Policy
 NegativeSource = Literal["bm25", "dense"]  # rag.training.negatives.NegativeConfig.source
+RerankerLoss = Literal["bce", "lce"]  # rag.training.reranker.RerankerTrainConfig.loss
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]  # uvicorn.config.LOG_LEVELS

@@ -11,7 +11,7 @@ import typer
 from rag.cli.apps import eval_app
 from rag.cli.choices import SearchMode
 from rag.wording import counted
-from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, directory_output,
+from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, RerankWeightOption, directory_output,
                              load_reranker, output_file)
 
 
@@ -29,6 +29,7 @@ def eval_retrieval_command(
     filter: FilterOption = None,
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    rerank_weight: RerankWeightOption = None,
     encoder_backend: EncoderBackendOption = "auto",
     device: DeviceOption = "auto",
 ) -> None:
@@ -46,7 +47,8 @@ def eval_retrieval_command(
     missing = [q for q in judged if q not in all_queries]
     if missing:
         raise InputError(f"{qrels}: {len(missing)} judged query ids are not in {queries} (e.g. {missing[0]!r})")
-    idx = open_index(index, reranker=load_reranker(rerank, rerank_depth, device), encoder_backend=encoder_backend)
+    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
+    idx = open_index(index, reranker=reranker, encoder_backend=encoder_backend)
     result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json, where=idx.where(expr))
     tag = f"rag-{mode}" + (f"-rerank{rerank_depth}" if rerank else "")
     if run is not None:
@@ -57,16 +59,16 @@ def eval_retrieval_command(
         from eval.retrieval_report import build_report, write_retrieval_report
 
         config = {"index": str(index), "mode": mode, "qrels": str(qrels)} | ({"filter": filter} if filter else {}) \
-            | ({"rerank": rerank, "rerank_depth": rerank_depth} if rerank else {})
+            | ({"rerank": rerank, "rerank_depth": rerank_depth, "rerank_weight": reranker.alpha} if rerank else {})
         paths = write_retrieval_report(report, build_report(per_query, result, all_queries, config, alpha, qrels=judged))
         typer.echo(f"wrote {paths['html']}", err=True)
     if as_json:
-        reranked = {"rerank": rerank, "rerank_depth": rerank_depth} if rerank else {}
+        reranked = {"rerank": rerank, "rerank_depth": rerank_depth, "rerank_weight": reranker.alpha} if rerank else {}
         typer.echo(json.dumps({"mode": mode, **reranked, "queries": len(judged), **({"filter": json.loads(filter)} if filter else {}),
                                **{m: round(v, 6) for m, v in means.items()}}))
         return
     to_stderr = str(run) == "-"  # stdout carries the run
-    how = f"{mode} + rerank top-{rerank_depth} ({rerank})" if rerank else mode
+    how = f"{mode} + rerank top-{rerank_depth} ({rerank}, weight {reranker.alpha:g})" if rerank else mode
     typer.echo(f"{how} on {counted(len(judged), 'judged query', 'judged queries')}", err=to_stderr)
     for name, value in means.items():
         typer.echo(f"  {name:<11} {value:.4f}", err=to_stderr)

@@ -32,15 +32,29 @@ RerankOption = Annotated[str | None, typer.Option("--rerank", help="Rerank the f
                                                   "cross-encoder (local folder or cached HF id; `rag train reranker`).")]
 RerankDepthOption = Annotated[int, typer.Option("--rerank-depth", min=1, max=10000,
                                                 help="Passages the cross-encoder reranks per query (--rerank).")]
+RerankWeightOption = Annotated[float | None, typer.Option(
+    "--rerank-weight", min=0.0, max=1.0, metavar="ALPHA",
+    help="Rank the reranked passages by ALPHA·CE + (1-ALPHA)·first stage (each min-max normalised per query; "
+         "--rerank). Default: the weight `rag train reranker` chose on its dev split (rerank.json beside the model); "
+         "a model without that file, e.g. any sentence-transformers CrossEncoder, runs at 1 (cross-encoder only). "
+         "0 keeps the first stage's order.")]
 
 
-def load_reranker(model: str | None, depth: int, device: str = "auto"):
-    """The :class:`rag.rerank.CrossEncoderReranker` of ``--rerank`` (``None`` without one)."""
+def load_reranker(model: str | None, depth: int, device: str = "auto", weight: float | None = None):
+    """The :class:`rag.rerank.CrossEncoderReranker` of ``--rerank`` (``None`` without one).
+
+    Raises:
+        InputError: ``--rerank-weight`` without ``--rerank``.
+    """
     if model is None:
+        if weight is not None:
+            from indexes.errors import InputError
+
+            raise InputError("--rerank-weight weighs a cross-encoder's score: give --rerank MODEL too")
         return None
     from rag.rerank import CrossEncoderReranker, RerankConfig
 
-    return CrossEncoderReranker.load(RerankConfig(model, depth=depth), device=resolve_device(device))
+    return CrossEncoderReranker.load(RerankConfig(model, depth=depth, weight=weight), device=resolve_device(device))
 
 MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens", help="Generated tokens at most.", min=1)]
 MAX_NEW_TOKENS = 256  # SamplingConfig's default

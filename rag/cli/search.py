@@ -10,7 +10,7 @@ import typer
 
 from rag.cli.apps import app
 from rag.cli.choices import SearchMode
-from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, load_reranker,
+from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, RerankWeightOption, load_reranker,
                              output_file)
 from rag.wording import counted
 
@@ -38,6 +38,7 @@ def search_command(
     filter: FilterOption = None,
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
+    rerank_weight: RerankWeightOption = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Search an index with BM25, dense or hybrid retrieval."""
@@ -49,7 +50,7 @@ def search_command(
     expr = parse_filter(filter) if filter is not None else None  # bad syntax fails before the index opens
     if rerank is not None and (hyde or expand == "hyde"):
         raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
-    reranker = load_reranker(rerank, rerank_depth, device)
+    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
     idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder, reranker=reranker)
     where = idx.where(expr)
     limit = len(idx.store) if where is None else where.count

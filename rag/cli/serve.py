@@ -9,6 +9,7 @@ import typer
 
 from rag.cli.apps import app
 from rag.cli.choices import LogLevel
+from rag.cli.options import RerankWeightOption
 from rag.encoder import Backend
 
 
@@ -35,6 +36,7 @@ def serve_command(
     log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = "info",
     rerank: Annotated[str | None, typer.Option("--rerank", help="Cross-encoder reranking the top passages of every search and answer (requests may opt out: \"rerank\": false).")] = None,
     rerank_depth: Annotated[int | None, typer.Option("--rerank-depth", help="Passages reranked per query (default 100; requests may set rerank_depth).", min=1)] = None,
+    rerank_weight: RerankWeightOption = None,
 ) -> None:
     """Serve search and answers over HTTP (OpenAPI at /docs). Other limits: RAG_* variables (service/settings.py)."""
     import json
@@ -79,6 +81,10 @@ def serve_command(
         env["RAG_RERANK"] = rerank
     if rerank_depth is not None:
         env["RAG_RERANK_DEPTH"] = str(rerank_depth)
+    if rerank_weight is not None:
+        if not rerank:
+            raise InputError("--rerank-weight weighs a cross-encoder's score: give --rerank MODEL too")
+        env["RAG_RERANK_WEIGHT"] = str(rerank_weight)
     if fid_live_layers is not None:
         if not generator:
             raise InputError("--fid-live-layers needs --generator T5_MODEL_DIR")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
-from rag.cli.choices import SearchMode
+from rag.cli.choices import RerankerLoss, SearchMode
 from rag.cli.options import DeviceOption, directory_output, resolve_device
 from rag.wording import counted
 
@@ -23,7 +23,8 @@ def train_reranker_command(
     qrels: Annotated[Path, typer.Option(help="TRAINING qrels (BEIR TSV or TREC); dev queries are held out of these.")],
     base: Annotated[str, typer.Option(help="Encoder to start from: embedded name, local path or cached HF id.")] = "embedded:all-MiniLM-L6-v2",
     mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="First stage mined and reranked on dev.")] = "hybrid",
-    negatives: Annotated[int, typer.Option(help="Hard negatives per query.", min=1)] = 4,
+    loss: Annotated[RerankerLoss, typer.Option(help="bce (pointwise) or lce (softmax over one positive and its --negatives; Gao et al. 2021).")] = "bce",
+    negatives: Annotated[int, typer.Option(help="Hard negatives per query (bce) or per positive (lce).", min=1)] = 4,
     negative_depth: Annotated[int, typer.Option(help="First-stage documents they are drawn from (minus positives).", min=2)] = 30,
     dev_fraction: Annotated[float, typer.Option(help="Share of the training queries held out for checkpoint selection.")] = 0.1,
     dev_depth: Annotated[int, typer.Option(help="First-stage documents reranked per dev query.", min=1)] = 20,
@@ -36,30 +37,43 @@ def train_reranker_command(
     seed: Annotated[int, typer.Option(help="Seed of the head, dev split, negatives, data order and dropout.")] = 13,
     device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    select_weight_only: Annotated[bool, typer.Option(
+        "--select-weight-only", help="Do not train: choose the interpolation weight of the trained reranker in OUT on "
+                                     "its dev split and write OUT/rerank.json.")] = False,
 ) -> None:
-    """Train a cross-encoder reranker; writes OUT with training.json beside the weights."""
+    """Train a cross-encoder reranker; writes OUT with training.json beside the weights, and
+    rerank.json with the weight α of its score against the first stage's, chosen on the dev split."""
     from indexes.errors import InputError
 
     from rag.index import open_index
     from rag.models import resolve_model
     from rag.queries import load_qrels, load_queries
     from rag.training.data import beir_pairs, load_documents
-    from rag.training.reranker import RerankerTrainConfig, train_reranker
+    from rag.training.reranker import RerankerTrainConfig, select_weight_only as select_only, train_reranker
 
     config = RerankerTrainConfig(base_model=base, epochs=epochs, batch_size=batch_size, learning_rate=lr,
-                                 warmup_ratio=warmup_ratio, negatives=negatives, negative_depth=negative_depth, mode=mode,
+                                 warmup_ratio=warmup_ratio, loss=loss, negatives=negatives, negative_depth=negative_depth, mode=mode,
                                  max_length=max_length, dev_fraction=dev_fraction, dev_depth=dev_depth,
                                  eval_steps=eval_steps, seed=seed, progress=not quiet)
     documents = load_documents(corpus)
     pairs = beir_pairs(load_queries(queries), load_qrels(qrels), documents, qrels_name=str(qrels))
-    resolve_model(base, "base model")  # a missing base model fails before the index is searched
+    if select_weight_only and not (out / "config.json").is_file():
+        raise InputError(f"--select-weight-only: {out} holds no trained reranker; train one there first")
+    if not select_weight_only:
+        resolve_model(base, "base model")  # a missing base model fails before the index is searched
     idx = open_index(index)
     try:
         if mode not in idx.modes():
             raise InputError(f"--index {index} supports {', '.join(idx.modes())}, not --mode {mode}")
+        if select_weight_only:
+            chosen = select_only(out, pairs, documents, idx, config, device=resolve_device(device))
+            typer.echo(f"wrote {out / 'rerank.json'}: rerank weight α = {chosen['alpha']:.2f} (dev nDCG@10 "
+                       f"{chosen['dev_ndcg@10']:.4f}; first stage {chosen['dev_ndcg@10_first_stage']:.4f}, cross-encoder "
+                       f"{chosen['dev_ndcg@10_cross_encoder']:.4f}; {chosen['dev_queries']} dev queries)", err=True)
+            return
         record = {"index": str(index), "corpus": str(corpus), "queries": str(queries), "qrels": str(qrels)}
         result = train_reranker(pairs, documents, idx, out, config, device=resolve_device(device), extra_record=record)
     finally:
         idx.close()
     typer.echo(f"trained {out} in {result.seconds / 60:.1f} min ({counted(result.steps, 'step')}), best dev nDCG@10 "
-               f"{result.best_dev:.4f}", err=True)
+               f"{result.best_dev:.4f}; rerank weight α = {result.rerank_weight:.2f} (rerank.json)", err=True)

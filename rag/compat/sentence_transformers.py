@@ -32,12 +32,13 @@ from sentence_transformers.base.evaluation import BaseEvaluator  # noqa: E402
 from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments  # noqa: E402
 from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator  # noqa: E402
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # noqa: E402
+from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss as _CEMultipleNegatives  # noqa: E402
 from sentence_transformers.base.sampler import BatchSamplers  # noqa: E402
 from sentence_transformers.sentence_transformer import losses  # noqa: E402
 
 __all__ = ["MIN_VERSION", "BaseEvaluator", "BinaryCrossEntropyLoss", "CrossEncoderRerankingEvaluator",
            "CrossEncoderTrainer", "CrossEncoderTrainingArguments", "SentenceTransformer", "SentenceTransformerTrainer",
-           "SentenceTransformerTrainingArguments", "info_nce_loss", "mse_loss", "no_duplicates_sampler",
+           "SentenceTransformerTrainingArguments", "info_nce_loss", "lce_loss", "mse_loss", "no_duplicates_sampler",
            "warmup_arguments"]
 
 
@@ -56,6 +57,26 @@ def info_nce_loss(model, scale: float, symmetric: bool = False, mini_batch_size:
     if mini_batch_size:
         return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=mini_batch_size, **common)
     return losses.MultipleNegativesRankingLoss(model, **common)
+
+
+def lce_loss(model):
+    """Localized contrastive estimation (Gao, Dai & Callan, ECIR 2021, §3.2) for a cross-encoder.
+
+    Softmax cross-entropy over the raw logits of each row's (query, positive) and its hard
+    negatives (dataset columns after the positive), with no in-batch negatives and no scaling:
+    the cross-encoder ``MultipleNegativesRankingLoss`` (scale 1, identity activation) whose
+    in-batch negative generator yields nothing (its ``num_negatives`` cannot be 0).
+    """
+    import torch
+
+    return _LocalizedContrastiveLoss(model, num_negatives=None, scale=1.0, activation_fn=torch.nn.Identity())
+
+
+class _LocalizedContrastiveLoss(_CEMultipleNegatives):
+    """The cross-encoder MNRL restricted to each row's own hard negatives (LCE)."""
+
+    def get_in_batch_negatives(self, anchors, candidates):
+        return iter(())
 
 
 def mse_loss(model):

@@ -11,12 +11,27 @@ every judged positive (the negatives a reranker must learn to push down are thos
 first stage ranks high; Gao et al. 2021, "Rethink Training of BERT Rerankers", arXiv:2101.08751
 §3). w = ``negatives`` balances the classes (sentence-transformers' ``pos_weight``).
 
+``loss="lce"`` trains instead with that paper's *localized contrastive estimation* (Gao, Dai &
+Callan, ECIR 2021, §3.2): one group per judged positive p⁺, with ``negatives`` hard negatives
+p⁻₁..p⁻ₙ drawn (seeded, per group) from the same first-stage pool, and a softmax cross-entropy
+over the group's n + 1 logits::
+
+    L = -(1/B) Σ_i log( exp s(q_i, p⁺_i) / (exp s(q_i, p⁺_i) + Σ_j exp s(q_i, p⁻_ij)) )
+
+(sentence-transformers' cross-encoder ``MultipleNegativesRankingLoss`` with no in-batch
+negatives, scale 1 and raw logits). A query whose pool holds fewer than n negatives is left out
+of LCE (its groups would have a different size).
+
 A dev split of the *training* queries (``dev_fraction``) is held out before mining; it is
 reranked from its first-stage top ``dev_depth`` at every evaluation and the checkpoint with the
 best dev nDCG@10 is kept (``CrossEncoderRerankingEvaluator``, positives counted only when the
-first stage found them, i.e. the realistic setting). Training runs through sentence-transformers'
-``CrossEncoderTrainer`` (seeded data order, warmup, checkpoints, progress bars); the model is
-written atomically with ``training.json`` (configuration, data hash, dev queries, curves).
+first stage found them, i.e. the realistic setting). The interpolation weight α of the best
+checkpoint's score with the first stage's is then chosen on the same dev split
+(:mod:`rag.training.rerank_weight`) and written beside it as ``rerank.json``. Training runs
+through sentence-transformers' ``CrossEncoderTrainer`` (seeded data order, warmup, checkpoints,
+progress bars); the model is written atomically with ``training.json`` (configuration, data
+hash, dev queries, curves). An existing cross-encoder as ``base_model`` keeps its head: training
+continues it (e.g. LCE after BCE).
 
 Example:
     (Not run as a doctest: needs an index and training pairs.)
@@ -33,10 +48,12 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from indexes.errors import InputError
 from rag.models import EMBEDDED_MODEL
 from rag.training.data import Pair, split_dev
+from rag.training.rerank_weight import dev_weight, first_stage_documents
 from rag.training.result import TrainResult
 
 log = logging.getLogger(__name__)
@@ -54,7 +71,10 @@ class RerankerTrainConfig:
         batch_size: rows per optimisation step.
         learning_rate: AdamW peak rate, linearly decayed after warmup.
         warmup_ratio: fraction of steps with a rising rate.
-        negatives: hard negatives per query (and the positive class weight).
+        loss: ``bce`` (pointwise, monoBERT) or ``lce`` (listwise over one positive and its
+            ``negatives``, Gao et al. 2021).
+        negatives: hard negatives per query (BCE, also the positive class weight) or per
+            positive (LCE).
         negative_depth: first-stage candidates they are drawn from.
         mode: the first stage mined and reranked at dev time (bm25, dense or hybrid).
         max_length: tokens per (query, passage) pair, in training and in the saved model.
@@ -70,6 +90,7 @@ class RerankerTrainConfig:
     batch_size: int = 16
     learning_rate: float = 7e-5  # monoBERT-small scale; a new head on a 6-layer model tolerates more than 2e-5
     warmup_ratio: float = 0.1
+    loss: Literal["bce", "lce"] = "bce"
     negatives: int = 4
     negative_depth: int = 30  # as rag.training.negatives: hard, without being mostly unjudged positives
     mode: str = "hybrid"
@@ -85,21 +106,10 @@ class RerankerTrainConfig:
             raise InputError("epochs, learning rate and batch size must be positive")
         if self.negatives < 1 or self.negative_depth <= self.negatives:
             raise InputError(f"need 1 ≤ negatives < negative depth, got {self.negatives} and {self.negative_depth}")
+        if self.loss not in ("bce", "lce"):
+            raise InputError(f"loss must be bce or lce, got {self.loss!r}")
         if not 0 < self.dev_fraction < 1:
             raise InputError(f"dev fraction must be in (0, 1): checkpoints are selected on it, got {self.dev_fraction}")
-
-
-def first_stage_documents(index, queries: Mapping[str, str], mode: str, depth: int) -> dict[str, list[str]]:
-    """Each query's top-``depth`` distinct document ids from ``index``'s first stage, best first."""
-    retriever = index.retriever(mode, rerank=False)
-    doc_ids = index.store.doc_ids()
-    qids = list(queries)
-    out: dict[str, list[str]] = {}
-    for start in range(0, len(qids), 64):
-        chunk = qids[start : start + 64]
-        for qid, (rows, _) in zip(chunk, retriever.rank_batch([queries[q] for q in chunk], index.per_document_depth(depth))):
-            out[qid] = list(dict.fromkeys(doc_ids[r] for r in rows.tolist()))[:depth]
-    return out
 
 
 def training_rows(pairs: Sequence[Pair], candidates: Mapping[str, Sequence[str]], documents: Mapping[str, str],
@@ -120,6 +130,25 @@ def training_rows(pairs: Sequence[Pair], candidates: Mapping[str, Sequence[str]]
         pool = [d for d in candidates.get(qid, ()) if d not in positives[qid]]
         rows += [(text[qid], documents[d], 0.0) for d in rng.sample(pool, min(negatives, len(pool)))]
     return rows
+
+
+def lce_groups(pairs: Sequence[Pair], candidates: Mapping[str, Sequence[str]], documents: Mapping[str, str],
+               negatives: int, seed: int) -> list[tuple[str, ...]]:
+    """(query, positive, negative_1, …, negative_n) groups for LCE, one per judged pair, seeded.
+
+    Negatives come from the query's candidates minus its judged positives; a query with fewer
+    than ``negatives`` of them contributes no group.
+    """
+    rng = random.Random(seed)
+    positives: dict[str, set[str]] = defaultdict(set)
+    for p in pairs:
+        positives[p.query_id].add(p.positive_id)
+    groups = []
+    for p in pairs:
+        pool = [d for d in candidates.get(p.query_id, ()) if d not in positives[p.query_id]]
+        if len(pool) >= negatives:
+            groups.append((p.query, p.positive, *(documents[d] for d in rng.sample(pool, negatives))))
+    return groups
 
 
 def dev_samples(dev: Sequence[Pair], candidates: Mapping[str, Sequence[str]], documents: Mapping[str, str]) -> list[dict]:
@@ -157,9 +186,11 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
         CrossEncoderRerankingEvaluator,
         CrossEncoderTrainer,
         CrossEncoderTrainingArguments,
+        lce_loss,
         warmup_arguments,
     )
     from rag.models import load_cross_encoder
+    from rag.rerank_interpolation import write_weight
     from rag.training.step_loop import kept_global_rng
 
     out = Path(out)
@@ -171,11 +202,19 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
     if not dev:
         raise InputError("the dev split is empty: give more training queries or a larger --dev-fraction")
     queries = {p.query_id: p.query for p in pairs}
-    candidates = first_stage_documents(index, queries, config.mode, max(config.negative_depth, config.dev_depth))
-    rows = training_rows(train, {q: c[: config.negative_depth] for q, c in candidates.items()}, documents,
-                         config.negatives, config.seed)
+    scored = first_stage_documents(index, queries, config.mode, max(config.negative_depth, config.dev_depth))
+    candidates = {q: [d for d, _ in c] for q, c in scored.items()}
+    mine = {q: c[: config.negative_depth] for q, c in candidates.items()}
+    if config.loss == "lce":
+        rows = lce_groups(train, mine, documents, config.negatives, config.seed)
+        if not rows:
+            raise InputError(f"no training query has {config.negatives} negatives in its first-stage top "
+                             f"{config.negative_depth}: lower --negatives or raise --negative-depth")
+    else:
+        rows = training_rows(train, mine, documents, config.negatives, config.seed)
     samples = dev_samples(dev, {q: c[: config.dev_depth] for q, c in candidates.items()}, documents)
-    log.info("training on %d rows from %d queries; %d dev queries", len(rows), len({p.query_id for p in train}), len(samples))
+    log.info("training on %d %s from %d queries; %d dev queries", len(rows), "groups" if config.loss == "lce" else "rows",
+             len({p.query_id for p in train}), len(samples))
     model, resolved = load_cross_encoder(config.base_model, device=device, max_length=config.max_length,
                                          new_head=True, seed=config.seed)
     evaluator = CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, name="dev",
@@ -190,9 +229,14 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
         save_steps=config.eval_steps, save_total_limit=2, load_best_model_at_end=True, metric_for_best_model=metric,
         greater_is_better=True, logging_steps=10, report_to="none", disable_tqdm=not config.progress,
         use_cpu=device == "cpu")
-    dataset = Dataset.from_dict({"query": [r[0] for r in rows], "passage": [r[1] for r in rows],
-                                 "label": [r[2] for r in rows]})
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(config.negatives)))
+    if config.loss == "lce":
+        columns = ["query", "positive", *(f"negative_{j}" for j in range(1, config.negatives + 1))]
+        dataset = Dataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+        loss = lce_loss(model)
+    else:
+        dataset = Dataset.from_dict({"query": [r[0] for r in rows], "passage": [r[1] for r in rows],
+                                     "label": [r[2] for r in rows]})
+        loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(config.negatives)))
     with kept_global_rng():  # the transformers Trainer seeds the global generators
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
         start = time.perf_counter()
@@ -202,6 +246,7 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
     dev_curve = [(h["step"], h[metric]) for h in history if metric in h]
     best = trainer.state.best_metric
+    alpha, weight_record = dev_weight(model, dev, documents, scored, config.dev_depth)
     record = {"config": asdict(config), "base_revision": resolved.revision, "rows": len(rows),
               "train_queries": len({p.query_id for p in train}), "dev_queries": sorted({p.query_id for p in dev}),
               "train_seconds": round(seconds, 1), "best_dev_ndcg@10": best,
@@ -210,6 +255,42 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
     with atomic_directory(out) as tmp:
         model.save_pretrained(str(tmp))
         (tmp / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        write_weight(tmp, alpha, weight_record)
     curve = [{"step": s, "loss": v} for s, v in losses] + [{"step": s, "ndcg@10": v} for s, v in dev_curve]
     return TrainResult(steps=trainer.state.global_step, seconds=seconds, history=tuple(sorted(curve, key=lambda r: r["step"])),
-                       out=out, dev_metric="ndcg@10", best_dev=best)
+                       out=out, dev_metric="ndcg@10", best_dev=best, rerank_weight=alpha)
+
+
+def select_weight_only(model_dir: str | Path, pairs: Sequence[Pair], documents: Mapping[str, str], index,
+                       config: RerankerTrainConfig = RerankerTrainConfig(), *, device: str | None = None) -> dict:
+    """Choose α for an already trained reranker on its own dev split and write ``rerank.json`` beside it.
+
+    The dev queries are those its ``training.json`` records (the ones its checkpoint was selected
+    on); without that record, the split ``config.dev_fraction``/``config.seed`` would give.
+
+    Returns:
+        the written record (α, dev curve, …).
+
+    Raises:
+        InputError: ``model_dir`` has no cross-encoder, or its dev queries are not in ``pairs``.
+    """
+    from rag.models import load_cross_encoder
+    from rag.rerank_interpolation import write_weight
+
+    model_dir = Path(model_dir)
+    model, _ = load_cross_encoder(str(model_dir), device=device)  # its own saved max length, as --rerank loads it
+    record_path = model_dir / TRAINING_RECORD
+    trained = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    if "dev_queries" in trained:
+        dev_ids = set(trained["dev_queries"])
+        dev = [p for p in pairs if p.query_id in dev_ids]
+        if {p.query_id for p in dev} != dev_ids:
+            raise InputError(f"{record_path}: its dev queries are not all in --qrels; pass the training qrels it was trained on")
+        depth, mode = trained.get("config", {}).get("dev_depth", config.dev_depth), trained.get("config", {}).get("mode", config.mode)
+    else:
+        _, dev = split_dev(list(pairs), config.dev_fraction, config.seed)
+        depth, mode = config.dev_depth, config.mode
+    scored = first_stage_documents(index, {p.query_id: p.query for p in dev}, mode, depth)
+    alpha, record = dev_weight(model, dev, documents, scored, depth)
+    write_weight(model_dir, alpha, record)
+    return {"alpha": alpha, **record}

@@ -28,6 +28,7 @@ class TrainResult:
         out: the trained model's folder (``None`` until the caller saves it).
         dev_metric: the history key that selects the best checkpoint, when one does.
         best_dev: that metric's best value.
+        rerank_weight: a reranker's interpolation weight α chosen on dev (``rag.rerank_interpolation``).
     """
 
     steps: int
@@ -36,6 +37,7 @@ class TrainResult:
     out: Path | None = None
     dev_metric: str | None = None
     best_dev: float | None = None
+    rerank_weight: float | None = None
 
     @property
     def losses(self) -> list[tuple[int, float]]:

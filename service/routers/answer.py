@@ -80,6 +80,7 @@ def _config(body, max_new_tokens: int, expr=None, path=None):
     decoding = {knob: getattr(body, knob) for knob in _DECODING if getattr(body, knob) is not None}
     sampling = SamplingConfig(max_new_tokens=body.max_new_tokens or max_new_tokens, **decoding)
     return AskConfig(k=body.k, mode=body.mode, rerank=body.rerank is not False, rerank_depth=body.rerank_depth,
+                     rerank_weight=body.rerank_weight,
                      kv_cache=path.kv_cache, layout=path.layout, fusion=path.fusion, select=path.select,
                      eviction=path.eviction, sampling=sampling, filter=expr)
 

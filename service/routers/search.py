@@ -59,7 +59,7 @@ def build_router(models: RequestModels) -> APIRouter:
         hit also carries the spans of the query's terms (see :mod:`rag.highlight`)."""
         entry = state.get(body.index)
         tag(request, mode=body.mode, index=entry.name)
-        retriever = entry.retriever(body.mode, body.rerank, body.rerank_depth)
+        retriever = entry.retriever(body.mode, body.rerank, body.rerank_depth, body.rerank_weight)
         t0 = time.perf_counter()
         hits = await run_blocking(request, _search, entry, retriever, [body.query], body.k, body.filter)
         hits = hits[0]
@@ -75,7 +75,7 @@ def build_router(models: RequestModels) -> APIRouter:
         """One result list per query, in order; the queries are encoded as one batch."""
         entry = state.get(body.index)
         tag(request, mode=body.mode, index=entry.name)
-        retriever = entry.retriever(body.mode, body.rerank, body.rerank_depth)
+        retriever = entry.retriever(body.mode, body.rerank, body.rerank_depth, body.rerank_weight)
         t0 = time.perf_counter()
         runs = await run_blocking(request, _search, entry, retriever, body.queries, body.k, body.filter)
         ms = 1e3 * (time.perf_counter() - t0)

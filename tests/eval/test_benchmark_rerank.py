@@ -7,7 +7,7 @@ from pathlib import Path
 
 from eval.benchmarks import rerank_scifact
 from rag.index import open_index
-from rag.rerank import CrossEncoderReranker, RerankConfig, RerankingRetriever, rerank_ranking
+from rag.rerank import CrossEncoderReranker, RerankConfig, RerankingRetriever, rerank_interpolated
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -22,11 +22,12 @@ def test_scores_of_the_deepest_head_rank_every_depth_as_the_served_path(sample_i
     try:
         rankings = rerank_scifact.first_stage(index, queries, 20)
         scores, rate = rerank_scifact.head_scores(reranker, index, queries, rankings, 8)
-        for depth in (3, 8):
-            served = RerankingRetriever(index.retriever("hybrid", rerank=False), reranker.with_depth(depth))
+        for depth, alpha in ((3, 1.0), (8, 1.0), (3, 0.45), (8, 0.45)):
+            served = RerankingRetriever(index.retriever("hybrid", rerank=False),
+                                        reranker.with_depth(depth).with_weight(alpha))
             for qid, text in queries.items():
-                # When depth d reorders the top d by the deepest scores, and when the served path reranks
-                rows, _ = rerank_ranking(rankings[qid], scores[qid][:depth])
+                # When depth d reorders the top d by the deepest scores (at weight α), and when the served path reranks
+                rows, _ = rerank_interpolated(rankings[qid], scores[qid][:depth], alpha)
                 (served_rows, _), = served.rank_batch([text], 10)
                 # Then both give the same top 10
                 assert rows[:10].tolist() == served_rows.tolist()
@@ -47,3 +48,8 @@ def test_the_script_writes_its_table(tmp_path, sample_index, tiny_cross_encoder,
     out = capsys.readouterr().out
     # Then it prints one row per system
     assert "| hybrid |" in out and "| hybrid + rerank top-3 |" in out and "| hybrid + rerank top-5 |" in out
+    # and with a weight below 1, a CE-only row and an interpolated row per depth
+    rerank_scifact.main(["--index", str(sample_index), "--reranker", str(tiny_cross_encoder), "--data", str(data),
+                         "--depths", "3", "--weight", "0.3", "--latency-queries", "2"])
+    out = capsys.readouterr().out
+    assert "| hybrid + rerank top-3 (CE only) |" in out and "| hybrid + rerank top-3, α = 0.30 |" in out

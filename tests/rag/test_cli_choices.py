@@ -109,6 +109,7 @@ def _library_sets() -> dict[str, set[str]]:
     from rag.generation.kv_evict import Policy
     from rag.generation.rag_fusion import Fusion, SequenceDecoding
     from rag.training.negatives import NegativeConfig
+    from rag.training.reranker import RerankerTrainConfig
 
     def args(tp) -> set[str]:
         return set(typing.get_args(tp))
@@ -120,12 +121,13 @@ def _library_sets() -> dict[str, set[str]]:
         "Stopwords": args(AnalyzerSpec.model_fields["stopwords"].annotation),
         "Positions": args(Positions), "Fusion": args(Fusion), "SequenceDecoding": args(SequenceDecoding),
         "EvictionPolicy": args(Policy), "NegativeSource": args(typing.get_type_hints(NegativeConfig)["source"]),
+        "RerankerLoss": args(typing.get_type_hints(RerankerTrainConfig)["loss"]),
         "LogLevel": set(uvicorn.config.LOG_LEVELS),
     }
 
 
 CLI_SETS = ["CorpusFormat", "ModelDType", "StoreDType", "VectorBackend", "Stemmer", "Stopwords", "Positions", "Fusion",
-            "SequenceDecoding", "EvictionPolicy", "NegativeSource", "LogLevel"]
+            "SequenceDecoding", "EvictionPolicy", "NegativeSource", "RerankerLoss", "LogLevel"]
 
 
 @pytest.mark.parametrize("name", CLI_SETS)

@@ -70,3 +70,28 @@ def test_rerank_without_a_reranker_and_a_bad_depth_are_422s(server, rerank_serve
     # Then the field is named
     assert zero.status_code == 422 and huge.status_code == 422
     assert zero.json()["error"]["fields"] == ["rerank_depth"]
+
+
+def test_rerank_weight_over_rest_equals_the_cli_and_a_bad_one_is_a_422(rerank_server, sample_index, tiny_cross_encoder, capsys):
+    # Given the CLI's hits at the server's depth with α = 0.5, and the first stage's own hits
+    half = cli_hits(capsys, sample_index, "--rerank", str(tiny_cross_encoder), "--rerank-depth", "5", "--rerank-weight", "0.5")
+    plain = cli_hits(capsys, sample_index)
+    with rerank_server.client() as c:
+        # When requests set rerank_weight 0.5, 0 (first stage only), and out of range
+        r_half = c.post("/search", json={"query": QUERY, "k": 8, "mode": "hybrid", "rerank_weight": 0.5}).json()["hits"]
+        r_zero = c.post("/search", json={"query": QUERY, "k": 8, "mode": "hybrid", "rerank_weight": 0}).json()["hits"]
+        bad = c.post("/search", json={"query": QUERY, "rerank_weight": 1.5})
+        bad_answer = c.post("/answer", json={"question": QUERY, "rerank_weight": -0.2})
+        answer = c.post("/answer", json={"question": QUERY, "k": 3, "rerank_weight": 0.5})
+    # Then α = 0.5 equals the CLI bit for bit, α = 0 gives the first stage's order, and bad values name the field
+    assert r_half == half
+    assert [h["id"] for h in r_zero] == [h["id"] for h in plain]
+    assert bad.status_code == 422 and bad.json()["error"]["fields"] == ["rerank_weight"]
+    assert bad_answer.status_code == 422 and bad_answer.json()["error"]["fields"] == ["rerank_weight"]
+    assert answer.status_code == 200
+
+
+def test_serve_refuses_a_weight_without_a_reranker(capsys, sample_index):
+    assert main(["serve", "--index", f"sample={sample_index}", "--rerank-weight", "0.5"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "give --rerank MODEL too" in err
