@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,23 +94,40 @@ def record(folder: Path, model, *, max_seq_length: int, dim: int, opset: int) ->
 
 
 class FastTokenizer:
-    """The ``transformers`` fast tokenizer's ``__call__`` for what the ONNX encoder asks of it, on ``tokenizers``."""
+    """The ``transformers`` fast tokenizer's ``__call__`` for what the ONNX encoder asks of it, on ``tokenizers``.
+
+    Thread-safe: ``tokenizers`` keeps padding and truncation as state of the ``Tokenizer`` object,
+    so each setting gets its own object, configured once and then only read (service encoder
+    threads tokenise at once; re-configuring one shared object per call let a call run with
+    another's settings, e.g. untruncated).
+    """
 
     def __init__(self, entry: dict) -> None:
-        from tokenizers import Tokenizer
-
         self.entry = entry
-        self.tokenizer = Tokenizer.from_str(entry["tokenizer"])
+        self._configured: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def _tokenizer(self, padding: bool, truncation: bool, max_length: int | None):
+        key = (bool(padding), bool(truncation and max_length), max_length if truncation else None)
+        tok = self._configured.get(key)
+        if tok is None:
+            from tokenizers import Tokenizer
+
+            e = self.entry
+            tok = Tokenizer.from_str(e["tokenizer"])
+            tok.no_truncation()
+            tok.no_padding()
+            if key[1]:
+                tok.enable_truncation(max_length, strategy="longest_first", direction=e["truncation_side"])
+            if padding and e["pad_token"] is not None:
+                tok.enable_padding(direction=e["padding_side"], pad_id=e["pad_id"], pad_type_id=e["pad_type_id"],
+                                   pad_token=e["pad_token"])
+            with self._lock:
+                tok = self._configured.setdefault(key, tok)
+        return tok
 
     def __call__(self, texts, padding=True, truncation=True, max_length=None, return_tensors="np") -> dict:
-        e, tok = self.entry, self.tokenizer
-        tok.no_truncation()
-        tok.no_padding()
-        if truncation and max_length:
-            tok.enable_truncation(max_length, strategy="longest_first", direction=e["truncation_side"])
-        if padding and e["pad_token"] is not None:
-            tok.enable_padding(direction=e["padding_side"], pad_id=e["pad_id"], pad_type_id=e["pad_type_id"],
-                               pad_token=e["pad_token"])
+        tok = self._tokenizer(padding, truncation, max_length)
         batch = tok.encode_batch(list(texts) if isinstance(texts, (list, tuple)) else [texts])
         return {"input_ids": np.asarray([b.ids for b in batch], np.int64),
                 "attention_mask": np.asarray([b.attention_mask for b in batch], np.int64),

@@ -120,3 +120,32 @@ def test_only_pipelines_the_onnx_encoder_reproduces_are_accepted(tmp_path, pooli
     # When the fast path reads them / Then only Transformer → Pooling(one plain mode) [→ Normalize] passes
     found = onnx_fast._pipeline_pooling(tmp_path)
     assert (found and found[1]) == expected
+
+
+def test_the_tokenizer_keeps_each_calls_settings_under_threads(cache):
+    # Given the torch-free tokenizer, shared by threads that ask for different windows at once
+    # (settings are state of a tokenizers.Tokenizer: re-set per call, one thread's could leak into another's)
+    import threading
+
+    Encoder(EncoderConfig(device="cpu", backend="onnx-int8"))  # records the entry
+    entry = json.loads(next((cache / "fast").glob("*.json")).read_text(encoding="utf-8"))
+    tokenizer = onnx_fast.FastTokenizer(entry)
+    long = "word " * 300
+    expected = {window: tokenizer([long], max_length=window)["input_ids"].shape[1] for window in (8, 64)}
+    expected[None] = tokenizer([long], truncation=False)["input_ids"].shape[1]
+    seen: dict = {window: set() for window in expected}
+
+    def work(window):
+        for _ in range(300):
+            out = tokenizer([long], truncation=window is not None, max_length=window)
+            seen[window].add(out["input_ids"].shape[1])
+
+    # When they tokenise concurrently
+    threads = [threading.Thread(target=work, args=(w,)) for w in (8, 64, None) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then every call got its own window: 8 and 64 tokens with [CLS]/[SEP], the whole text untruncated
+    assert expected == {8: 8, 64: 64, None: 302}
+    assert seen == {window: {length} for window, length in expected.items()}
