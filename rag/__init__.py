@@ -22,7 +22,8 @@ Modules:
     query2doc: query expansion with a generated pseudo-document, for BM25, dense and hybrid search.
     models: one place that finds, identifies and loads every model; model_import: named local
         models and GGUF files converted once into Hugging Face folders.
-    onnx_backend: ONNX Runtime execution of the bi-encoder for fast CPU queries and passages.
+    onnx_backend: ONNX Runtime execution of the bi-encoder for fast CPU queries and passages;
+        onnx_fuse: its fused export (Attention, SkipLayerNorm, BiasGelu) before int8 quantisation.
     onnx_cache: the on-disk cache of exported ONNX encoder graphs (the export is paid once per model).
     onnx_fast: the torch-free start-up path of a cached ONNX query encoder (onnxruntime + tokenizers).
     onnx_pool: passage encoding in several ONNX Runtime worker processes.
@@ -33,7 +34,8 @@ Modules:
     chunking: documents → overlapping passages.
     indexer: build an index directory; index: open one and get retrievers over it.
     batch: a set of queries → a TREC run.
-    rerank: a cross-encoder reranking the first stage's top N passages.
+    rerank: a cross-encoder reranking the first stage's top N passages; rerank_interpolation: its
+        score interpolated with the first stage's (min-max per query, weight α).
     hyde: HyDE search with hypothetical documents from a generator.
     pipeline: ``ask``: retrieve, then answer with numbered citations (one question or a batch).
     extractive: extractive answers (the closest sentences, cited, or no answer).
