@@ -13,6 +13,7 @@ Modules:
     retrievers: BM25, dense and hybrid retrievers (a query-side model plus an index part).
     protocols: the declared seams ``ScoringRetriever`` and ``QueryEncoder``.
     live: upsert and delete documents, compact segments (one commit each).
+    live_report: what one change did (``UpdateReport``): the CLI summary line and the REST response.
     live_caches: passage KV states and LUMEN memory carried into each new commit (caches follow the documents).
     types: the protocol between pieces (``Hit``, ``Retriever``).
     encoder: the bi-encoder → L2-normalised vectors; its backend (auto: onnx-int8 on CPU, torch on GPU).

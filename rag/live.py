@@ -8,7 +8,10 @@ statistic (``N``, ``df``, ``avgdl``) is recomputed over live passages when a com
 scores after any sequence of operations equal those of a fresh ``rag index`` of the resulting
 corpus; :func:`compact_index` (merge segments, purge tombstones) is never needed for that.
 
-An upsert replaces a document whole: all passages of an existing document with the same id go.
+An upsert replaces a document whole: all passages of an existing document with the same id go;
+a document identical to the stored one (same passages: ids, titles, texts, metadata) is counted
+``unchanged`` and not rewritten (as Elasticsearch's ``detect_noop``). A change that changes nothing
+writes no commit and leaves the index folder byte-identical.
 Its documents' metadata must keep the types the index records for each field
 (:mod:`indexes.metadata_types`): a ``"2020"`` where the index holds ``year`` as numbers is refused
 before anything is written, since no filter on ``year`` would ever find that document.
@@ -24,7 +27,6 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,42 +41,17 @@ from indexes.passage_store import Passage, PassageStore, write_passages
 from indexes.segmented import CommitView
 from indexes.vector_store import write_vector_store
 from rag.chunking import split_corpus
-from rag.corpus import CorpusSpec, Document, ReadReport, read_corpus, skipped_note
+from rag.corpus import CorpusSpec, Document, ReadReport, read_corpus
 from rag.encoder import Encoder, EncoderConfig
 from rag.indexer import BuildStats, write_segment
 from rag.live_caches import Filler, carry_caches
+from rag.live_report import UpdateReport
 from rag.wording import counted
 
 
-@dataclass
-class UpdateReport:
-    """What one operation changed, for the CLI summary and the REST response."""
-
-    generation: int = 0  # the commit published (the current one when nothing changed)
-    added: int = 0  # documents new to the index
-    replaced: int = 0  # documents that existed and were replaced whole
-    deleted: int = 0  # documents deleted
-    not_found: list[str] = field(default_factory=list)  # ids asked to delete that the index does not hold
-    passages_added: int = 0
-    passages_deleted: int = 0
-    segments: int = 0  # segments of the published commit
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)  # caches that could not follow the change whole
-    skipped: int = 0  # bad records skipped (``--skip-bad-lines``)
-    first_skipped: str | None = None  # the first of them: "file:line: why"
-    committed: bool = False  # a new commit was published; False: nothing to change, no commit written
-    unchanged: str = ""  # why nothing changed (``committed`` False): "INDEX: nothing to compact (...)"
-
-    def summary(self, action: str) -> str:
-        """The one-line result: what ``action`` changed and the commit it published; when it
-        published none, why, and the commit the index is still at."""
-        missing = f", {counted(len(self.not_found), 'id')} not found" if self.not_found else ""
-        if not self.committed:
-            return (f"{self.unchanged}{missing}; "
-                    f"no new commit, the index is still at commit {self.generation}")
-        return (f"{action}: {self.added} added, {self.replaced} replaced, {self.deleted} deleted documents "
-                f"(+{self.passages_added}/-{self.passages_deleted} passages){missing}; commit {self.generation}, "
-                f"{counted(self.segments, 'segment')}, {self.seconds:.1f}s{skipped_note(self.skipped, self.first_skipped)}")
+def _folder_bytes(directory: Path) -> int:
+    """Bytes of every file under ``directory``."""
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
 
 
 def _base(seg: SegmentInfo) -> str:
@@ -97,7 +74,6 @@ def _tombstone(directory: Path, current: Manifest, generation: int, doc_ids: Ite
     """Segments with the live passages of ``doc_ids`` marked deleted → (segments, ids found, passages)."""
     wanted = list(dict.fromkeys(doc_ids))
     out, found, n = [], set(), 0
-    (directory / DELETES_DIR).mkdir(exist_ok=True)
     for seg, dead in zip(view.segments, view.dead):
         rows = _doc_rows(directory, seg, dead, wanted) if wanted else {}
         if not rows:
@@ -112,6 +88,7 @@ def _tombstone(directory: Path, current: Manifest, generation: int, doc_ids: Ite
         buf = io.BytesIO()
         np.save(buf, new, allow_pickle=False)
         fault_point("tombstones-before-write")
+        (directory / DELETES_DIR).mkdir(exist_ok=True)  # only now: a change that deletes nothing leaves no trace
         atomic_write_bytes(directory / rel, buf.getvalue())
         out.append(seg.model_copy(update={"deleted": rel, "n_deleted": int(new.size)}))
     return out, found, n
@@ -236,6 +213,14 @@ def upsert_documents(index: str | Path, documents: Iterable[Document], *, where:
             if known is None:  # an index built before the record: the types its live passages hold
                 known = field_types(view.store.metadata())
             check_field_types(known, ((d.where or where, d.metadata) for d in docs), locate)  # before any write
+            same = _identical_documents(index, view, passages)
+            passages = [p for p in passages if p.doc_id not in same]
+            report.unchanged = len(same)
+            if not passages:  # every document is already stored as given: nothing to write
+                report.generation, report.segments = current.generation, len(view.segments)
+                report.no_change = f"{where}: nothing to change, {counted(len(same), 'document')} unchanged"
+                report.seconds = time.perf_counter() - t0
+                return report
             if dense is not None and encoder is None:
                 encoder = Encoder(EncoderConfig.from_dense(dense, index_name=str(index), device=device))  # the index's backend
             ids = list(dict.fromkeys(p.doc_id for p in passages))
@@ -260,6 +245,33 @@ def upsert_documents(index: str | Path, documents: Iterable[Document], *, where:
                 added={p.id for p in passages}, fillers=fillers, metadata_fields=fields)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _passage_key(p: Passage) -> str:
+    """A passage's id, title, text and metadata as canonical JSON (``true`` and ``1``, ``1`` and ``1.0``
+    stay apart, as the index's metadata types keep them)."""
+    return json.dumps([p.id, p.title, p.text, p.metadata], ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _identical_documents(directory: Path, view: CommitView, passages: Sequence[Passage]) -> set[str]:
+    """Ids of the documents whose new ``passages`` equal their live stored passages exactly (same
+    passage ids, titles, texts and metadata): upserting them would change nothing (as
+    Elasticsearch's ``detect_noop``). Their vectors would be the same too: the index's encoder is fixed."""
+    new: dict[str, list[str]] = {}
+    for p in passages:
+        new.setdefault(p.doc_id, []).append(_passage_key(p))
+    stored: dict[str, list[str]] = {}
+    for seg, dead in zip(view.segments, view.dead):
+        rows = _doc_rows(directory, seg, dead, new)
+        if not rows:
+            continue
+        store = PassageStore(directory / seg.name)
+        try:
+            for doc_id, doc_rows in rows.items():
+                stored.setdefault(doc_id, []).extend(_passage_key(p) for p in store.get(doc_rows))
+        finally:
+            store.close()
+    return {d for d, keys in new.items() if d in stored and sorted(stored[d]) == sorted(keys)}
 
 
 def _content_sha256(passages: Sequence[Passage]) -> str:
@@ -296,7 +308,7 @@ def delete_documents(index: str | Path, doc_ids: Iterable[str]) -> UpdateReport:
             _finish(index, current, generation, segments, "delete " + "\n".join(sorted(found)), report)
         else:
             report.generation, report.segments = current.generation, len(segments_of(current))
-            report.unchanged = f"{index}: nothing to delete"
+            report.no_change = f"{index}: nothing to delete"
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -311,10 +323,13 @@ def compact_index(index: str | Path) -> UpdateReport:
         try:
             if view.simple:  # one segment, no tombstones: it is already what compacting would write
                 report.generation, report.segments = current.generation, 1
-                report.unchanged = f"{index}: nothing to compact (one segment, no deleted passages)"
+                report.no_change = f"{index}: nothing to compact (one segment, no deleted passages)"
                 report.seconds = time.perf_counter() - t0
                 return report
             generation = current.generation + 1
+            report.bytes_before = _folder_bytes(index)
+            report.segments_merged = len(view.segments)
+            report.passages_purged = int(sum(d.size for d in view.dead))
             name = f"s{generation:06d}"
             with new_segment(index, name) as folder:
                 passages: list[Passage] = list(view.store.iter_all())
@@ -334,5 +349,7 @@ def compact_index(index: str | Path) -> UpdateReport:
         segment = SegmentInfo(name=f"segments/{name}", passages=len(passages), vectors=n_vectors,
                               files=segment_checksums(index / "segments" / name))
         _finish(index, current, generation, [segment], "compact", report)
+        report.vectors_purged = sum(seg.vectors for seg in view.segments) - n_vectors if current.dense is not None else 0
+        report.bytes_after = _folder_bytes(index)
     report.seconds = time.perf_counter() - t0
     return report
