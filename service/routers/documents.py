@@ -48,7 +48,7 @@ class DeleteRequest(BaseModel):
 
 
 class UpdateResult(BaseModel):
-    """One commit's changes (see ``rag.live.UpdateReport``)."""
+    """One commit's changes (see ``rag.live_report.UpdateReport``)."""
 
     generation: int
     added: int
@@ -58,8 +58,10 @@ class UpdateResult(BaseModel):
     passages_added: int
     passages_deleted: int
     segments: int
+    unchanged: int = Field(0, description="Upserted documents identical to the stored ones (same id, title, text and "
+                           "metadata): not rewritten, as Elasticsearch's `detect_noop`.")
     committed: bool = Field(description="A new commit was published; false when nothing changed (every id to delete "
-                            "was unknown): `generation` is then the commit the index is still at.")
+                            "was unknown, every upserted document unchanged): `generation` is then the commit the index is still at.")
     notes: list[str] = Field(default_factory=list, description="Cached generator states the change could not carry "
                              "whole (KV blocks left to question time, LUMEN memory dropped), each with the command that restores it.")
 

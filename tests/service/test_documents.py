@@ -129,3 +129,22 @@ def test_a_lone_surrogate_or_an_empty_id_is_422_not_500(writable_server):
     # Then
     assert surrogate.status_code == 422 and surrogate.json()["error"]["message"].startswith("documents[0]: lone surrogate \\ud800")
     assert empty.status_code == 422 and empty.json()["error"]["fields"] == ["ids.0"] and "--" not in empty.text
+
+
+def test_an_identical_upsert_is_unchanged_and_writes_no_commit_as_the_cli(writable_server, live_index):
+    with writable_server.client() as c:
+        # Given a document upserted over REST (commit g)
+        doc = {"id": "same1", "title": "Okapi", "text": "The okapi is a giraffid.", "metadata": {"year": 2020}}
+        first = c.put("/indexes/live/documents", json={"documents": [doc]})
+        assert first.status_code == 200 and first.json()["committed"] is True
+        g = first.json()["generation"]
+        # When the same document is sent again, then with one more new document
+        again = c.put("/indexes/live/documents", json={"documents": [doc]})
+        mixed = c.put("/indexes/live/documents", json={"documents": [doc, {**doc, "id": "same2"}]})
+    # Then: the first is unchanged with no commit (still at g); the second writes only same2 (commit g + 1)
+    assert again.status_code == 200, again.text
+    assert again.json() | {"notes": []} == {"generation": g, "added": 0, "replaced": 0, "deleted": 0, "not_found": [],
+                                            "passages_added": 0, "passages_deleted": 0, "segments": first.json()["segments"],
+                                            "unchanged": 1, "committed": False, "notes": []}
+    assert mixed.status_code == 200 and (mixed.json()["added"], mixed.json()["unchanged"]) == (1, 1)
+    assert mixed.json()["committed"] is True and mixed.json()["generation"] == g + 1 == Manifest.read(live_index).generation
