@@ -2,7 +2,7 @@
 
 - body fails the schema → 422 ``validation_error``; the message and ``fields`` name the fields;
 - a :class:`~indexes.errors.RagError` → its declared ``code`` and the status :data:`STATUS` gives
-  that code: ``invalid_input`` (422), ``index_not_found`` (404), ``not_ready`` and
+  that code: ``invalid_input`` (422, with ``fields`` too: :func:`fields_of`), ``index_not_found`` (404), ``not_ready`` and
   ``answer_unavailable`` (503), ...; the table lives here, the storage layer knows no HTTP;
 - a body FastAPI cannot even decode (not UTF-8) → 400 ``malformed_body``;
 - unknown route or method → 404 ``not_found`` / 405 ``method_not_allowed``;
@@ -30,7 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from indexes.errors import RagError
+from indexes.errors import InputError, RagError
 
 log = logging.getLogger("rag.service")
 
@@ -61,6 +61,35 @@ STATUS: dict[str, int] = {
     "encoder_closed": 503,  # shutting down
     "read_only": 403,  # PUT/DELETE documents on a server not started writable
 }
+
+
+def field_error(fields: list[str] | tuple[str, ...], message: str) -> InputError:
+    """An :class:`InputError` (422) that carries the request fields at fault (its body's ``fields``).
+
+    Example:
+        >>> field_error(["temperature"], "temperature needs a decoder-only generator").fields
+        ['temperature']
+    """
+    exc = InputError(message)
+    exc.fields = list(fields)
+    return exc
+
+
+#: A message's leading field paths, as this package and :mod:`indexes.filters` write them:
+#: ``"filter.year.$gt: ..."``, ``"top_p, seed: ..."``, or one dotted/indexed path then a space:
+#: ``"documents[1].metadata.source is a number ..."``.
+_PATH = r"[A-Za-z_][\w$]*(?:\[\d+\]|\.[\w$]+)*"
+_LEADING_FIELDS = re.compile(rf"^(?:({_PATH}(?:, {_PATH})*):|([A-Za-z_][\w$]*(?:\[\d+\]|\.[\w$]+)+) )")
+
+
+def fields_of(exc: RagError) -> list[str]:
+    """The request fields ``exc`` (a 422) is about: those :func:`field_error` gave it, else the field paths
+    its message starts with, else ``["body"]`` (the request as a whole)."""
+    given = getattr(exc, "fields", None)
+    if given:
+        return list(given)
+    match = _LEADING_FIELDS.match(str(exc))
+    return (match.group(1) or match.group(2)).split(", ") if match else ["body"]
 
 
 def status_of(exc: RagError) -> int:
@@ -115,7 +144,8 @@ def rag_error_body(exc: RagError, request: Request) -> dict:
 
 
 async def _rag(request: Request, exc: RagError) -> JSONResponse:
-    return error_response(status_of(exc), exc.code, _client_message(request, exc))
+    status = status_of(exc)  # every 422 names its fields, as a schema violation does
+    return error_response(status, exc.code, _client_message(request, exc), fields_of(exc) if status == 422 else None)
 
 
 async def _http(request: Request, exc: HTTPException) -> JSONResponse:

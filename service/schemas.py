@@ -20,7 +20,9 @@ _QUERY = "does vitamin D reduce the risk of fractures"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a JSON bool or string where a number is expected (``"k": true``, ``"rerank_weight": "0.3"``) is a
+    # 422 naming the field, never coerced; an integer still fills a float field (JSON ``1`` for ``1.0``).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Highlights(BaseModel):
@@ -121,7 +123,8 @@ class Health(BaseModel):
 class ErrorInfo(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. validation_error, index_not_found.")
     message: str = Field(description="What went wrong and what to do; names the field when one is at fault.")
-    fields: list[str] | None = Field(None, description="Offending fields (validation errors only).")
+    fields: list[str] | None = Field(None, description="Offending field paths (every 422; \"body\" when the request as a "
+                                                       "whole is at fault).")
 
 
 class ErrorBody(BaseModel):

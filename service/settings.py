@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Index names are what clients send; they are never paths (no "/", no "..").
@@ -154,12 +155,52 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _default_is_configured(self) -> Settings:
         if self.rerank_depth > self.max_rerank_depth:
-            raise ValueError(f"rerank_depth {self.rerank_depth} exceeds max_rerank_depth {self.max_rerank_depth}")
+            raise _cross_field_error(
+                ("rerank_depth", "max_rerank_depth"),
+                f"{self.rerank_depth} exceeds {env_var('max_rerank_depth')} ({self.max_rerank_depth}, the largest "
+                f"depth served); lower it or raise {env_var('max_rerank_depth')}")
         if self.default_index is None and self.indexes:
             object.__setattr__(self, "default_index", next(iter(self.indexes)))
         if self.default_index is not None and self.default_index not in self.indexes:
-            raise ValueError(f"default_index {self.default_index!r} is not one of the configured indexes")
+            raise _cross_field_error(("default_index", "indexes"), f"{self.default_index!r} is not one of the "
+                                     f"configured indexes ({', '.join(map(repr, self.indexes)) or 'none'})")
         return self
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a :class:`Settings` field, e.g. ``rerank_depth`` → ``RAG_RERANK_DEPTH``."""
+    return f"{Settings.model_config['env_prefix']}{field.upper()}"
+
+
+def _cross_field_error(fields: tuple[str, ...], message: str) -> PydanticCustomError:
+    """A model-level error that names its settings (the first is the one reported as at fault)."""
+    return PydanticCustomError("settings_conflict", "{message}", {"message": message, "fields": fields})
+
+
+def settings_error(exc: ValidationError, flags: dict[str, str] | None = None) -> str:
+    """One line per failing setting, each naming the option (``flags``: field → CLI flag) and its ``RAG_*``
+    variable, without pydantic's ``Value error,`` prefixes.
+
+    Example:
+        >>> try:
+        ...     Settings(rerank_depth=500)
+        ... except ValidationError as exc:
+        ...     print(settings_error(exc, {"rerank_depth": "--rerank-depth"}))
+        setting rerank_depth (--rerank-depth, RAG_RERANK_DEPTH): 500 exceeds RAG_MAX_RERANK_DEPTH (200, the largest depth served); lower it or raise RAG_MAX_RERANK_DEPTH
+    """
+    flags = flags or {}
+    lines = []
+    for error in exc.errors(include_url=False):
+        ctx = error.get("ctx") or {}
+        loc = [str(p) for p in error.get("loc", ())]
+        field = loc[0] if loc else next(iter(ctx.get("fields", ())), "")
+        names = ", ".join(n for n in (flags.get(field), env_var(field) if field else None) if n)
+        where = ".".join(loc) or field or "settings"
+        message = str(ctx["error"]) if error.get("type") == "value_error" and "error" in ctx else error["msg"]
+        if loc and isinstance(error.get("input"), (str, int, float)) and error.get("type") != "value_error":
+            message += f", got {error['input']!r}"
+        lines.append(f"setting {where}{f' ({names})' if names else ''}: {message}")
+    return "; ".join(lines)
 
 
 def indexes_from_args(values: list[str]) -> dict[str, Path]:

@@ -24,6 +24,7 @@ from indexes.manifest import MANIFEST_NAME, Manifest
 from rag.models import is_encoder_decoder
 from rag.types import SearchMode
 from service.batching import MicroBatchEncoder
+from service.errors import field_error
 from service.passages import CachedPassageStore
 from service.settings import Settings
 
@@ -95,13 +96,21 @@ class LoadedIndex:
             rerank_weight: α of the cross-encoder's score against the first stage's (``None``: the service's).
 
         Raises:
-            InputError: this index has no part for ``mode``, or reranking was asked of a service without a reranker.
+            InputError: this index has no part for ``mode``; reranking, a ``rerank_depth`` or a ``rerank_weight``
+                was asked of a service without a reranker, or a depth or weight together with ``rerank=False``.
         """
         if mode not in self.retrievers:
-            raise InputError(f"mode: index {self.name!r} supports {', '.join(self.modes)}, not {mode}")
+            raise field_error(["mode"], f"mode: index {self.name!r} supports {', '.join(self.modes)}, not {mode}")
         reranker = getattr(self.index, "reranker", None)
-        if rerank and reranker is None:
-            raise InputError("rerank: this service has no reranker; start it with --rerank MODEL (RAG_RERANK)")
+        knobs = [name for name, value in (("rerank_depth", rerank_depth), ("rerank_weight", rerank_weight))
+                 if value is not None]
+        if reranker is None and (rerank or knobs):
+            asked = ["rerank"] * bool(rerank) + knobs
+            raise field_error(asked, f"{', '.join(asked)}: this service has no reranker; start it with --rerank "
+                                     "MODEL (RAG_RERANK), or leave these fields out")
+        if rerank is False and knobs:
+            raise field_error(knobs, f"{', '.join(knobs)}: {'has' if len(knobs) == 1 else 'have'} no effect with "
+                                     "\"rerank\": false; leave them out, or drop \"rerank\": false")
         if reranker is None or rerank is False:
             return self.retrievers[mode]
         from rag.rerank import RerankingRetriever

@@ -13,6 +13,15 @@ from rag.cli.options import RerankWeightOption
 from rag.encoder import Backend
 
 
+#: The option of each setting the command line sets (the others are RAG_* variables only).
+_FLAGS = {"indexes": "--index", "api_key": "--api-key", "writable": "--writable", "generator": "--generator",
+          "rerank": "--rerank", "rerank_depth": "--rerank-depth", "rerank_weight": "--rerank-weight",
+          "fid_live_layers": "--fid-live-layers", "microbatch_wait_ms": "--microbatch-wait-ms",
+          "torch_threads": "--torch-threads", "encoder_backend": "--encoder-backend", "query_encoder": "--query-encoder",
+          "encoder_threads": "--encoder-threads", "max_connections": "--max-connections",
+          "max_header_bytes": "--max-header-bytes", "header_timeout_s": "--header-timeout", "body_timeout_s": "--body-timeout"}
+
+
 @app.command("serve")
 def serve_command(
     index: Annotated[list[str], typer.Option("--index", "-i", help="Index directory, or NAME=DIR (repeatable); clients select indexes by NAME (default: the folder name).")],
@@ -35,7 +44,7 @@ def serve_command(
     graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
     log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = "info",
     rerank: Annotated[str | None, typer.Option("--rerank", help="Cross-encoder reranking the top passages of every search and answer (requests may opt out: \"rerank\": false).")] = None,
-    rerank_depth: Annotated[int | None, typer.Option("--rerank-depth", help="Passages reranked per query (default 100; requests may set rerank_depth).", min=1)] = None,
+    rerank_depth: Annotated[int | None, typer.Option("--rerank-depth", help="Passages reranked per query, at most RAG_MAX_RERANK_DEPTH (default 200); default 100; requests may set rerank_depth up to the same cap.", min=1)] = None,
     rerank_weight: RerankWeightOption = None,
 ) -> None:
     """Serve search and answers over HTTP (OpenAPI at /docs). Other limits: RAG_* variables (service/settings.py)."""
@@ -49,7 +58,7 @@ def serve_command(
     from indexes.errors import InputError, RagError
     from indexes.manifest import Manifest
     from rag.encoder import check_query_encoder
-    from service.settings import Settings, indexes_from_args
+    from service.settings import Settings, indexes_from_args, settings_error
 
     try:
         named = indexes_from_args(index)
@@ -107,8 +116,7 @@ def serve_command(
     try:
         settings = Settings()  # fail here, with the field named, rather than in every worker
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise InputError(settings_error(exc, _FLAGS)) from None
     with tempfile.TemporaryDirectory(prefix="rag-metrics-") as metrics_dir:
         if workers > 1:  # prometheus-client aggregates the workers' metrics through files here
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir

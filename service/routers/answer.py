@@ -42,7 +42,7 @@ def _path(body, decoder: bool, fid: bool):
         InputError: (422) an option without a decoder-only generator on this server, or options
             that do not combine (the CLI's message, naming the JSON fields).
     """
-    from indexes.errors import InputError
+    from service.errors import field_error
     from rag.generation.block_select import BlockSelectConfig
     from rag.generation.kv_evict import EvictionConfig
     from rag.generation.paths import OptionNames, PathConfig, conflict
@@ -57,15 +57,15 @@ def _path(body, decoder: bool, fid: bool):
                                   *((knob, getattr(body, knob) is not None) for knob in _DECODING)) if on]
     has = "a Fusion-in-Decoder reader" if fid else "no generator (its answers are extractive)"
     if used and not decoder:
-        raise InputError(f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} a decoder-only generator (a "
-                         f"causal LM): this service has {has}; a service started with RAG_GENERATOR=<causal LM> "
-                         "serves them")
+        raise field_error(used, f"{', '.join(used)} {'needs' if len(used) == 1 else 'need'} a decoder-only generator "
+                                f"(a causal LM): this service has {has}; a service started with RAG_GENERATOR=<causal "
+                                "LM> serves them")
     if body.max_new_tokens is not None and not (decoder or fid):
-        raise InputError(f"max_new_tokens needs a generator: this service has {has}; a service started with "
-                         "RAG_GENERATOR=<model> serves it")
+        raise field_error(["max_new_tokens"], f"max_new_tokens needs a generator: this service has {has}; a service "
+                                              "started with RAG_GENERATOR=<model> serves it")
     message = conflict(body.kv_cache, fusion, select, eviction, OptionNames(**_FIELDS))
     if message is not None:
-        raise InputError(message)
+        raise field_error([f for f in _FIELDS.values() if f in message] or ["body"], message)
     return PathConfig(body.kv_cache, fusion=fusion, select=select, eviction=eviction)
 
 
@@ -106,7 +106,8 @@ def build_router(models: RequestModels) -> APIRouter:
         answer arrives as Server-Sent Events while it is generated (``service/streaming.py``)."""
         entry = state.get(body.index)
         tag(request, mode=body.mode, index=entry.name)
-        entry.retriever(body.mode, body.rerank)  # 422 for a mode the index lacks (also rerank without a reranker), before any work
+        # 422 for a mode the index lacks, or rerank fields a reranker-less service (or "rerank": false) ignores, before any work
+        entry.retriever(body.mode, body.rerank, body.rerank_depth, body.rerank_weight)
         if state.generator is None and entry.reader is None and entry.manifest.dense is None:
             raise AnswerUnavailableError(
                 f"index {entry.name!r} has no dense encoder to rank quoted sentences with and no generator is "

@@ -95,3 +95,38 @@ def test_serve_refuses_a_weight_without_a_reranker(capsys, sample_index):
     assert main(["serve", "--index", f"sample={sample_index}", "--rerank-weight", "0.5"]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "give --rerank MODEL too" in err
+
+
+_BODIES = {"/search": {"query": QUERY}, "/search/batch": {"queries": [QUERY]}, "/answer": {"question": QUERY}}
+
+
+@pytest.mark.parametrize("route", list(_BODIES))
+@pytest.mark.parametrize(("fields", "named"), [({"rerank_weight": 0.5}, ["rerank_weight"]),
+                                               ({"rerank_depth": 5}, ["rerank_depth"]),
+                                               ({"rerank": True, "rerank_depth": 5}, ["rerank", "rerank_depth"])],
+                         ids=["weight", "depth", "rerank-and-depth"])
+def test_rerank_fields_on_a_service_without_a_reranker_are_422s_naming_them(server, route, fields, named):
+    # Given a service without a reranker
+    with server.client() as c:
+        # When a request sets a reranking field
+        r = c.post(route, json={**_BODIES[route], **fields})
+    # Then it is refused like "rerank": true, naming the fields, never silently ignored
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid_input" and error["fields"] == named
+    assert error["message"].startswith(f"{', '.join(named)}: this service has no reranker")
+
+
+@pytest.mark.parametrize("route", list(_BODIES))
+def test_rerank_fields_with_rerank_false_are_422s_naming_them(rerank_server, route):
+    # Given a reranking service
+    with rerank_server.client() as c:
+        # When a request opts out of reranking yet sets a weight or a depth, or only opts out
+        weight = c.post(route, json={**_BODIES[route], "rerank": False, "rerank_weight": 0.3})
+        both = c.post(route, json={**_BODIES[route], "rerank": False, "rerank_depth": 3, "rerank_weight": 0.3})
+        plain = c.post(route, json={**_BODIES[route], "rerank": False})
+    # Then the fields that would be ignored are named; opting out alone is fine
+    assert weight.status_code == 422 and weight.json()["error"]["fields"] == ["rerank_weight"]
+    assert both.status_code == 422 and both.json()["error"]["fields"] == ["rerank_depth", "rerank_weight"]
+    assert "no effect with \"rerank\": false" in both.json()["error"]["message"]
+    assert plain.status_code == 200, plain.text
