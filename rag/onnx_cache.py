@@ -13,8 +13,8 @@ is quantised, whether it is fused, the export's ``FORMAT`` (so a graph cached be
 rebuilt), and the versions of torch, transformers, onnx and onnxruntime that exported, fused and
 quantised it. Hashing MiniLM's 90 MB of weights costs ~0.2 s. Files are written atomically
 (a temporary file renamed into place), so concurrent processes (service workers) never read a
-half-written graph; an unwritable cache folder only costs the export again (logged at debug
-level), and a file that ONNX Runtime cannot load is exported again and replaced. Beside the
+half-written graph; an unwritable cache folder only costs the export again (one warning per
+process names the folder and ``$RAG_ONNX_CACHE``), and a file that ONNX Runtime cannot load is exported again and replaced. Beside the
 graphs, ``fast/`` holds small entries keyed by model-folder fingerprints, which find a graph
 without loading the weights (:mod:`rag.onnx_fast`).
 
@@ -101,4 +101,19 @@ def write_file(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data)
     except (OSError, StorageError) as exc:
-        log.debug("not cached in %s: %s", path.parent, exc)
+        _warn_unwritable(path.parent, exc)
+
+
+def _warn_unwritable(folder: Path, exc: BaseException) -> None:
+    """Log one warning per process that the cache cannot be written (each later refusal at debug level)."""
+    global _warned
+    if _warned:
+        log.debug("not cached in %s: %s", folder, exc)
+        return
+    _warned = True
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    log.warning("ONNX graph cache %s is not writable (%s): every run exports the encoder again (~12 s on a "
+                "2-core CPU); set $%s to a writable folder", folder, reason, CACHE_ENV)
+
+
+_warned = False  # whether _warn_unwritable has warned in this process

@@ -117,8 +117,8 @@ def ask_command(
 
         batch = read_questions(questions)  # a bad file fails before any model loads
     reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
-    idx = (open_index(index, reranker=reranker, encoder_backend=encoder_backend) if questions is None
-           else open_batch_index(index, reranker=reranker, encoder_backend=encoder_backend))
+    idx = (open_index(index, reranker=reranker, encoder_backend=encoder_backend, device=device) if questions is None
+           else open_batch_index(index, reranker=reranker, encoder_backend=encoder_backend, device=device))
     idx.where(expr)  # an unknown field or a wrong type fails before any model loads
     gen = Generator.load(GeneratorConfig(generator, dtype=dtype, device=device)) if generator else None
     if questions is not None:
@@ -182,10 +182,10 @@ def _ask_fid(question, index, generator, k, mode, live_layers, num_beams, max_ne
     if questions is not None:
         from rag.questions import read_questions
 
-        _write_answers(read_questions(questions), open_index(index, reranker=reranker, encoder_backend=encoder_backend), None,
+        _write_answers(read_questions(questions), open_index(index, reranker=reranker, encoder_backend=encoder_backend, device=device), None,
                        config, reader, out)
         return
-    answer = ask_fid(question, open_index(index, reranker=reranker, encoder_backend=encoder_backend), reader, config)
+    answer = ask_fid(question, open_index(index, reranker=reranker, encoder_backend=encoder_backend, device=device), reader, config)
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         return

@@ -9,7 +9,7 @@ import typer
 
 from rag.cli.apps import cache_app
 from rag.cli.choices import ModelDType, SearchMode, StoreDType
-from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, ray_config, resolve_device
+from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, index_device, ray_config, resolve_device
 from rag.wording import counted
 
 
@@ -40,7 +40,7 @@ def cache_build_command(
 
     if (budget_bytes is None) != (queries is None):
         raise InputError("--budget-bytes and --queries FILE go together (the log decides which passages fill the budget)")
-    budget = None if queries is None else CacheBudget(counts=_log_counts(index, queries, mode, k), budget_bytes=budget_bytes)
+    budget = None if queries is None else CacheBudget(counts=_log_counts(index, queries, mode, k, device), budget_bytes=budget_bytes)
     ray_cfg = ray_config(ray, ray_workers)
     gen_config = GeneratorConfig(generator, dtype=model_dtype, device=resolve_device(device))
     gen = Generator.load(gen_config)
@@ -62,7 +62,7 @@ def cache_build_command(
                    f"({s.bytes:,} bytes)")
 
 
-def _log_counts(index: Path, queries: Path, mode: str, k: int):
+def _log_counts(index: Path, queries: Path, mode: str, k: int, device: str = "auto"):
     """Retrievals per passage id of the top-``k`` ``mode`` run of the query log ``queries``."""
     from rag.batch import search_run
     from rag.generation.cache_policy import retrieval_counts
@@ -70,7 +70,7 @@ def _log_counts(index: Path, queries: Path, mode: str, k: int):
     from rag.queries import load_queries
 
     log = load_queries(queries)
-    idx = open_index(index)
+    idx = open_index(index, device=index_device(device))
     try:
         return retrieval_counts(search_run(idx, log, mode, k=k, per_doc=False))
     finally:

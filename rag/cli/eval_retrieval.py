@@ -12,7 +12,7 @@ from rag.cli.apps import eval_app
 from rag.cli.choices import SearchMode
 from rag.wording import counted
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, RerankWeightOption, directory_output,
-                             load_reranker, output_file)
+                             index_device, load_reranker, output_file)
 
 
 @eval_app.command("retrieval")
@@ -48,7 +48,7 @@ def eval_retrieval_command(
     if missing:
         raise InputError(f"{qrels}: {len(missing)} judged query ids are not in {queries} (e.g. {missing[0]!r})")
     reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
-    idx = open_index(index, reranker=reranker, encoder_backend=encoder_backend)
+    idx = open_index(index, reranker=reranker, encoder_backend=encoder_backend, device=index_device(device))
     result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json, where=idx.where(expr))
     tag = f"rag-{mode}" + (f"-rerank{rerank_depth}" if rerank else "")
     if run is not None:

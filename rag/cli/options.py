@@ -23,7 +23,38 @@ from rag.encoder import Backend
 
 STDOUT = "-"
 
-DeviceOption = Annotated[str, typer.Option(help="Device: auto (cuda when available, else cpu), cpu, cuda or cuda:N.")]
+
+
+def check_device(value: str) -> str:
+    """``--device``'s value if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` that torch can use.
+
+    Runs as the option's callback, so a bad device fails while the arguments are parsed, before any
+    index or model opens. ``auto`` and ``cpu`` never import torch.
+
+    Raises:
+        typer.BadParameter: another value (usage error, exit 2), or CUDA that this torch build or
+            machine does not have, or a GPU index past the last GPU.
+    """
+    import re
+
+    match = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", value)
+    if match is None or (match[2] is not None and match[1] != "cuda"):
+        raise typer.BadParameter(f"{value!r} is not a device; give auto, cpu, cuda or cuda:N (N = GPU index)")
+    if match[1] != "cuda":
+        return value
+    import torch
+
+    if not torch.cuda.is_available():
+        raise typer.BadParameter(f"{value!r}: torch {torch.__version__} sees no CUDA GPU on this machine; "
+                                 "use --device cpu (or auto)")
+    if match[2] is not None and int(match[2]) >= torch.cuda.device_count():
+        raise typer.BadParameter(f"{value!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                                 f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return value
+
+
+DeviceOption = Annotated[str, typer.Option(help="Device: auto (cuda when available, else cpu), cpu, cuda or cuda:N.",
+                                           callback=check_device)]
 # Query encoding of a search over an index: `auto` follows the index's passages (rag.encoder.resolve_backend).
 EncoderBackendOption = Annotated[Backend, typer.Option(
     help="Query encoding: auto (the backend of the index's passages on CPU, torch on a GPU), torch, "
@@ -109,6 +140,11 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def index_device(device: str) -> str | None:
+    """``--device`` as :func:`rag.index.open_index`'s ``device``: ``None`` for ``auto`` (the encoder picks, as torch sees)."""
+    return None if device == "auto" else device
 
 
 def is_stdout(path: Path | str | None) -> bool:

@@ -10,8 +10,8 @@ import typer
 
 from rag.cli.apps import app
 from rag.cli.choices import SearchMode
-from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, RerankWeightOption, load_reranker,
-                             output_file)
+from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, RerankWeightOption, index_device,
+                             load_reranker, output_file, resolve_device)
 from rag.wording import counted
 
 Expansion = Literal["hyde", "query2doc"]
@@ -51,7 +51,8 @@ def search_command(
     if rerank is not None and (hyde or expand == "hyde"):
         raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
     reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
-    idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder, reranker=reranker)
+    idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder, reranker=reranker,
+                     device=index_device(device))
     where = idx.where(expr)
     limit = len(idx.store) if where is None else where.count
     if queries is not None or run is not None:
@@ -80,7 +81,7 @@ def search_command(
         from rag.generation.generator import Generator, GeneratorConfig
         from rag.hyde import HydeConfig, hypothetical_documents, hyde_vector
 
-        gen = Generator.load(GeneratorConfig(generator))
+        gen = Generator.load(GeneratorConfig(generator, device=resolve_device(device)))
         dense = idx.dense
         v = hyde_vector(query, hypothetical_documents(query, gen, HydeConfig(n=hyde_n, seed=seed)), dense.encoder)  # (d,)
         fetch = lambda depth: dense.search_vectors(v[None, :], depth, where)[0]  # noqa: E731
@@ -88,7 +89,7 @@ def search_command(
         from rag.generation.generator import Generator, GeneratorConfig
         from rag.query2doc import pseudo_documents, query2doc_retriever
 
-        gen = Generator.load(GeneratorConfig(generator))
+        gen = Generator.load(GeneratorConfig(generator, device=resolve_device(device)))
         retriever = query2doc_retriever(idx, mode, pseudo_documents([query], gen))
         fetch = lambda depth: retriever.search(query, depth, where)  # noqa: E731
     else:

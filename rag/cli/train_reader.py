@@ -9,7 +9,7 @@ import typer
 
 from rag.cli.apps import train_app
 from rag.cli.choices import SearchMode
-from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.cli.options import DeviceOption, directory_output, index_device, resolve_device
 from rag.wording import counted
 
 
@@ -54,7 +54,7 @@ def train_reader_command(
     if index is not None:
         from rag.index import open_index
 
-        retriever = open_index(index).retriever(mode)  # type: ignore[arg-type]  (checked by retriever())
+        retriever = open_index(index, device=index_device(device)).retriever(mode)  # type: ignore[arg-type]  (checked by retriever())
         train_rows, dev_rows = (retrieve_passages(rows, retriever, k or n_passages) for rows in (train_rows, dev_rows))
     device = resolve_device(device)
     reader = FiDReader.from_pretrained(model, reader_cfg, device=device)

@@ -9,7 +9,7 @@ import typer
 
 from rag.cli.apps import train_app
 from rag.cli.choices import RerankerLoss, SearchMode
-from rag.cli.options import DeviceOption, directory_output, resolve_device
+from rag.cli.options import DeviceOption, directory_output, index_device, resolve_device
 from rag.wording import counted
 
 
@@ -61,7 +61,7 @@ def train_reranker_command(
         raise InputError(f"--select-weight-only: {out} holds no trained reranker; train one there first")
     if not select_weight_only:
         resolve_model(base, "base model")  # a missing base model fails before the index is searched
-    idx = open_index(index)
+    idx = open_index(index, device=index_device(device))
     try:
         if mode not in idx.modes():
             raise InputError(f"--index {index} supports {', '.join(idx.modes())}, not --mode {mode}")

@@ -65,9 +65,40 @@ def test_every_kind_fails_with_one_message_shape(tmp_path, kind, load):
     # When / Then: each loader names its kind, the model and what to do, in the same words
     with pytest.raises(ModelLoadError, match=rf"^cannot load {kind} '{missing}': no such file or folder; give a"):
         load(missing)
-    with pytest.raises(ModelLoadError, match=rf"^cannot load {kind} '{unknown}': not a local folder, a \.gguf file, "
-                                             r"a named model \(smollm2\) or a model in the local Hugging Face cache"):
+    unknown_hint = (r"not a local folder, a \.gguf file, a named model \(smollm2\) or a model in the local Hugging Face cache"
+                    if kind == "generator" else r"not a local folder or a model in the local Hugging Face cache; give a")
+    with pytest.raises(ModelLoadError, match=rf"^cannot load {kind} '{unknown}': {unknown_hint}"):
         load(unknown)
+
+
+@pytest.mark.parametrize("kind, role_words", [
+    ("cross-encoder", "give a cross-encoder model folder"),
+    ("encoder", "give a sentence-transformers model folder"),
+    ("FiD reader", "give a T5-family model folder"),
+])
+def test_the_hint_fits_the_role_a_gguf_or_named_model_cannot_fill(tmp_path, kind, role_words):
+    from rag.models import resolve_model
+
+    # Given: names that are missing, unknown, or a causal LM (named model, .gguf file) for a role that is not one
+    names = [str(tmp_path / "nonexist"), "no-such-org/no-such-model", "smollm2", str(tmp_path / "m.gguf")]
+    for name in names:
+        # When: the model is resolved for that role
+        with pytest.raises(ModelLoadError) as err:
+            resolve_model(name, kind)
+        # Then: the one line names the role and what it takes, never a .gguf file or a named model
+        message = str(err.value)
+        assert message.startswith(f"cannot load {kind} {name!r}: ") and role_words in message, message
+        assert "a .gguf file or a named model" not in message and "(smollm2)" not in message, message
+
+
+def test_a_generator_still_takes_a_gguf_file_or_named_model(tmp_path):
+    from rag.models import resolve_model
+
+    # Given / When: a missing path as a generator
+    with pytest.raises(ModelLoadError) as err:
+        resolve_model(str(tmp_path / "nonexist"), "generator")
+    # Then: the hint offers every form a causal LM may take
+    assert "give a Hugging Face model folder, a .gguf file or a named model (smollm2)" in str(err.value)
 
 
 def test_a_folder_that_is_not_a_model_names_the_folder(tmp_path):
