@@ -39,7 +39,7 @@ from indexes.errors import InputError
 from indexes.filters import RowFilter
 from indexes.passage_store import PassageStore
 from rag.protocols import Ranking, RowScorer
-from rag.rerank_interpolation import PURE_CE, check_weight, interpolate, read_weight
+from rag.rerank_interpolation import PURE_CE, check_weight, interpolate, read_weight, read_weight_record
 from rag.retrievers import _Base
 
 DEFAULT_DEPTH = 100  # the usual BEIR reranking depth (Thakur et al. 2021, §4: BM25 top-100 + cross-encoder)
@@ -89,6 +89,7 @@ class CrossEncoderReranker:
 
     def __init__(self, model, config: RerankConfig, revision: str | None = None, saved_weight: float | None = None) -> None:
         self.model, self.config, self.revision, self.saved_weight = model, config, revision, saved_weight
+        self.saved_mode: str | None = None  # the first stage the saved weight was tuned for (rerank.json "mode")
         self._lock = threading.Lock()
 
     @property
@@ -108,7 +109,10 @@ class CrossEncoderReranker:
         from rag.models import load_cross_encoder
 
         model, resolved = load_cross_encoder(config.model, device=device, max_length=config.max_length)
-        return cls(model, config, resolved.revision, read_weight(resolved.path))
+        reranker = cls(model, config, resolved.revision, read_weight(resolved.path))
+        mode = (read_weight_record(resolved.path) or {}).get("mode")
+        reranker.saved_mode = mode if isinstance(mode, str) else None
+        return reranker
 
     def with_depth(self, depth: int | None) -> CrossEncoderReranker:
         """The same model at another rerank depth (``None``: this one)."""
@@ -127,6 +131,7 @@ class CrossEncoderReranker:
 
         other = CrossEncoderReranker(self.model, replace(self.config, **changes), self.revision, self.saved_weight)
         other._lock = self._lock  # one model, one lock
+        other.saved_mode = self.saved_mode
         return other
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:

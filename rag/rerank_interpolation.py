@@ -19,8 +19,10 @@ so ``α = 0`` reproduces it exactly.
 
 α is chosen once, at training time, by a grid search over [0, 1] on the *dev* split of the
 training queries (:func:`select_weight`) and saved beside the model as ``rerank.json``
-(:func:`write_weight`); a model without that file (any sentence-transformers CrossEncoder) runs
-at α = 1.
+(:func:`write_weight`, key ``"weight"``; files written before hold it as ``"alpha"``, still read),
+with the first-stage mode and depth it was tuned for; a model without that file (any
+sentence-transformers CrossEncoder) runs at α = 1. (The CLI calls α ``--rerank-weight``: ``--alpha``
+of ``rag eval`` is the significance level of its intervals.)
 
 Example:
     >>> interpolate(np.array([2.0, 0.0, 1.0]), np.array([4.0, 2.0, 0.0]), 0.5).tolist()
@@ -104,10 +106,10 @@ def select_weight(lists: Sequence[tuple[Sequence[str], np.ndarray, np.ndarray]],
 
 
 def write_weight(model_dir: str | Path, alpha: float, record: Mapping) -> Path:
-    """Write ``{"alpha": α, "normalisation": "min-max", ...record}`` to ``model_dir/rerank.json`` atomically."""
+    """Write ``{"weight": α, "normalisation": "min-max", ...record}`` to ``model_dir/rerank.json`` atomically."""
     path = Path(model_dir) / WEIGHT_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"alpha": check_weight(alpha), "normalisation": "min-max", **record}, indent=2) + "\n",
+    tmp.write_text(json.dumps({"weight": check_weight(alpha), "normalisation": "min-max", **record}, indent=2) + "\n",
                    encoding="utf-8")
     tmp.replace(path)
     return path
@@ -117,14 +119,34 @@ def read_weight(model_dir: str | Path) -> float | None:
     """α saved beside a cross-encoder folder, or ``None`` where there is no ``rerank.json``.
 
     Raises:
-        InputError: the file exists but is not JSON with an ``alpha`` in [0, 1].
+        InputError: the file exists but is not JSON with a ``weight`` (or, as first written, ``alpha``) in [0, 1].
+    """
+    record = read_weight_record(model_dir)
+    if record is None:
+        return None
+    path = Path(model_dir) / WEIGHT_FILE
+    key = "weight" if "weight" in record else "alpha"
+    if key not in record:
+        raise InputError(f"{path}: not a rerank weight file (no 'weight'); delete it or rerun "
+                         "`rag train reranker --select-weight-only`")
+    return check_weight(record[key], f"{path}: {key}")
+
+
+def read_weight_record(model_dir: str | Path) -> dict | None:
+    """The whole ``rerank.json`` beside a cross-encoder folder (``mode``, ``dev_depth``, …), or ``None``.
+
+    Raises:
+        InputError: the file exists but is not a JSON object.
     """
     path = Path(model_dir) / WEIGHT_FILE
     if not path.is_file():
         return None
     try:
-        alpha = json.loads(path.read_text(encoding="utf-8"))["alpha"]
-    except (ValueError, KeyError, TypeError) as exc:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
         raise InputError(f"{path}: not a rerank weight file ({exc}); delete it or rerun "
                          "`rag train reranker --select-weight-only`") from None
-    return check_weight(alpha, f"{path}: alpha")
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: not a rerank weight file (not a JSON object); delete it or rerun "
+                         "`rag train reranker --select-weight-only`")
+    return record

@@ -116,7 +116,7 @@ def ask_command(
         from rag.questions import read_questions
 
         batch = read_questions(questions)  # a bad file fails before any model loads
-    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
+    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight, mode)
     idx = (open_index(index, reranker=reranker, encoder_backend=encoder_backend, device=device) if questions is None
            else open_batch_index(index, reranker=reranker, encoder_backend=encoder_backend, device=device))
     idx.where(expr)  # an unknown field or a wrong type fails before any model loads

@@ -15,6 +15,11 @@ from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, R
                              index_device, load_reranker, output_file)
 
 
+# --alpha this large next to --rerank is likelier a rerank weight given to the wrong option (intervals
+# under 75% coverage are rarely wanted); --alpha is capped at 0.5, so "≥ 0.5" alone would miss 0.45.
+SUSPECT_ALPHA = 0.25
+
+
 @eval_app.command("retrieval")
 def eval_retrieval_command(
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")],
@@ -25,7 +30,8 @@ def eval_retrieval_command(
     run: Annotated[Path | None, typer.Option(help="Also write the run (TREC format) here; - for stdout.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write report.json/.md/.html (intervals, worst queries) here.",
                                                 callback=directory_output)] = None,
-    alpha: Annotated[float, typer.Option(help="Report intervals cover 1 - alpha.", min=0.001, max=0.5)] = 0.1,
+    alpha: Annotated[float, typer.Option(help="Significance level of the intervals (--report; they cover 1 - alpha); "
+                                              "the rerank weight is --rerank-weight.", min=0.001, max=0.5)] = 0.1,
     filter: FilterOption = None,
     rerank: RerankOption = None,
     rerank_depth: RerankDepthOption = 100,
@@ -47,7 +53,10 @@ def eval_retrieval_command(
     missing = [q for q in judged if q not in all_queries]
     if missing:
         raise InputError(f"{qrels}: {len(missing)} judged query ids are not in {queries} (e.g. {missing[0]!r})")
-    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
+    if rerank is not None and alpha >= SUSPECT_ALPHA:
+        typer.echo(f"warning: --alpha {alpha:g} is the significance level of the intervals ({1 - alpha:.0%} coverage), "
+                   "not the rerank weight: that is --rerank-weight", err=True)
+    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight, mode)
     idx = open_index(index, reranker=reranker, encoder_backend=encoder_backend, device=index_device(device))
     result = search_run(idx, {q: all_queries[q] for q in judged}, mode, k=100, progress=not as_json, where=idx.where(expr))
     tag = f"rag-{mode}" + (f"-rerank{rerank_depth}" if rerank else "")

@@ -64,15 +64,19 @@ RerankOption = Annotated[str | None, typer.Option("--rerank", help="Rerank the f
 RerankDepthOption = Annotated[int, typer.Option("--rerank-depth", min=1, max=10000,
                                                 help="Passages the cross-encoder reranks per query (--rerank).")]
 RerankWeightOption = Annotated[float | None, typer.Option(
-    "--rerank-weight", min=0.0, max=1.0, metavar="ALPHA",
-    help="Rank the reranked passages by ALPHA·CE + (1-ALPHA)·first stage (each min-max normalised per query; "
+    "--rerank-weight", min=0.0, max=1.0, metavar="WEIGHT",
+    help="Rank the reranked passages by WEIGHT·CE + (1-WEIGHT)·first stage (each min-max normalised per query; "
          "--rerank). Default: the weight `rag train reranker` chose on its dev split (rerank.json beside the model); "
          "a model without that file, e.g. any sentence-transformers CrossEncoder, runs at 1 (cross-encoder only). "
-         "0 keeps the first stage's order.")]
+         "0 keeps the first stage's order. (Not --alpha: that is an interval's significance level.)")]
 
 
-def load_reranker(model: str | None, depth: int, device: str = "auto", weight: float | None = None):
+def load_reranker(model: str | None, depth: int, device: str = "auto", weight: float | None = None,
+                  mode: str | None = None):
     """The :class:`rag.rerank.CrossEncoderReranker` of ``--rerank`` (``None`` without one).
+
+    A saved weight tuned for another first stage than ``mode`` is noted on stderr (one line): it
+    is used all the same, but it was not chosen for this mode.
 
     Raises:
         InputError: ``--rerank-weight`` without ``--rerank``.
@@ -85,7 +89,11 @@ def load_reranker(model: str | None, depth: int, device: str = "auto", weight: f
         return None
     from rag.rerank import CrossEncoderReranker, RerankConfig
 
-    return CrossEncoderReranker.load(RerankConfig(model, depth=depth, weight=weight), device=resolve_device(device))
+    reranker = CrossEncoderReranker.load(RerankConfig(model, depth=depth, weight=weight), device=resolve_device(device))
+    if weight is None and mode is not None and reranker.saved_mode not in (None, mode):
+        typer.echo(f"note: {model}'s rerank weight {reranker.alpha:g} was tuned on its dev split for --mode "
+                   f"{reranker.saved_mode}, not {mode}; pass --rerank-weight to choose one", err=True)
+    return reranker
 
 MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens", help="Generated tokens at most.", min=1)]
 MAX_NEW_TOKENS = 256  # SamplingConfig's default

@@ -50,7 +50,7 @@ def search_command(
     expr = parse_filter(filter) if filter is not None else None  # bad syntax fails before the index opens
     if rerank is not None and (hyde or expand == "hyde"):
         raise InputError("--rerank reranks BM25, dense or hybrid results, not --hyde ones")
-    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight)
+    reranker = load_reranker(rerank, rerank_depth, device, rerank_weight, mode)
     idx = open_index(index, encoder_backend=encoder_backend, query_encoder=query_encoder, reranker=reranker,
                      device=index_device(device))
     where = idx.where(expr)

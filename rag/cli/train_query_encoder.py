@@ -35,4 +35,4 @@ def train_query_encoder_command(
     device = resolve_device(device)
     r = distill_query_encoder(index, out, config, device=device, progress=not quiet)
     typer.echo(f"wrote {out}: {counted(r.texts, 'sentence')}, {r.seconds / 60:.1f} min; held-out MSE {r.mse_before:.2e} → "
-               f"{r.mse_after:.2e}, cosine to the teacher {r.cosine_after:.4f}", err=True)
+               f"{r.mse_after:.2e}, cosine to the teacher {r.cosine_after:.4f}")

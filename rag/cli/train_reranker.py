@@ -13,8 +13,15 @@ from rag.cli.options import DeviceOption, directory_output, index_device, resolv
 from rag.wording import counted
 
 
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"  # by name: typer may carry its own click
+
+
 @train_app.command("reranker")
 def train_reranker_command(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write (usable as --rerank OUT).",
                                          callback=directory_output)],
     index: Annotated[Path, typer.Option("--index", "-i", help="Index of --corpus: its first stage supplies the hard negatives and dev candidates.")],
@@ -36,13 +43,19 @@ def train_reranker_command(
     eval_steps: Annotated[int | None, typer.Option(help="Evaluate/checkpoint every N steps (default: every epoch).", min=1)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the head, dev split, negatives, data order and dropout.")] = 13,
     device: DeviceOption = "auto",
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars and no logged metrics (training.json keeps the curves).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a reranker trained earlier in OUT (else refused).")] = False,
+    keep_checkpoints: Annotated[bool, typer.Option(
+        "--keep-checkpoints", help="Keep the trainer's checkpoints in OUT.checkpoints beside OUT (by default that folder, "
+                                   "hundreds of MB, is deleted once the best checkpoint is saved as OUT).")] = False,
     select_weight_only: Annotated[bool, typer.Option(
-        "--select-weight-only", help="Do not train: choose the interpolation weight of the trained reranker in OUT on "
-                                     "its dev split and write OUT/rerank.json.")] = False,
+        "--select-weight-only", help="Do not train: choose the rerank weight (--rerank-weight) of the trained reranker in "
+                                     "OUT on the dev split, --mode and --dev-depth its training.json records (given "
+                                     "options that differ are refused) and write OUT/rerank.json.")] = False,
 ) -> None:
     """Train a cross-encoder reranker; writes OUT with training.json beside the weights, and
-    rerank.json with the weight α of its score against the first stage's, chosen on the dev split."""
+    rerank.json with the weight of its score against the first stage's (--rerank-weight), chosen on
+    the dev split for --mode and --dev-depth. Prints a summary line on stdout; progress on stderr."""
     from indexes.errors import InputError
 
     from rag.index import open_index
@@ -61,19 +74,23 @@ def train_reranker_command(
         raise InputError(f"--select-weight-only: {out} holds no trained reranker; train one there first")
     if not select_weight_only:
         resolve_model(base, "base model")  # a missing base model fails before the index is searched
+    given = {name: value for name, value in (("mode", mode), ("dev_depth", dev_depth), ("dev_fraction", dev_fraction),
+                                              ("seed", seed)) if _on_command_line(ctx, name)}
     idx = open_index(index, device=index_device(device))
     try:
-        if mode not in idx.modes():
+        if (not select_weight_only or "mode" in given) and mode not in idx.modes():
             raise InputError(f"--index {index} supports {', '.join(idx.modes())}, not --mode {mode}")
         if select_weight_only:
-            chosen = select_only(out, pairs, documents, idx, config, device=resolve_device(device))
-            typer.echo(f"wrote {out / 'rerank.json'}: rerank weight α = {chosen['alpha']:.2f} (dev nDCG@10 "
-                       f"{chosen['dev_ndcg@10']:.4f}; first stage {chosen['dev_ndcg@10_first_stage']:.4f}, cross-encoder "
-                       f"{chosen['dev_ndcg@10_cross_encoder']:.4f}; {chosen['dev_queries']} dev queries)", err=True)
+            chosen = select_only(out, pairs, documents, idx, given=given, device=resolve_device(device))
+            typer.echo(f"wrote {out / 'rerank.json'}: rerank weight {chosen['weight']:.2f} for --mode {chosen['mode']} "
+                       f"(dev nDCG@10 {chosen['dev_ndcg@10']:.4f}; first stage {chosen['dev_ndcg@10_first_stage']:.4f}, "
+                       f"cross-encoder {chosen['dev_ndcg@10_cross_encoder']:.4f}; {chosen['dev_queries']} dev queries, "
+                       f"depth {chosen['dev_depth']})")
             return
         record = {"index": str(index), "corpus": str(corpus), "queries": str(queries), "qrels": str(qrels)}
-        result = train_reranker(pairs, documents, idx, out, config, device=resolve_device(device), extra_record=record)
+        result = train_reranker(pairs, documents, idx, out, config, device=resolve_device(device), extra_record=record,
+                                overwrite=overwrite, keep_checkpoints=keep_checkpoints)
     finally:
         idx.close()
     typer.echo(f"trained {out} in {result.seconds / 60:.1f} min ({counted(result.steps, 'step')}), best dev nDCG@10 "
-               f"{result.best_dev:.4f}; rerank weight α = {result.rerank_weight:.2f} (rerank.json)", err=True)
+               f"{result.best_dev:.4f}; rerank weight {result.rerank_weight:.2f} for --mode {mode} (rerank.json)")

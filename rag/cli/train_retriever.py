@@ -85,7 +85,7 @@ def train_retriever_command(
                                                            negative_margin, negative_source, seed),
                                   **common)
     dev = f", best dev nDCG@10 {result.best_dev_ndcg10:.4f}" if result.best_dev_ndcg10 is not None else ""
-    typer.echo(f"trained {out} in {result.seconds / 60:.1f} min{dev}", err=True)
+    typer.echo(f"trained {out} in {result.seconds / 60:.1f} min{dev}")  # the summary: stdout (README)
 
 
 def _supervised_pairs(queries, qrels, pairs, documents):

@@ -137,7 +137,7 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
     )
     from indexes.manifest import Manifest
     from rag.models import load_sentence_transformer
-    from rag.training.step_loop import kept_global_rng
+    from rag.training.step_loop import kept_global_rng, trainer_console
 
     refuse_unless_ours(Path(out), QUERY_ENCODER_RECORD)  # before the work: replace only a student it wrote
     manifest = Manifest.read(Path(index_path))
@@ -172,7 +172,8 @@ def distill_query_encoder(index_path: str | Path, out: str | Path, config: Disti
         with kept_global_rng():  # the transformers Trainer seeds the global generators (set_seed)
             trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=mse_loss(student))
             start = time.perf_counter()
-            trainer.train()
+            with trainer_console(trainer, progress):
+                trainer.train()
             seconds = time.perf_counter() - start
     mse_after, cos_after = _mse_cos(student, held_out, held_target)
     record = {"teacher": spec.model_dump(), "kept_layers": kept, "config": asdict(config), "texts": len(texts),

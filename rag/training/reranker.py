@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -162,7 +163,8 @@ def dev_samples(dev: Sequence[Pair], candidates: Mapping[str, Sequence[str]], do
 
 def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, out: str | Path,
                    config: RerankerTrainConfig = RerankerTrainConfig(), *, device: str | None = None,
-                   extra_record: dict | None = None) -> TrainResult:
+                   extra_record: dict | None = None, overwrite: bool = False,
+                   keep_checkpoints: bool = False) -> TrainResult:
     """Split dev queries, mine negatives from ``index``, train, keep the best dev checkpoint in ``out``.
 
     Args:
@@ -173,9 +175,13 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
         config: hyper-parameters.
         device: torch device (``None``: CUDA when available).
         extra_record: more fields for ``training.json``.
+        overwrite: replace a reranker this function trained earlier in ``out`` (else refused).
+        keep_checkpoints: keep the Trainer's ``<out>.checkpoints`` folder beside ``out`` (by
+            default it is deleted once the best checkpoint is saved as ``out``).
 
     Raises:
-        InputError: bad settings, or a positive document missing from ``documents``.
+        InputError: bad settings, an earlier model in ``out`` without ``overwrite``, or a
+            positive document missing from ``documents``.
     """
     import torch
     from datasets import Dataset
@@ -191,10 +197,13 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
     )
     from rag.models import load_cross_encoder
     from rag.rerank_interpolation import write_weight
-    from rag.training.step_loop import kept_global_rng
+    from rag.training.step_loop import kept_global_rng, trainer_console
 
     out = Path(out)
     refuse_unless_ours(out, TRAINING_RECORD)
+    if (out / TRAINING_RECORD).is_file() and not overwrite:
+        raise InputError(f"{out} already holds a trained reranker ({TRAINING_RECORD}); pass --overwrite to replace it, "
+                         "or choose another --out")
     missing = sorted({p.positive_id for p in pairs if p.positive_id not in documents})[:1]
     if missing:
         raise InputError(f"positive document {missing[0]!r} is not in the corpus: pass the corpus these qrels judge")
@@ -240,7 +249,8 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
     with kept_global_rng():  # the transformers Trainer seeds the global generators
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator)
         start = time.perf_counter()
-        trainer.train()
+        with trainer_console(trainer, config.progress):
+            trainer.train()
         seconds = time.perf_counter() - start
     history = trainer.state.log_history
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
@@ -250,47 +260,59 @@ def train_reranker(pairs: Sequence[Pair], documents: Mapping[str, str], index, o
     record = {"config": asdict(config), "base_revision": resolved.revision, "rows": len(rows),
               "train_queries": len({p.query_id for p in train}), "dev_queries": sorted({p.query_id for p in dev}),
               "train_seconds": round(seconds, 1), "best_dev_ndcg@10": best,
-              "best_checkpoint": trainer.state.best_model_checkpoint, "dev_history": dev_curve, "loss_history": losses,
+              "best_checkpoint": trainer.state.best_model_checkpoint if keep_checkpoints else None, "dev_history": dev_curve, "loss_history": losses,
               **(extra_record or {})}
     with atomic_directory(out) as tmp:
         model.save_pretrained(str(tmp))
         (tmp / TRAINING_RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-        write_weight(tmp, alpha, weight_record)
+        write_weight(tmp, alpha, {**weight_record, "mode": config.mode})
+    if not keep_checkpoints:  # the best one is `out` now; the rest is hundreds of MB of optimizer state
+        shutil.rmtree(ckpt, ignore_errors=True)
     curve = [{"step": s, "loss": v} for s, v in losses] + [{"step": s, "ndcg@10": v} for s, v in dev_curve]
     return TrainResult(steps=trainer.state.global_step, seconds=seconds, history=tuple(sorted(curve, key=lambda r: r["step"])),
                        out=out, dev_metric="ndcg@10", best_dev=best, rerank_weight=alpha)
 
 
-def select_weight_only(model_dir: str | Path, pairs: Sequence[Pair], documents: Mapping[str, str], index,
-                       config: RerankerTrainConfig = RerankerTrainConfig(), *, device: str | None = None) -> dict:
+def select_weight_only(model_dir: str | Path, pairs: Sequence[Pair], documents: Mapping[str, str], index, *,
+                       given: Mapping[str, object] | None = None, device: str | None = None) -> dict:
     """Choose α for an already trained reranker on its own dev split and write ``rerank.json`` beside it.
 
-    The dev queries are those its ``training.json`` records (the ones its checkpoint was selected
-    on); without that record, the split ``config.dev_fraction``/``config.seed`` would give.
+    The dev queries, first-stage mode and dev depth are those its ``training.json`` records (the
+    ones its checkpoint was selected on); a fresh split could hold training queries, so a model
+    without that record is refused.
+
+    Args:
+        given: settings the caller gave explicitly (``mode``, ``dev_depth``, ``dev_fraction``,
+            ``seed``); one that differs from the record is refused rather than silently ignored.
 
     Returns:
-        the written record (α, dev curve, …).
+        the written record (``weight``, ``mode``, dev curve, …).
 
     Raises:
-        InputError: ``model_dir`` has no cross-encoder, or its dev queries are not in ``pairs``.
+        InputError: ``model_dir`` has no cross-encoder or no dev split in ``training.json``, a
+            given setting contradicts the record, or its dev queries are not in ``pairs``.
     """
     from rag.models import load_cross_encoder
     from rag.rerank_interpolation import write_weight
 
     model_dir = Path(model_dir)
-    model, _ = load_cross_encoder(str(model_dir), device=device)  # its own saved max length, as --rerank loads it
     record_path = model_dir / TRAINING_RECORD
     trained = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
-    if "dev_queries" in trained:
-        dev_ids = set(trained["dev_queries"])
-        dev = [p for p in pairs if p.query_id in dev_ids]
-        if {p.query_id for p in dev} != dev_ids:
-            raise InputError(f"{record_path}: its dev queries are not all in --qrels; pass the training qrels it was trained on")
-        depth, mode = trained.get("config", {}).get("dev_depth", config.dev_depth), trained.get("config", {}).get("mode", config.mode)
-    else:
-        _, dev = split_dev(list(pairs), config.dev_fraction, config.seed)
-        depth, mode = config.dev_depth, config.mode
+    recorded = trained.get("config", {})
+    if "dev_queries" not in trained or not {"mode", "dev_depth"} <= recorded.keys():
+        raise InputError(f"--select-weight-only: {record_path} does not record the dev split the model was selected on; "
+                         "a new split could hold its training queries, so the weight cannot be chosen honestly")
+    for name, value in (given or {}).items():
+        if name in recorded and recorded[name] != value:
+            raise InputError(f"--select-weight-only: --{name.replace('_', '-')} {value} contradicts {record_path} "
+                             f"({recorded[name]}); the weight is chosen on the recorded setting: drop the option")
+    model, _ = load_cross_encoder(str(model_dir), device=device)  # its own saved max length, as --rerank loads it
+    dev_ids = set(trained["dev_queries"])
+    dev = [p for p in pairs if p.query_id in dev_ids]
+    if {p.query_id for p in dev} != dev_ids:
+        raise InputError(f"{record_path}: its dev queries are not all in --qrels; pass the training qrels it was trained on")
+    depth, mode = recorded["dev_depth"], recorded["mode"]
     scored = first_stage_documents(index, {p.query_id: p.query for p in dev}, mode, depth)
     alpha, record = dev_weight(model, dev, documents, scored, depth)
-    write_weight(model_dir, alpha, record)
-    return {"alpha": alpha, **record}
+    write_weight(model_dir, alpha, {**record, "mode": mode})
+    return {"weight": alpha, "mode": mode, **record}

@@ -79,6 +79,25 @@ def kept_global_rng() -> Iterator[None]:
             np.random.set_state(np_state)
 
 
+@contextlib.contextmanager
+def trainer_console(trainer, progress: bool) -> Iterator[None]:
+    """Keep a transformers ``Trainer``'s chatter off standard output for the block.
+
+    The Trainer prints its logged dicts (``{'loss': …}``, ``{'eval_…': …}``, ``{'train_runtime': …}``)
+    on stdout (``PrinterCallback`` without progress bars, ``tqdm.write`` with them); our commands keep
+    stdout for their summary and send progress to stderr. Without ``progress`` the dicts are dropped
+    (the run's ``training.json`` records the curves); with it they go to stderr beside the bars.
+    """
+    import sys
+
+    from transformers.trainer_callback import PrinterCallback
+
+    if not progress:
+        trainer.remove_callback(PrinterCallback)
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 def lr_lambda(step: int, cfg: LoopConfig) -> float:
     """Multiplier of ``lr`` at ``step``: linear warmup, then cosine decay to ``min_lr_ratio``."""
     if step < cfg.warmup_steps:

@@ -137,7 +137,7 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
         no_duplicates_sampler,
         warmup_arguments,
     )
-    from rag.training.step_loop import kept_global_rng
+    from rag.training.step_loop import kept_global_rng, trainer_console
 
     if not pairs:
         raise InputError("no training pairs")
@@ -164,7 +164,8 @@ def train_retriever(pairs: list[Pair], out: str | Path, config: TrainConfig = Tr
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs_dataset(pairs),
                                             loss=info_nce_loss(model, config), evaluator=evaluator)
         start = time.perf_counter()
-        trainer.train(resume_from_checkpoint=True if resume else None)
+        with trainer_console(trainer, config.progress):
+            trainer.train(resume_from_checkpoint=True if resume else None)
         seconds = time.perf_counter() - start
     history = trainer.state.log_history
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]

@@ -90,3 +90,13 @@ def test_distilling_needs_a_dense_index(bm25_index, tmp_path, capsys):
     rc = main(["train", "query-encoder", "--index", str(bm25_index.path), "--out", str(tmp_path / "q")])
     assert rc == 1 and "has no dense index" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
+
+
+def test_quiet_training_prints_only_its_summary_on_stdout(sample_index, tmp_path, capsys):
+    # Given a one-layer student trained quietly
+    rc = main(["train", "query-encoder", "--index", str(sample_index), "--out", str(tmp_path / "q1"), "--layers", "1",
+               "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--quiet"])
+    printed = capsys.readouterr()
+    # Then stdout holds the one summary line, and no trainer metric dict ({'train_runtime': …}) anywhere
+    assert rc == 0 and printed.out.startswith(f"wrote {tmp_path / 'q1'}") and printed.out.count("\n") == 1
+    assert "train_runtime" not in printed.out + printed.err

@@ -45,9 +45,13 @@ def test_train_reranker_writes_a_model_that_rerank_loads(capsys, tmp_path, tiny_
             "--dev-depth", "5", "--epochs", "2", "--batch-size", "8", "--max-length", "64", "--device", "cpu", "--quiet"]
     # When it trains
     assert main(args) == 0
-    err = capsys.readouterr().err
-    # Then it reports the best dev nDCG@10, and records a dev split of the training queries
-    assert "best dev nDCG@10" in err
+    printed = capsys.readouterr()
+    # Then it reports the best dev nDCG@10 on stdout (the summary; progress and logs never go there), and records a
+    # dev split of the training queries
+    assert "best dev nDCG@10" in printed.out and "best dev nDCG@10" not in printed.err
+    assert printed.out.count("\n") == 1 and "eval_dev" not in printed.out + printed.err and "train_runtime" not in printed.out
+    # and leaves no checkpoint folder beside OUT (the best checkpoint is OUT)
+    assert not (tmp_path / "reranker.checkpoints").exists()
     record = json.loads((out / "training.json").read_text())
     assert len(record["dev_queries"]) == 3 and record["train_queries"] == 9
     assert record["rows"] == 9 + 2 * 9  # one positive per fixture query, two negatives each
@@ -93,16 +97,25 @@ def test_lce_training_writes_a_weight_that_search_uses(capsys, tmp_path, tiny_en
             "--device", "cpu", "--quiet"]
     # When it trains
     assert main(args) == 0
-    assert "rerank weight α =" in capsys.readouterr().err
+    assert "rerank weight " in capsys.readouterr().out
     # Then rerank.json holds an α of the grid and the dev curve it was chosen from, maximal at α
     weight = json.loads((out / "rerank.json").read_text())
-    assert 0.0 <= weight["alpha"] <= 1.0 and weight["dev_queries"] == 3 and len(weight["dev_curve"]) == 21
+    assert 0.0 <= weight["weight"] <= 1.0 and weight["dev_queries"] == 3 and len(weight["dev_curve"]) == 21
     assert weight["dev_ndcg@10"] == max(weight["dev_curve"].values())
     assert json.loads((out / "training.json").read_text())["config"]["loss"] == "lce"
     # and --select-weight-only recomputes the same α on the same dev split, without training
     (out / "rerank.json").unlink()
     assert main([*args, "--select-weight-only"]) == 0
-    assert json.loads((out / "rerank.json").read_text())["alpha"] == weight["alpha"]
+    assert json.loads((out / "rerank.json").read_text())["weight"] == weight["weight"]
+    # and training again into OUT is refused in one line, the model left as it was, unless --overwrite
+    before = (out / "training.json").read_text()
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--overwrite" in err and (out / "training.json").read_text() == before
+    assert main([*args, "--overwrite", "--keep-checkpoints", "--loss", "bce"]) == 0
+    assert json.loads((out / "training.json").read_text())["config"]["loss"] == "bce"
+    assert any((tmp_path / "reranker.checkpoints").glob("checkpoint-*"))  # kept when asked
 
 
 def test_select_weight_only_needs_a_trained_model(capsys, tmp_path, sample_index):
