@@ -53,6 +53,8 @@ def train_retriever_command(
     from indexes.errors import InputError
 
     # Argument combinations first: a wrong call fails before torch is imported.
+    if crop_max < crop_min:
+        raise typer.BadParameter(f"{crop_max:g} is below --crop-min {crop_min:g}", param_hint="'--crop-max'")
     if unsupervised and (queries or qrels or pairs):
         raise InputError("--unsupervised trains on --corpus alone; drop --queries/--qrels/--pairs")
     if pairs is not None and (queries or qrels):

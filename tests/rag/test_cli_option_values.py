@@ -77,6 +77,8 @@ def test_no_float_option_takes_a_value_that_is_not_a_finite_number(capsys, value
     (["train", "retriever", "--temperature", "0"], "'--temperature': 0 is not a number in (0, inf)"),
     (["train", "retriever", "--batch-size", "0"], "'--batch-size': 0 is not a number in [1, inf)"),
     (["train", "retriever", "--deletion", "1"], "'--deletion': 1 is not a number in [0, 1)"),
+    (["train", "retriever", "--unsupervised", "--crop-min", "0.6", "--crop-max", "0.5"],
+     "'--crop-max': 0.5 is below --crop-min 0.6"),
     (["eval", "qa", "--alpha", "0"], "'--alpha': 0 is not a number in (0, 1)"),
     (["eval", "ppi", "--alpha", "1"], "'--alpha': 1 is not a number in (0, 1)"),
     (["ask", "q", "--fusion-temperature", "0"], "'--fusion-temperature': 0 is not a number in (0, inf)"),
