@@ -52,6 +52,29 @@ _USAGE_ERRORS = tuple(c for c in (getattr(typer, "TyperException", None), click.
 _ABORTS = tuple({typer.Abort, click.exceptions.Abort})
 
 
+#: pydantic's wording of a value outside an option's ``min``/``max`` (typer >= 0.22 checks values with pydantic).
+_BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than", "finite_number"})
+
+
+def _plain(message: str) -> str:
+    """``message`` without pydantic's ``Value error, `` prefix, which means nothing to a user."""
+    return message.replace("Value error, ", "")
+
+
+def _reword(exc: Exception) -> None:
+    """Say a bad option value in the CLI's words: ``0 is not a number in [1, inf)``, no pydantic prefix."""
+    if not hasattr(exc, "message"):
+        return
+    errors = getattr(exc.__cause__, "errors", lambda: [])()
+    param = getattr(exc, "param", None)
+    if errors and errors[0].get("type") in _BOUND_ERRORS and param is not None and hasattr(param, "min"):
+        from rag.cli.checks import interval
+
+        exc.message = f"{errors[0].get('input')} is not a number in {interval(param.min, param.max)}"
+    else:
+        exc.message = _plain(str(exc.message))
+
+
 def _register() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name)
@@ -68,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = app(args=argv, prog_name="rag", standalone_mode=False)
     except RagError as exc:
-        click.echo(f"rag: error: {exc}", err=True)
+        click.echo(f"rag: error: {_plain(str(exc))}", err=True)
         return 1
     except _ABORTS as exc:
         cause = exc.__cause__ or exc.__context__
@@ -79,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("rag: aborted", err=True)
         return 130
     except _USAGE_ERRORS as exc:  # bad option values, missing arguments: click's one-line usage error
+        _reword(exc)
         if hasattr(exc, "show"):
             exc.show()
         else:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.checks import check_rerank_options, number_in
 from rag.cli.choices import ModelDType, SearchMode
 from rag.cli.options import (MAX_NEW_TOKENS, DeviceOption, EncoderBackendOption, FilterOption, MaxNewTokensOption,
                              RerankDepthOption, RerankOption, RerankWeightOption, load_reranker,
@@ -22,6 +23,7 @@ from rag.wording import counted
 
 @app.command("ask")
 def ask_command(
+    ctx: typer.Context,
     question: Annotated[str | None, typer.Argument(help="The question (omit with --questions).")] = None,
     questions: Annotated[Path | None, typer.Option(help="Batch mode: JSONL of {id, question} (also BEIR {_id, text} "
                                                    "or QA-set rows); models are loaded once.")] = None,
@@ -42,11 +44,11 @@ def ask_command(
     mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode (HyDE always uses dense).")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Passages given to the generator.", min=1, max=100)] = 5,
     max_new_tokens: MaxNewTokensOption = MAX_NEW_TOKENS,
-    temperature: Annotated[float, typer.Option(help="0 = greedy decoding.", min=0.0)] = 0.0,
+    temperature: Annotated[float, typer.Option(help="0 = greedy decoding.", min=0.0, callback=number_in(0, None))] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.", min=0.0, max=1.0)] = 1.0,
     top_k: Annotated[int, typer.Option(help="Top-k sampling (0 = off).", min=0)] = 0,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Sampling seed.")] = None,
     dtype: Annotated[ModelDType, typer.Option(help="Generator dtype.")] = "float32",
     device: DeviceOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, citations, timings.")] = False,
@@ -70,6 +72,7 @@ def ask_command(
     With --questions FILE --out answers.jsonl every question of FILE is answered with the models
     loaded once, one JSON line per question (the rows of --json, plus the question's id).
     """
+    check_rerank_options(ctx, rerank)
     from indexes.errors import InputError
     from indexes.filters import parse_filter
     from rag.generation.generator import Generator, GeneratorConfig

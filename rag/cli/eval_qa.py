@@ -10,6 +10,7 @@ import typer
 
 from eval.qa_choices import Correctness, JudgeName, Method
 from rag.cli.apps import eval_app
+from rag.cli.checks import number_in
 from rag.cli.choices import SearchMode
 from rag.cli.options import MAX_NEW_TOKENS, MaxNewTokensOption, directory_output, output_file
 from rag.cli.path_options import (FUSION, FUSION_TEMPERATURE, POSITIONS, RAG_SEQUENCE_DECODING, EvictOption, FusionOption,
@@ -19,26 +20,18 @@ from rag.extractive import ExtractiveConfig
 from rag.wording import counted
 
 
-def _check_alpha(alpha: float) -> None:
-    from indexes.errors import InputError
-
-    if not 0.0 < alpha < 1.0:
-        raise InputError(f"--alpha must be in (0, 1), e.g. 0.1 for 90% intervals; got {alpha}")
-
-
 @eval_app.command("ppi")
 def eval_ppi_command(
     labels: Annotated[Path, typer.Option(help="Human labels: JSONL or CSV rows {id, label} for a subset of items.")],
     judge: Annotated[Path, typer.Option(help="Judge scores: JSONL or CSV rows {id, score} for every item.")],
     method: Annotated[Method | None, typer.Option(help="One estimator (default: all of them).")] = None,
-    alpha: Annotated[float, typer.Option(help="Error level: intervals target coverage 1 - alpha.")] = 0.1,
+    alpha: Annotated[float, typer.Option(help="Error level in (0, 1): intervals target coverage 1 - alpha.", min=0.0, max=1.0, callback=number_in(0, 1, low_open=True, high_open=True))] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object keyed by method.")] = False,
 ) -> None:
     """Estimate mean accuracy from a few human labels and many judge scores (PPI, PPI++, Bayesian PPI)."""
     from eval.estimators import BINARY_METHODS, effective_labels, estimate_all
     from eval.labels import load_aligned
 
-    _check_alpha(alpha)
     methods = (method,) if method else tuple(Method)
     data = load_aligned(labels, judge, binary=any(m in BINARY_METHODS for m in methods) and method is not None)
     if method is None and not set(data.Y.tolist()) <= {0.0, 1.0}:
@@ -62,8 +55,8 @@ def eval_ppi_command(
 def eval_label_command(
     dataset: Annotated[Path, typer.Option(help="QA set: SQuAD JSON or JSONL {id, question, answers}.")],
     out: Annotated[Path, typer.Option(help="CSV template to write (id, question, answer, label); - for stdout.")],
-    size: Annotated[int, typer.Option(help="How many items to sample for labelling.")] = 300,
-    seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
+    size: Annotated[int, typer.Option(help="How many items to sample for labelling.", min=1)] = 300,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the random sample.")] = 0,
     predictions: Annotated[Path | None, typer.Option(help="Predictions JSONL, to show each answer to the labeller.")] = None,
 ) -> None:
     """Draw a seeded random sample of items and write a CSV template whose 'label' column a person fills with 0/1."""
@@ -121,14 +114,13 @@ def eval_qa_command(
                                                  ">= 0.5; for short answers), or auto: contains for extractive "
                                                  "answers, f1 for generated ones.")] = Correctness.AUTO,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N questions.", min=1)] = None,
-    alpha: Annotated[float, typer.Option(help="Error level: intervals target coverage 1 - alpha.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed of the label subset and subsampling.")] = 0,
+    alpha: Annotated[float, typer.Option(help="Error level in (0, 1): intervals target coverage 1 - alpha.", min=0.0, max=1.0, callback=number_in(0, 1, low_open=True, high_open=True))] = 0.1,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the label subset and subsampling.")] = 0,
 ) -> None:
     """Evaluate QA answers (from --predictions, or the pipeline over --index) and write a PPI report."""
     from rag.pipeline import AskConfig
     from eval.qa_run import QARunConfig, run_qa_eval
 
-    _check_alpha(alpha)
     if predictions is not None and (kv_cache or fusion != FUSION or select_blocks is not None or evict is not None):
         from indexes.errors import InputError  # checked first: the generator checks below would ask for -g
 

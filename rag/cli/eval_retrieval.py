@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import eval_app
+from rag.cli.checks import check_rerank_options
 from rag.cli.choices import SearchMode
 from rag.wording import counted
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, RerankWeightOption, directory_output,
@@ -22,6 +23,7 @@ SUSPECT_ALPHA = 0.25
 
 @eval_app.command("retrieval")
 def eval_retrieval_command(
+    ctx: typer.Context,
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")],
     queries: Annotated[Path, typer.Option(help="Queries JSONL (_id, text; metadata is never read), TSV, or SQuAD .json.")],
     qrels: Annotated[Path, typer.Option(help="Qrels: BEIR TSV (query-id corpus-id score), TREC, or SQuAD .json.")],
@@ -40,6 +42,7 @@ def eval_retrieval_command(
     device: DeviceOption = "auto",
 ) -> None:
     """Evaluate retrieval over the judged queries (documents ranked by their best passage)."""
+    check_rerank_options(ctx, rerank)
     from eval.retrieval import evaluate
     from rag.queries import load_qrels, load_queries, write_trec_run
     from indexes.errors import InputError

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.checks import number_in
 from rag.cli.choices import BM25Variant, CorpusFormat, Stemmer, Stopwords, VectorBackend
 from rag.cli.options import DeviceOption, RayOption, RayWorkersOption, directory_output, ray_config, resolve_device
 from rag.encoder import Backend
@@ -34,11 +35,11 @@ def index_command(
     text_field: Annotated[str | None, typer.Option(help="Text field (default: text, contents, body).")] = None,
     title_field: Annotated[str, typer.Option(help="Title field ('' for none).")] = "title",
     skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed records instead of stopping.")] = False,
-    passage_words: Annotated[int, typer.Option(help="Split documents longer than this many words into windows.")] = 512,
-    overlap: Annotated[int, typer.Option(help="Words shared by consecutive windows.")] = 64,
+    passage_words: Annotated[int, typer.Option(help="Split documents longer than this many words into windows.", min=1)] = 512,
+    overlap: Annotated[int, typer.Option(help="Words shared by consecutive windows (fewer than --passage-words).", min=0)] = 64,
     query_prefix: Annotated[str, typer.Option(help="Prefix for queries (e5: 'query: ').")] = "",
     passage_prefix: Annotated[str, typer.Option(help="Prefix for passages (e5: 'passage: ').")] = "",
-    batch_size: Annotated[int, typer.Option(help="Encoding batch size.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Encoding batch size.", min=1)] = 64,
     encoder_backend: Annotated[Backend, typer.Option(help="Passage encoding: auto (onnx-int8 on CPU, torch on a GPU or where ONNX cannot run the encoder), torch, onnx (ONNX Runtime, same vectors to ~1e-6) or onnx-int8 (quantised); the one used is recorded in the manifest, and queries follow it.")] = "auto",
     encoder_workers: Annotated[int, typer.Option(help="Processes encoding passages (onnx backends; default 1 process using every core).", min=1)] = 1,
     device: DeviceOption = "auto",
@@ -47,8 +48,8 @@ def index_command(
     stemmer: Annotated[Stemmer, typer.Option(help="BM25 stemmer: english (Snowball), porter or none.")] = "english",
     stopwords: Annotated[Stopwords, typer.Option(help="BM25 stopwords: english (Lucene's list) or none.")] = "english",
     bm25_variant: Annotated[BM25Variant, typer.Option(help="BM25 variant (Kamphuis et al. 2020; lucene as Anserini).")] = "lucene",
-    k1: Annotated[float, typer.Option(help="BM25 k1.")] = 0.9,
-    b: Annotated[float, typer.Option(help="BM25 b.")] = 0.4,
+    k1: Annotated[float, typer.Option(help="BM25 k1 (term-frequency saturation).", min=0.0, callback=number_in(0, None))] = 0.9,
+    b: Annotated[float, typer.Option(help="BM25 b (length normalisation).", min=0.0, max=1.0, callback=number_in(0, 1))] = 0.4,
     kv_cache: Annotated[bool, typer.Option("--kv-cache", help="Also precompute passage KV states for --generator (see `rag cache build`).")] = False,
     generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM whose passage KV states --kv-cache stores.")] = None,
 ) -> None:

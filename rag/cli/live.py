@@ -68,6 +68,7 @@ def add_command(
 
 @app.command("delete")
 def delete_command(
+    ctx: typer.Context,
     ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
     index: IndexOption = Path("index"),
     ids_file: Annotated[Path | None, typer.Option("--ids-file", help="File of document ids, one per line.")] = None,
@@ -76,6 +77,8 @@ def delete_command(
     from indexes.errors import InputError
     from rag.live import delete_documents
 
+    if not ids and ids_file is None:
+        raise typer.BadParameter("no document ids to delete: give IDS or --ids-file FILE", ctx=ctx, param_hint="'IDS...'")
     wanted = list(ids or [])
     if ids_file is not None:
         try:
@@ -83,7 +86,7 @@ def delete_command(
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{ids_file}: cannot read the ids file ({exc})") from None
     if not any(wanted):
-        raise InputError("no document ids to delete: give IDS or --ids-file")
+        raise InputError(f"{ids_file}: no document ids in the file (one per line)")
     report = delete_documents(index, wanted)
     typer.echo(report.summary(f"deleted from {index}"))
     if report.not_found:

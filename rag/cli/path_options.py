@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from rag.cli.checks import number_in
 from rag.cli.choices import EvictionPolicy, Fusion, Positions, SequenceDecoding
 
 KVCacheOption = Annotated[bool, typer.Option(
@@ -28,7 +29,8 @@ FusionOption = Annotated[Fusion, typer.Option(
     "--fusion", help="How the k passages are combined: concat (one prompt), rag-sequence or rag-token (Lewis et al. "
                      "2020: marginalise over passages, p(z|x) = softmax(score / --fusion-temperature)).")]
 FusionTemperatureOption = Annotated[float, typer.Option(
-    "--fusion-temperature", help="Temperature of p(z|x) for rag-sequence / rag-token.")]
+    "--fusion-temperature", help="Temperature of p(z|x) for rag-sequence / rag-token (> 0).", min=0.0,
+    callback=number_in(0, None, low_open=True))]
 RagSequenceDecodingOption = Annotated[SequenceDecoding, typer.Option(
     "--rag-sequence-decoding", help="rag-sequence: thorough (score every candidate under every passage) or fast "
                                     "(only under the passages that proposed it).")]

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from rag.cli.apps import app
+from rag.cli.checks import check_rerank_options
 from rag.cli.choices import SearchMode
 from rag.cli.options import (DeviceOption, EncoderBackendOption, FilterOption, RerankDepthOption, RerankOption, RerankWeightOption, index_device,
                              load_reranker, output_file, resolve_device)
@@ -19,6 +20,7 @@ Expansion = Literal["hyde", "query2doc"]
 
 @app.command("search")
 def search_command(
+    ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="The query text (omit with --queries).")] = None,
     index: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = Path("index"),
     mode: Annotated[SearchMode, typer.Option("--mode", "-m", help="Retrieval mode.")] = "hybrid",
@@ -27,12 +29,12 @@ def search_command(
     queries: Annotated[Path | None, typer.Option(help="Batch mode: queries JSONL (_id, text) or TSV.")] = None,
     run: Annotated[Path | None, typer.Option(help="Batch mode: write a TREC run file here; - for stdout.")] = None,
     per_doc: Annotated[bool, typer.Option("--per-doc/--per-passage", help="Rank documents by their best passage.")] = False,
-    snippet: Annotated[int, typer.Option(help="Characters of text shown per hit (text output).")] = 200,
+    snippet: Annotated[int, typer.Option(help="Characters of text shown per hit (text output).", min=1)] = 200,
     hyde: Annotated[bool, typer.Option("--hyde", help="HyDE: search the dense index with hypothetical documents (needs --generator); same as --expand hyde.")] = False,
     expand: Annotated[Expansion | None, typer.Option(help="LLM query expansion (needs --generator): hyde (dense only: mean of query and hypothetical-document embeddings) or query2doc (a pseudo-document appended to the query; any --mode).")] = None,
     generator: Annotated[str | None, typer.Option("--generator", "-g", help="Causal LM for --hyde/--expand (local path or cached HF id).")] = None,
     hyde_n: Annotated[int, typer.Option(help="HyDE: hypothetical documents written.", min=1)] = 8,
-    seed: Annotated[int | None, typer.Option(help="HyDE sampling seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="HyDE sampling seed.")] = None,
     encoder_backend: EncoderBackendOption = "auto",
     query_encoder: Annotated[Path | None, typer.Option(help="Encode queries with this model, distilled from the index's encoder (`rag train query-encoder`).")] = None,
     filter: FilterOption = None,
@@ -42,6 +44,7 @@ def search_command(
     device: DeviceOption = "auto",
 ) -> None:
     """Search an index with BM25, dense or hybrid retrieval."""
+    check_rerank_options(ctx, rerank)
     from indexes.errors import InputError
     from indexes.filters import parse_filter
     from rag.index import open_index

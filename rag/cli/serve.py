@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import app
+from rag.cli.checks import check_rerank_options, number_in
 from rag.cli.choices import LogLevel
 from rag.cli.options import RerankWeightOption
 from rag.encoder import Backend
@@ -24,6 +25,7 @@ _FLAGS = {"indexes": "--index", "api_key": "--api-key", "writable": "--writable"
 
 @app.command("serve")
 def serve_command(
+    ctx: typer.Context,
     index: Annotated[list[str], typer.Option("--index", "-i", help="Index directory, or NAME=DIR (repeatable); clients select indexes by NAME (default: the folder name).")],
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
@@ -41,13 +43,14 @@ def serve_command(
     header_timeout: Annotated[float | None, typer.Option(help="Seconds a request head may take to arrive; slower: 408 and closed (default 10).", min=0.001, max=300)] = None,
     body_timeout: Annotated[float | None, typer.Option(help="Longest pause in seconds while a request body is read; longer: 408 (default 10).", min=0.001, max=300)] = None,
     writable: Annotated[bool, typer.Option("--writable", help="Serve PUT/DELETE /indexes/NAME/documents (upsert, delete; behind --api-key when set).")] = False,
-    graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0)] = 30.0,
+    graceful_timeout: Annotated[float, typer.Option(help="Seconds in-flight requests get to finish on shutdown.", min=0, callback=number_in(0, None))] = 30.0,
     log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = "info",
     rerank: Annotated[str | None, typer.Option("--rerank", help="Cross-encoder reranking the top passages of every search and answer (requests may opt out: \"rerank\": false).")] = None,
     rerank_depth: Annotated[int | None, typer.Option("--rerank-depth", help="Passages reranked per query, at most RAG_MAX_RERANK_DEPTH (default 200); default 100; requests may set rerank_depth up to the same cap.", min=1)] = None,
     rerank_weight: RerankWeightOption = None,
 ) -> None:
     """Serve search and answers over HTTP (OpenAPI at /docs). Other limits: RAG_* variables (service/settings.py)."""
+    check_rerank_options(ctx, rerank)
     import json
     import os
     import tempfile
@@ -91,8 +94,6 @@ def serve_command(
     if rerank_depth is not None:
         env["RAG_RERANK_DEPTH"] = str(rerank_depth)
     if rerank_weight is not None:
-        if not rerank:
-            raise InputError("--rerank-weight weighs a cross-encoder's score: give --rerank MODEL too")
         env["RAG_RERANK_WEIGHT"] = str(rerank_weight)
     if fid_live_layers is not None:
         if not generator:

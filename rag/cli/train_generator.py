@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.checks import number_in
 from rag.cli.choices import ModelDType, Positions
 from rag.cli.options import DeviceOption, directory_output, resolve_device
 from rag.wording import counted
@@ -28,15 +29,15 @@ def train_generator_command(
     lora_rank: Annotated[int, typer.Option(min=1, help="LoRA: rank r of the adapters.")] = 16,
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 1000,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per step.")] = 8,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (1e-4 suits full fine-tuning; LoRA wants ~1e-3).")] = 1e-4,
+    lr: Annotated[float, typer.Option(min=0.0, callback=number_in(0, None), help="Peak learning rate (1e-4 suits full fine-tuning; LoRA wants ~1e-3).")] = 1e-4,
     warmup: Annotated[int, typer.Option(min=0, help="Linear warmup steps before the cosine decay.")] = 100,
     max_passage_tokens: Annotated[int, typer.Option(min=1, help="Tokens kept per passage; longer passages are truncated.")] = 512,
     max_answer_tokens: Annotated[int, typer.Option(min=1, help="Tokens kept of the answer (the loss is on these), and the most decoded at evaluation.")] = 32,
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between dev evaluations (EM/F1).")] = 250,
     eval_examples: Annotated[int, typer.Option(min=1, help="Dev examples decoded per evaluation.")] = 100,
     checkpoint_every: Annotated[int, typer.Option(min=0, help="0: only the final model.")] = 0,
-    time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and dropout.")] = 0,
+    time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).", min=0.0, callback=number_in(0, None, low_open=True))] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of initialisation, data order and dropout.")] = 0,
     dtype: Annotated[ModelDType, typer.Option(help="Model dtype while training.")] = "float32",
     device: DeviceOption = "auto",
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.checks import number_in
 from rag.cli.options import DeviceOption, directory_output, resolve_device
 from rag.wording import counted
 
@@ -18,11 +19,11 @@ def train_query_encoder_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write (rag search/serve --query-encoder).",
                                          callback=directory_output)],
     layers: Annotated[int, typer.Option(help="Transformer layers the student keeps (fewer: faster queries).", min=1)] = 3,
-    epochs: Annotated[float, typer.Option(help="Passes over the training sentences.", min=0.01)] = 1.0,
+    epochs: Annotated[float, typer.Option(help="Passes over the training sentences.", min=0.01, callback=number_in(0.01, None))] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Sentences per step.", min=1)] = 64,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0)] = 1e-4,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0, callback=number_in(0, None))] = 1e-4,
     max_texts: Annotated[int | None, typer.Option(help="Train on a random subset of at most this many sentences.", min=1)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the subset, data order and dropout.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the subset, data order and dropout.")] = 0,
     device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.checks import number_in
 from rag.cli.choices import SearchMode
 from rag.cli.options import DeviceOption, directory_output, index_device, resolve_device
 from rag.wording import counted
@@ -22,7 +23,7 @@ def train_reader_command(
                                          callback=directory_output)],
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 2000,
     batch_size: Annotated[int, typer.Option(min=1, help="Questions per step (each with --n-passages passages).")] = 16,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (1e-3 suits small models trained from scratch; fine-tuning a pretrained T5 wants ~1e-4).")] = 1e-3,
+    lr: Annotated[float, typer.Option(min=0.0, callback=number_in(0, None), help="Peak learning rate (1e-3 suits small models trained from scratch; fine-tuning a pretrained T5 wants ~1e-4).")] = 1e-3,
     warmup: Annotated[int, typer.Option(min=0, help="Linear warmup steps before the cosine decay.")] = 200,
     n_passages: Annotated[int, typer.Option(min=1, help="Passages read per question (FiD's N).")] = 10,
     max_passage_tokens: Annotated[int, typer.Option(min=2, help="Tokens kept per passage; longer passages are truncated.")] = 200,
@@ -31,11 +32,11 @@ def train_reader_command(
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between dev evaluations (EM/F1).")] = 250,
     eval_examples: Annotated[int, typer.Option(min=1, help="Dev examples decoded per evaluation.")] = 200,
     checkpoint_every: Annotated[int, typer.Option(min=0, help="0: only the final checkpoint.")] = 0,
-    time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Stop after this many seconds (and save).", min=0.0, callback=number_in(0, None, low_open=True))] = None,
     index: Annotated[Path | None, typer.Option("--index", "-i", help="Retrieve passages for questions that have none from this index.")] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, help="Passages retrieved per question (default: --n-passages).")] = None,
     mode: Annotated[SearchMode, typer.Option("--mode", help="Retrieval mode for --index.")] = "hybrid",
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and dropout.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of initialisation, data order and dropout.")] = 0,
     device: DeviceOption = "auto",
 ) -> None:
     """Teacher-forced FiD training with warmup + cosine LR, dev EM/F1 and checkpoints (seeded)."""

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.checks import number_in
 from rag.cli.choices import RerankerLoss, SearchMode
 from rag.cli.options import DeviceOption, directory_output, index_device, resolve_device
 from rag.wording import counted
@@ -33,15 +34,15 @@ def train_reranker_command(
     loss: Annotated[RerankerLoss, typer.Option(help="bce (pointwise) or lce (softmax over one positive and its --negatives; Gao et al. 2021).")] = "bce",
     negatives: Annotated[int, typer.Option(help="Hard negatives per query (bce) or per positive (lce).", min=1)] = 4,
     negative_depth: Annotated[int, typer.Option(help="First-stage documents they are drawn from (minus positives).", min=2)] = 30,
-    dev_fraction: Annotated[float, typer.Option(help="Share of the training queries held out for checkpoint selection.")] = 0.1,
+    dev_fraction: Annotated[float, typer.Option(help="Share of the training queries held out for checkpoint selection, in (0, 1).", min=0.0, max=1.0, callback=number_in(0, 1, low_open=True, high_open=True))] = 0.1,
     dev_depth: Annotated[int, typer.Option(help="First-stage documents reranked per dev query.", min=1)] = 20,
-    epochs: Annotated[float, typer.Option(help="Passes over the training rows (fractions allowed).")] = 1.0,
+    epochs: Annotated[float, typer.Option(help="Passes over the training rows (fractions allowed; > 0).", min=0.0, callback=number_in(0, None, low_open=True))] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Rows per step.", min=1)] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 7e-5,
-    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps with a rising learning rate.")] = 0.1,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0.0, callback=number_in(0, None))] = 7e-5,
+    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps with a rising learning rate.", min=0.0, max=1.0, callback=number_in(0, 1))] = 0.1,
     max_length: Annotated[int, typer.Option(help="Tokens per (query, passage) pair, in training and in the saved model.", min=16)] = 256,
     eval_steps: Annotated[int | None, typer.Option(help="Evaluate/checkpoint every N steps (default: every epoch).", min=1)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the head, dev split, negatives, data order and dropout.")] = 13,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the head, dev split, negatives, data order and dropout.")] = 13,
     device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars and no logged metrics (training.json keeps the curves).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a reranker trained earlier in OUT (else refused).")] = False,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rag.cli.apps import train_app
+from rag.cli.checks import number_in
 from rag.cli.choices import NegativeSource
 from rag.cli.options import DeviceOption, directory_output, resolve_device
 
@@ -23,28 +24,28 @@ def train_retriever_command(
     unsupervised: Annotated[bool, typer.Option("--unsupervised", help="Contriever-style: crops of --corpus documents.")] = False,
     base: Annotated[str, typer.Option(help="Encoder to start from: embedded name, local path or cached HF id.")] = "embedded:all-MiniLM-L6-v2",
     index: Annotated[Path | None, typer.Option(help="Index of --corpus to mine negatives from (default: a temporary BM25 one).")] = None,
-    negatives: Annotated[int, typer.Option(help="Hard negatives per pair (0: in-batch only).")] = 1,
+    negatives: Annotated[int, typer.Option(help="Hard negatives per pair (0: in-batch only).", min=0)] = 1,
     negative_source: Annotated[NegativeSource, typer.Option(help="Mine with bm25 or dense (the --index's encoder).")] = "bm25",
-    negative_depth: Annotated[int, typer.Option(help="Candidates looked at per query.")] = 30,
-    negative_margin: Annotated[float, typer.Option(help="Skip candidates scoring above (1 - margin) x the positive's score.")] = 0.05,
-    dev_fraction: Annotated[float, typer.Option(help="Share of queries held out for dev nDCG@10 and best-checkpoint selection.")] = 0.1,
-    epochs: Annotated[float, typer.Option(help="Passes over the training pairs.")] = 2,
-    batch_size: Annotated[int, typer.Option(help="Pairs per step (in-batch negatives).")] = 32,
-    cache_batch: Annotated[int | None, typer.Option(help="GradCache mini-batch: any --batch-size in this much memory.")] = None,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
-    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps with a rising learning rate.")] = 0.1,
-    temperature: Annotated[float, typer.Option(help="InfoNCE temperature tau (scale = 1/tau).")] = 0.05,
+    negative_depth: Annotated[int, typer.Option(help="Candidates looked at per query.", min=1)] = 30,
+    negative_margin: Annotated[float, typer.Option(help="Skip candidates scoring above (1 - margin) x the positive's score.", min=0.0, max=1.0, callback=number_in(0, 1))] = 0.05,
+    dev_fraction: Annotated[float, typer.Option(help="Share of queries held out for dev nDCG@10 and best-checkpoint selection, in [0, 1).", min=0.0, max=1.0, callback=number_in(0, 1, high_open=True))] = 0.1,
+    epochs: Annotated[float, typer.Option(help="Passes over the training pairs (> 0).", min=0.0, callback=number_in(0, None, low_open=True))] = 2,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step (in-batch negatives).", min=1)] = 32,
+    cache_batch: Annotated[int | None, typer.Option(help="GradCache mini-batch: any --batch-size in this much memory.", min=1)] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0.0, callback=number_in(0, None))] = 5e-5,
+    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps with a rising learning rate.", min=0.0, max=1.0, callback=number_in(0, 1))] = 0.1,
+    temperature: Annotated[float, typer.Option(help="InfoNCE temperature tau (scale = 1/tau; > 0).", min=0.0, callback=number_in(0, None, low_open=True))] = 0.05,
     symmetric: Annotated[bool, typer.Option("--symmetric", help="Also train passage-to-query.")] = False,
-    max_seq_length: Annotated[int, typer.Option(help="Tokens per text while training (the model keeps its own for indexing).")] = 128,
-    seed: Annotated[int, typer.Option(help="Seed of data order, mining, crops and dropout.")] = 13,
-    eval_steps: Annotated[int | None, typer.Option(help="Evaluate/checkpoint every N steps (default: every epoch).")] = None,
-    logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines (training.json keeps the curve).")] = 5,
+    max_seq_length: Annotated[int, typer.Option(help="Tokens per text while training (the model keeps its own for indexing).", min=1)] = 128,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of data order, mining, crops and dropout.")] = 13,
+    eval_steps: Annotated[int | None, typer.Option(help="Evaluate/checkpoint every N steps (default: every epoch).", min=1)] = None,
+    logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines (training.json keeps the curve).", min=1)] = 5,
     checkpoints: Annotated[Path | None, typer.Option(help="Checkpoint directory (default: OUT.checkpoints).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
-    crop_min: Annotated[float, typer.Option(help="Unsupervised: shortest crop, as a fraction of the document.")] = 0.1,
-    crop_max: Annotated[float, typer.Option(help="Unsupervised: longest crop.")] = 0.5,
-    deletion: Annotated[float, typer.Option(help="Unsupervised: probability of deleting each word of a crop.")] = 0.1,
-    max_documents: Annotated[int | None, typer.Option(help="Unsupervised: train on a random subset of documents.")] = None,
+    crop_min: Annotated[float, typer.Option(help="Unsupervised: shortest crop, as a fraction of the document, in (0, 1].", min=0.0, max=1.0, callback=number_in(0, 1, low_open=True))] = 0.1,
+    crop_max: Annotated[float, typer.Option(help="Unsupervised: longest crop, in [--crop-min, 1].", min=0.0, max=1.0, callback=number_in(0, 1, low_open=True))] = 0.5,
+    deletion: Annotated[float, typer.Option(help="Unsupervised: probability of deleting each word of a crop, in [0, 1).", min=0.0, max=1.0, callback=number_in(0, 1, high_open=True))] = 0.1,
+    max_documents: Annotated[int | None, typer.Option(help="Unsupervised: train on a random subset of documents.", min=1)] = None,
     device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
@@ -52,6 +53,8 @@ def train_retriever_command(
     from indexes.errors import InputError
 
     # Argument combinations first: a wrong call fails before torch is imported.
+    if crop_max < crop_min:
+        raise typer.BadParameter(f"{crop_max:g} is below --crop-min {crop_min:g}", param_hint="'--crop-max'")
     if unsupervised and (queries or qrels or pairs):
         raise InputError("--unsupervised trains on --corpus alone; drop --queries/--qrels/--pairs")
     if pairs is not None and (queries or qrels):

@@ -124,10 +124,9 @@ def test_eval_qa_answers_equal_rag_ask_and_the_report_names_the_options(capsys, 
     ["--generator", "x", "--evict", "h2o"],
     ["--generator", "x", "--evict", "h2o", "--kv-budget", "9", "--kv-cache"],
     ["--generator", "x", "--evict", "h2o", "--kv-budget", "9", "--fusion", "rag-token"],
-    ["--generator", "x", "--fusion", "rag-token", "--fusion-temperature", "0"],
     ["--kv-cache"],
 ], ids=["no-generator", "select-without-kv-cache", "evict-without-budget", "evict-with-kv-cache", "evict-with-rag-fusion",
-        "zero-temperature", "kv-cache-without-generator"])
+        "kv-cache-without-generator"])
 def test_eval_qa_refuses_what_rag_ask_refuses_with_the_same_line(capsys, tmp_path, qa_files, argv):
     # When both commands get the same options (before any model or index loads)
     ask_rc = main(["ask", "q", "--index", str(tiny_index().path), *argv])
@@ -145,7 +144,8 @@ def test_eval_qa_refuses_what_rag_ask_refuses_with_the_same_line(capsys, tmp_pat
     (["--generator", "x", "--fusion", "rag-doc"], "--fusion"),
     (["--generator", "x", "--evict", "lru", "--kv-budget", "9"], "--evict"),
     (["--generator", "x", "--positions", "middle"], "--positions"),
-], ids=["bad-fusion", "bad-eviction", "bad-positions"])
+    (["--generator", "x", "--fusion", "rag-token", "--fusion-temperature", "0"], "--fusion-temperature"),
+], ids=["bad-fusion", "bad-eviction", "bad-positions", "zero-temperature"])
 def test_eval_qa_and_rag_ask_refuse_a_value_outside_an_options_set_as_a_usage_error(capsys, tmp_path, qa_files, argv, flag):
     # When both commands get a value the option does not have
     ask_rc = main(["ask", "q", "--index", str(tiny_index().path), *argv])

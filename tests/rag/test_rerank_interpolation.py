@@ -153,10 +153,10 @@ def test_bad_weights_fail_with_one_line(capsys, tmp_path, sample_index, tiny_cro
         # Then the usage error (as for every out-of-range option) names the option in its one Error line
         errors = [line for line in err.splitlines() if line.startswith("Error")]
         assert len(errors) == 1 and "Invalid value for '--rerank-weight'" in errors[0]
-    # When it comes without --rerank
-    assert main([*search, "--rerank-weight", "0.5"]) == 1
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "give --rerank MODEL too" in err
+    # When it comes without --rerank: a usage error too (exit 2), as --rerank-depth without --rerank
+    assert main([*search, "--rerank-weight", "0.5"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "'--rerank-weight'" in errors[0] and "give --rerank MODEL too" in errors[0]
     # When a model's rerank.json is broken or out of range
     model = tmp_path / "ce"
     shutil.copytree(tiny_cross_encoder, model)
