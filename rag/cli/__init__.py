@@ -4,7 +4,8 @@ Each command lives in its own module of this package (``index``, ``search``, ``e
 ``eval_qa``, ``ask``, ``live`` (add, delete, compact, check), ``cache``, ``serve``, ``train_reader``,
 ``train_generator``, ``lumen``, ``train_retriever``, ``train_query_encoder``, ``train_reranker``,
 ``models``; shared options in ``options``, the generator-path options of ``ask`` and ``eval qa`` in
-``path_options``, the fixed value sets of options (``Literal`` choices) in ``choices``) and
+``path_options``, the fixed value sets of options (``Literal`` choices) in ``choices``, checks of
+values that a range cannot express in ``checks``) and
 registers itself on :data:`app` or on one of the sub-apps in :mod:`rag.cli.apps`; command bodies
 are one or two library calls with heavy imports inside them, so ``rag --help`` stays fast.
 :func:`main` turns every :class:`~indexes.errors.RagError`, and any ``OSError`` (a full disk, a
