@@ -76,16 +76,10 @@ def load_reranker(model: str | None, depth: int, device: str = "auto", weight: f
     """The :class:`rag.rerank.CrossEncoderReranker` of ``--rerank`` (``None`` without one).
 
     A saved weight tuned for another first stage than ``mode`` is noted on stderr (one line): it
-    is used all the same, but it was not chosen for this mode.
-
-    Raises:
-        InputError: ``--rerank-weight`` without ``--rerank``.
+    is used all the same, but it was not chosen for this mode. ``--rerank-weight`` without
+    ``--rerank`` never reaches here: :func:`rag.cli.checks.check_rerank_options` refuses it first.
     """
     if model is None:
-        if weight is not None:
-            from indexes.errors import InputError
-
-            raise InputError("--rerank-weight weighs a cross-encoder's score: give --rerank MODEL too")
         return None
     from rag.rerank import CrossEncoderReranker, RerankConfig
 
